@@ -1,0 +1,150 @@
+/*
+ * internal.h - private declarations shared by the hsm/ sources. Not installed.
+ */
+#ifndef TOKENVAULT_HSM_INTERNAL_H
+#define TOKENVAULT_HSM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <p11-kit/pkcs11.h>
+
+/* p11-kit's header maps its lower-case field names onto the standard ones with
+ * macros ("value", "count", "iv_len", ...). Those words are ordinary names in
+ * our code; the structs are already declared, so the macros can go. */
+#undef value
+#undef value_len
+#undef count
+#undef params
+#undef parameter
+#undef parameter_len
+#undef reserved
+#undef slot_id
+#undef hash_alg
+#undef s_len
+#undef source_data
+#undef source_data_len
+#undef counter_bits
+#undef iv_ptr
+#undef iv_len
+#undef iv_bits
+#undef aad_ptr
+#undef aad_len
+#undef tag_bits
+#undef shared_data
+#undef shared_data_len
+#undef public_data
+#undef public_data_len
+#undef string_data
+#undef string_data_len
+#undef data_params
+
+#include "hsm/hsm.h"
+
+/* PKCS#11 3.0 mechanisms the 2.40 header lacks; numbers from the OASIS 3.0
+ * specification, used only to ask the token whether it has them. */
+#ifndef CKM_HKDF_DERIVE
+#define CKM_HKDF_DERIVE 0x0000402aUL
+#endif
+#ifndef CKM_SHA256_KEY_DERIVATION
+#define CKM_SHA256_KEY_DERIVATION 0x00000395UL
+#endif
+
+/* A long-term key reference, owned by the hsm (list hsm.keys). */
+struct hsm_key {
+    struct hsm_key *next;
+    char label[HSM_LABEL_MAX + 1];
+    hsm_key_kind kind;
+    CK_OBJECT_CLASS klass;           /* private or secret */
+    CK_OBJECT_HANDLE handle;         /* valid while generation == hsm.generation */
+    uint64_t generation;
+    /* DEK only: the wrapped blob and the KEK, to unwrap again after re-login. */
+    bool is_dek;
+    uint8_t wrapped[HSM_WRAPPED_DEK_LEN];
+    uint8_t kcv[HSM_KCV_LEN];
+    char kek_label[HSM_LABEL_MAX + 1];
+};
+
+struct hsm_session {
+    struct hsm_session *next;        /* pool free list */
+    struct hsm *h;
+    CK_SESSION_HANDLE handle;
+    uint64_t generation;             /* hsm generation it was opened in */
+    bool broken;                     /* a session/device error: close on release */
+};
+
+struct hsm {
+    void *dl;
+    CK_FUNCTION_LIST_PTR p11;
+    CK_SLOT_ID slot;
+    hsm_pin_source *pin;
+    char *module_path;
+    char *token_label;
+    char *token_uri;
+    char *init_args;                 /* C_Initialize pReserved, kept for re-init */
+    unsigned max_sessions, backoff_initial_ms, backoff_max_ms;
+
+    pthread_mutex_t lock;            /* guards everything below */
+    pthread_cond_t cond;             /* a pooled session became free */
+    struct hsm_session *free_list;
+    unsigned num_open;               /* sessions open (pooled or lent) */
+    unsigned num_lent;
+    uint64_t generation;             /* bumped at each successful (re)login */
+    bool down;                       /* device lost; recover before lending */
+    unsigned backoff_ms;
+    uint64_t retry_at_ms;            /* monotonic ms before which we do not retry */
+    CK_SESSION_HANDLE keeper;        /* holds the login and the DEK session objects */
+    struct hsm_key *keys;
+
+    CK_TOKEN_INFO token_info;
+    CK_INFO module_info;
+    char info_label[33], info_manufacturer[33], info_model[17], info_serial[17];
+    hsm_probe probe;
+};
+
+/* error.c */
+/* Maps a CKR_ to an HSM_ERR_, records "<call>: <CKR name>" as the thread's
+ * detail, and, when the code means the session or device is gone, marks |s|
+ * broken and the hsm down. |s| may be NULL. Returns HSM_OK for CKR_OK. */
+int hsm__ckr(hsm_session *s, const char *call, CK_RV rv);
+/* The same with a fixed mapping for verification calls: every failure that is
+ * not a device/session loss or a usage error becomes HSM_ERR_VERIFY (modules
+ * differ: SoftHSM says CKR_GENERAL_ERROR for a bad GCM tag, NSS
+ * CKR_ENCRYPTED_DATA_INVALID). */
+int hsm__ckr_verify(hsm_session *s, const char *call, CK_RV rv);
+/* Records a message of the hsm layer as the thread's detail and returns err. */
+int hsm__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *hsm__ckr_name(CK_RV rv);
+bool hsm__ckr_is_loss(CK_RV rv);
+
+/* module.c */
+uint64_t hsm__now_ms(void);
+/* Marks the token lost (called from hsm__ckr with the session's hsm). */
+void hsm__mark_down(struct hsm *h, uint64_t generation);
+
+/* keys.c */
+/* Resolves the key's handle for this session's generation, re-finding it (or
+ * re-unwrapping a DEK) after a re-login. */
+int hsm__key_handle(hsm_session *s, hsm_key *key, CK_OBJECT_HANDLE *out);
+void hsm__keys_free(struct hsm *h);
+/* Reads CKA_KEY_TYPE etc. to name a key's kind. */
+int hsm__key_attr_bool(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, int *out);
+
+/* probe.c */
+int hsm__probe(struct hsm *h, hsm_session *s);
+
+/* pubkey.c: curve OIDs (DER) for templates, and public-key helpers. */
+extern const uint8_t hsm__p256_oid[10];
+extern const uint8_t hsm__p384_oid[7];
+struct evp_pkey_st;
+/* Builds an OpenSSL EC public key from a raw uncompressed point on the named
+ * group ("prime256v1", "secp384r1") and checks the point is on the curve. */
+int hsm__ec_pkey_from_point(const char *group, const uint8_t *point, size_t len,
+                            struct evp_pkey_st **out);
+/* Unwraps a DER OCTET STRING (CKA_EC_POINT) in place: *out points into |der|. */
+int hsm__der_octets(const uint8_t *der, size_t len, const uint8_t **out, size_t *out_len);
+/* Reads a variable-length attribute into a malloc'd buffer (caller frees). */
+int hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **out,
+                   size_t *out_len);
+
+#endif /* TOKENVAULT_HSM_INTERNAL_H */

@@ -1,0 +1,430 @@
+/*
+ * ops_ec.c - EC operations: ECDH into a sensitive secret, the two wallet KDFs
+ * over that secret with C_DigestKey, ECDSA sign and verify, EC key import.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/sha.h>
+
+#include "hsm/internal.h"
+
+/* HMAC-SHA256 block size: the key is padded to it (RFC 2104). */
+#define SHA256_BLOCK 64
+#define P256_SCALAR_LEN 32
+#define P384_SCALAR_LEN 48
+
+static CK_BBOOL ck_true = CK_TRUE;
+static CK_BBOOL ck_false = CK_FALSE;
+#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
+#define BOOL_ATTR(type, v) ATTR(type, (v) ? &ck_true : &ck_false, sizeof(CK_BBOOL))
+
+int
+hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point_len,
+                hsm_obj *out_z)
+{
+    static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
+    static const CK_KEY_TYPE generic = CKK_GENERIC_SECRET;
+    CK_ULONG z_len = HSM_ECDH_P256_Z_LEN;
+    CK_ECDH1_DERIVE_PARAMS p;
+    CK_MECHANISM mech = { CKM_ECDH1_DERIVE, &p, sizeof(p) };
+    /* Z: a session object the host cannot read, fit only for digesting and
+     * HMAC (SoftHSM cannot forbid a later extractable derive: HSM-NOTES Q1 -
+     * that is why only this code path derives from wallet keys). */
+    CK_ATTRIBUTE t[] = {
+        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &generic, sizeof(generic)),
+        ATTR(CKA_VALUE_LEN, &z_len, sizeof(z_len)), BOOL_ATTR(CKA_TOKEN, 0),
+        BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0),
+        BOOL_ATTR(CKA_ENCRYPT, 0), BOOL_ATTR(CKA_DECRYPT, 0), BOOL_ATTR(CKA_WRAP, 0),
+        BOOL_ATTR(CKA_UNWRAP, 0), BOOL_ATTR(CKA_SIGN, 0), BOOL_ATTR(CKA_VERIFY, 0),
+        BOOL_ATTR(CKA_DERIVE, 0),
+    };
+    EVP_PKEY *checked = NULL;
+    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, z = CK_INVALID_HANDLE;
+    CK_RV rv;
+    int r;
+
+    if (s == NULL || key == NULL || point == NULL || out_z == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if (key->kind != HSM_KIND_EC_DERIVE)
+        return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not an ECDH key", key->label);
+    /* Tokens differ on off-curve points (SoftHSM: CKR_GENERAL_ERROR); check
+     * on the host so every token refuses them the same way. */
+    if (point_len != HSM_EC_P256_POINT_LEN ||
+        hsm__ec_pkey_from_point("prime256v1", point, point_len, &checked) != HSM_OK)
+        return hsm__fail(HSM_ERR_INPUT, "peer key is not a valid uncompressed P-256 point");
+    EVP_PKEY_free(checked);
+    if ((r = hsm__key_handle(s, key, &k)) != HSM_OK)
+        return r;
+    memset(&p, 0, sizeof(p));
+    p.kdf = CKD_NULL;
+    p.pPublicData = (CK_BYTE_PTR)point;
+    p.ulPublicDataLen = point_len;
+    rv = s->h->p11->C_DeriveKey(s->handle, &mech, k, t, sizeof(t) / sizeof(t[0]), &z);
+    if ((r = hsm__ckr(s, "C_DeriveKey(ECDH1)", rv)) != HSM_OK)
+        return r;
+    *out_z = z;
+    return HSM_OK;
+}
+
+/* Ends a digest operation left open by a failed step, so the session can run
+ * the next operation (PKCS#11: an error from C_DigestFinal ends it). */
+static void
+digest_abort(hsm_session *s)
+{
+    uint8_t junk[SHA256_DIGEST_LENGTH];
+    CK_ULONG n = sizeof(junk);
+
+    (void)s->h->p11->C_DigestFinal(s->handle, junk, &n);
+    OPENSSL_cleanse(junk, sizeof(junk));
+}
+
+/* SHA-256(pre || Z || post) in the token. */
+static int
+digest_around_key(hsm_session *s, CK_OBJECT_HANDLE z, const uint8_t *pre, size_t pre_len,
+                  const uint8_t *post, size_t post_len, uint8_t out[SHA256_DIGEST_LENGTH])
+{
+    CK_MECHANISM mech = { CKM_SHA256, NULL, 0 };
+    CK_ULONG n = SHA256_DIGEST_LENGTH;
+    CK_RV rv;
+    int r;
+
+    rv = s->h->p11->C_DigestInit(s->handle, &mech);
+    if ((r = hsm__ckr(s, "C_DigestInit", rv)) != HSM_OK)
+        return r;
+    rv = s->h->p11->C_DigestUpdate(s->handle, (CK_BYTE_PTR)pre, pre_len);
+    if ((r = hsm__ckr(s, "C_DigestUpdate", rv)) != HSM_OK)
+        goto fail;
+    rv = s->h->p11->C_DigestKey(s->handle, z);
+    if ((r = hsm__ckr(s, "C_DigestKey", rv)) != HSM_OK)
+        goto fail;
+    if (post_len > 0) {
+        rv = s->h->p11->C_DigestUpdate(s->handle, (CK_BYTE_PTR)post, post_len);
+        if ((r = hsm__ckr(s, "C_DigestUpdate", rv)) != HSM_OK)
+            goto fail;
+    }
+    rv = s->h->p11->C_DigestFinal(s->handle, out, &n);
+    if ((r = hsm__ckr(s, "C_DigestFinal", rv)) != HSM_OK)
+        return r;
+    if (n != SHA256_DIGEST_LENGTH) {
+        OPENSSL_cleanse(out, SHA256_DIGEST_LENGTH);
+        return hsm__fail(HSM_ERR_INTERNAL, "digest of %lu bytes", (unsigned long)n);
+    }
+    return HSM_OK;
+fail:
+    digest_abort(s);
+    return r;
+}
+
+/* otherInfo for Apple is 1 + 13 + 5 + 32 bytes; Google's prefix is a 65-byte
+ * point. Bounds keep a caller's mistake from becoming a huge token call. */
+#define KDF_INPUT_MAX 1024
+
+int
+hsm_apple_kdf(hsm_session *s, hsm_obj z, const uint8_t *other_info, size_t other_len,
+              uint8_t out_key[32])
+{
+    /* NIST SP 800-56A concatenation KDF, one round: counter = 1, big-endian. */
+    static const uint8_t counter[4] = { 0, 0, 0, 1 };
+
+    if (s == NULL || z == HSM_OBJ_NONE || other_info == NULL || out_key == NULL ||
+        other_len == 0 || other_len > KDF_INPUT_MAX)
+        return HSM_ERR_INVALID_ARG;
+    return digest_around_key(s, z, counter, sizeof(counter), other_info, other_len, out_key);
+}
+
+int
+hsm_hkdf_sha256(hsm_session *s, hsm_obj z, const uint8_t *salt, size_t salt_len,
+                const uint8_t *ikm_prefix, size_t prefix_len, const uint8_t *info, size_t info_len,
+                uint8_t *out, size_t out_len)
+{
+    uint8_t pad[SHA256_BLOCK + KDF_INPUT_MAX];
+    uint8_t inner[SHA256_DIGEST_LENGTH], prk[SHA256_DIGEST_LENGTH];
+    EVP_KDF *kdf = NULL;
+    EVP_KDF_CTX *kctx = NULL;
+    OSSL_PARAM params[5];
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+    EVP_MD_CTX *outer = NULL;
+    unsigned int prk_len = 0;
+    int r;
+
+    if (s == NULL || z == HSM_OBJ_NONE || (salt == NULL && salt_len != 0) ||
+        salt_len > SHA256_BLOCK || (ikm_prefix == NULL && prefix_len != 0) ||
+        prefix_len > KDF_INPUT_MAX || (info == NULL && info_len != 0) ||
+        info_len > KDF_INPUT_MAX || out == NULL || out_len == 0 || out_len > HSM_HKDF_OUT_MAX)
+        return HSM_ERR_INVALID_ARG;
+    /* Extract = HMAC(salt, prefix || Z). The inner hash covers Z and runs in
+     * the token: SHA-256((K0 ^ ipad) || prefix || Z). */
+    memset(pad, 0, SHA256_BLOCK);
+    if (salt_len > 0)
+        memcpy(pad, salt, salt_len);
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        pad[i] ^= 0x36;
+    if (prefix_len > 0)
+        memcpy(pad + SHA256_BLOCK, ikm_prefix, prefix_len);
+    r = digest_around_key(s, z, pad, SHA256_BLOCK + prefix_len, NULL, 0, inner);
+    if (r != HSM_OK)
+        goto out;
+    /* Outer hash on the host: SHA-256((K0 ^ opad) || inner) = PRK. */
+    memset(pad, 0, SHA256_BLOCK);
+    if (salt_len > 0)
+        memcpy(pad, salt, salt_len);
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        pad[i] ^= 0x5c;
+    outer = EVP_MD_CTX_new();
+    if (outer == NULL || EVP_DigestInit_ex(outer, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(outer, pad, SHA256_BLOCK) != 1 ||
+        EVP_DigestUpdate(outer, inner, sizeof(inner)) != 1 ||
+        EVP_DigestFinal_ex(outer, prk, &prk_len) != 1 || prk_len != sizeof(prk)) {
+        r = hsm__fail(HSM_ERR_INTERNAL, "SHA-256 failed");
+        goto out;
+    }
+
+    kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    kctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    if (kctx == NULL) {
+        r = hsm__fail(HSM_ERR_INTERNAL, "OpenSSL HKDF unavailable");
+        goto out;
+    }
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, prk, sizeof(prk));
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+    params[4] = OSSL_PARAM_construct_end();
+    if (EVP_KDF_derive(kctx, out, out_len, params) != 1) {
+        OPENSSL_cleanse(out, out_len);
+        r = hsm__fail(HSM_ERR_INTERNAL, "HKDF-Expand failed");
+        goto out;
+    }
+    r = HSM_OK;
+out:
+    EVP_MD_CTX_free(outer);
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    OPENSSL_cleanse(prk, sizeof(prk));
+    return r;
+}
+
+/* Scalar length of the curve of a public key object, from its point. */
+static int
+pub_scalar_len(hsm_session *s, CK_OBJECT_HANDLE o, size_t *out)
+{
+    uint8_t *der = NULL;
+    size_t der_len = 0, point_len = 0;
+    const uint8_t *point;
+    int r;
+
+    r = hsm__attr_read(s, o, CKA_EC_POINT, &der, &der_len);
+    if (r != HSM_OK)
+        return r;
+    r = hsm__der_octets(der, der_len, &point, &point_len);
+    free(der);
+    if (r != HSM_OK || (point_len != 2 * P256_SCALAR_LEN + 1 && point_len != 2 * P384_SCALAR_LEN + 1))
+        return hsm__fail(HSM_ERR_KEY_TYPE, "public key object is not P-256 or P-384");
+    *out = (point_len - 1) / 2;
+    return HSM_OK;
+}
+
+int
+hsm_ecdsa_verify(hsm_session *s, hsm_obj pub, const uint8_t *digest, size_t digest_len,
+                 const uint8_t *sig, size_t sig_len)
+{
+    CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
+    const unsigned char *p = sig;
+    unsigned char *reenc = NULL;
+    uint8_t raw[2 * P384_SCALAR_LEN];
+    ECDSA_SIG *es = NULL;
+    const BIGNUM *br, *bs;
+    size_t n = 0;
+    int reenc_len, r;
+    CK_RV rv;
+
+    if (s == NULL || pub == HSM_OBJ_NONE || digest == NULL || sig == NULL || digest_len == 0 ||
+        digest_len > 64)
+        return HSM_ERR_INVALID_ARG;
+    if (sig_len == 0 || sig_len > HSM_ECDSA_SIG_MAX)
+        return hsm__fail(HSM_ERR_INPUT, "signature of %zu bytes", sig_len);
+    if ((r = pub_scalar_len(s, pub, &n)) != HSM_OK)
+        return r;
+    /* Strict DER: it must parse, consume every byte, and re-encode to the same
+     * bytes (no BER leniency, no malleable encodings). */
+    es = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
+    if (es == NULL || p != sig + sig_len) {
+        r = hsm__fail(HSM_ERR_INPUT, "signature is not DER ECDSA-Sig-Value");
+        goto out;
+    }
+    reenc_len = i2d_ECDSA_SIG(es, &reenc);
+    if (reenc_len <= 0 || (size_t)reenc_len != sig_len || memcmp(reenc, sig, sig_len) != 0) {
+        r = hsm__fail(HSM_ERR_INPUT, "signature is not canonical DER");
+        goto out;
+    }
+    ECDSA_SIG_get0(es, &br, &bs);
+    if (BN_num_bytes(br) > (int)n || BN_num_bytes(bs) > (int)n ||
+        BN_bn2binpad(br, raw, (int)n) < 0 || BN_bn2binpad(bs, raw + n, (int)n) < 0) {
+        r = hsm__fail(HSM_ERR_VERIFY, "signature values out of range");
+        goto out;
+    }
+    rv = s->h->p11->C_VerifyInit(s->handle, &mech, pub);
+    if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
+        goto out;
+    rv = s->h->p11->C_Verify(s->handle, (CK_BYTE_PTR)digest, digest_len, raw, 2 * n);
+    r = hsm__ckr_verify(s, "C_Verify", rv);
+out:
+    OPENSSL_free(reenc);
+    ECDSA_SIG_free(es);
+    return r;
+}
+
+int
+hsm_ecdsa_sign(hsm_session *s, hsm_key *key, const uint8_t *digest, size_t digest_len,
+               uint8_t *out, size_t cap, size_t *out_len)
+{
+    CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
+    uint8_t raw[2 * P256_SCALAR_LEN];
+    CK_ULONG raw_len = sizeof(raw);
+    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+    ECDSA_SIG *es = NULL;
+    BIGNUM *br = NULL, *bs = NULL;
+    unsigned char *der = NULL;
+    int der_len, r;
+    CK_RV rv;
+
+    if (s == NULL || key == NULL || digest == NULL || digest_len == 0 || digest_len > 64 ||
+        out_len == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if (key->kind != HSM_KIND_EC_SIGN)
+        return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not a signing key", key->label);
+    if ((r = hsm__key_handle(s, key, &k)) != HSM_OK)
+        return r;
+    rv = s->h->p11->C_SignInit(s->handle, &mech, k);
+    if ((r = hsm__ckr(s, "C_SignInit", rv)) != HSM_OK)
+        return r;
+    rv = s->h->p11->C_Sign(s->handle, (CK_BYTE_PTR)digest, digest_len, raw, &raw_len);
+    if ((r = hsm__ckr(s, "C_Sign", rv)) != HSM_OK)
+        return r;
+    if (raw_len != sizeof(raw))
+        return hsm__fail(HSM_ERR_INTERNAL, "ECDSA signature of %lu bytes", (unsigned long)raw_len);
+    es = ECDSA_SIG_new();
+    br = BN_bin2bn(raw, P256_SCALAR_LEN, NULL);
+    bs = BN_bin2bn(raw + P256_SCALAR_LEN, P256_SCALAR_LEN, NULL);
+    if (es == NULL || br == NULL || bs == NULL || ECDSA_SIG_set0(es, br, bs) != 1) {
+        BN_free(br);
+        BN_free(bs);
+        r = HSM_ERR_NO_MEMORY;
+        goto out;
+    }
+    der_len = i2d_ECDSA_SIG(es, &der);
+    if (der_len <= 0) {
+        r = HSM_ERR_NO_MEMORY;
+        goto out;
+    }
+    *out_len = (size_t)der_len;
+    if (out == NULL || cap < (size_t)der_len) {
+        r = HSM_ERR_BUFFER;
+        goto out;
+    }
+    memcpy(out, der, (size_t)der_len);
+    r = HSM_OK;
+out:
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
+    return r;
+}
+
+int
+hsm_ec_private_import(hsm_session *s, const char *label, const uint8_t *der, size_t der_len,
+                      hsm_key **out)
+{
+    static const CK_OBJECT_CLASS priv = CKO_PRIVATE_KEY, pubc = CKO_PUBLIC_KEY;
+    static const CK_KEY_TYPE ec = CKK_EC;
+    static const CK_MECHANISM_TYPE derive_mechs[] = { CKM_ECDH1_DERIVE };
+    const unsigned char *p = der;
+    EVP_PKEY *pkey = NULL;
+    BIGNUM *d = NULL;
+    char group[32];
+    uint8_t scalar[P256_SCALAR_LEN], point[HSM_EC_P256_POINT_LEN + 2];
+    size_t point_len = 0;
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE;
+    hsm_key *k = NULL;
+    CK_RV rv;
+    int r;
+
+    if (s == NULL || label == NULL || der == NULL || out == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if (der_len == 0 || der_len > HSM_PRIVKEY_DER_MAX)
+        return hsm__fail(HSM_ERR_INPUT, "private key of %zu bytes", der_len);
+    /* d2i_AutoPrivateKey takes PKCS#8 and SEC1 (RFC 5915). */
+    pkey = d2i_AutoPrivateKey(NULL, &p, (long)der_len);
+    if (pkey == NULL || p != der + der_len || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+        !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                        NULL) ||
+        strcmp(group, "prime256v1") != 0) {
+        r = hsm__fail(HSM_ERR_INPUT, "not a DER EC P-256 private key");
+        goto out;
+    }
+    if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY, &d) ||
+        BN_bn2binpad(d, scalar, sizeof(scalar)) < 0 ||
+        EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       "uncompressed") != 1 ||
+        !EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, point + 2,
+                                         HSM_EC_P256_POINT_LEN, &point_len) ||
+        point_len != HSM_EC_P256_POINT_LEN) {
+        r = hsm__fail(HSM_ERR_INPUT, "EC private key lacks a usable scalar or public point");
+        goto out;
+    }
+    point[0] = 0x04;
+    point[1] = HSM_EC_P256_POINT_LEN;
+    {
+        CK_ATTRIBUTE t[] = {
+            ATTR(CKA_CLASS, &priv, sizeof(priv)), ATTR(CKA_KEY_TYPE, &ec, sizeof(ec)),
+            ATTR(CKA_LABEL, label, strlen(label)), ATTR(CKA_ID, label, strlen(label)),
+            ATTR(CKA_EC_PARAMS, hsm__p256_oid, sizeof(hsm__p256_oid)),
+            ATTR(CKA_VALUE, scalar, sizeof(scalar)), BOOL_ATTR(CKA_TOKEN, 1),
+            BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0),
+            BOOL_ATTR(CKA_MODIFIABLE, 0), BOOL_ATTR(CKA_COPYABLE, 0), BOOL_ATTR(CKA_SIGN, 0),
+            BOOL_ATTR(CKA_SIGN_RECOVER, 0), BOOL_ATTR(CKA_DECRYPT, 0), BOOL_ATTR(CKA_UNWRAP, 0),
+            BOOL_ATTR(CKA_DERIVE, 1), ATTR(CKA_ALLOWED_MECHANISMS, derive_mechs, sizeof(derive_mechs)),
+        };
+        CK_ATTRIBUTE pt[] = {
+            ATTR(CKA_CLASS, &pubc, sizeof(pubc)), ATTR(CKA_KEY_TYPE, &ec, sizeof(ec)),
+            ATTR(CKA_LABEL, label, strlen(label)), ATTR(CKA_ID, label, strlen(label)),
+            ATTR(CKA_EC_PARAMS, hsm__p256_oid, sizeof(hsm__p256_oid)),
+            ATTR(CKA_EC_POINT, point, point_len + 2), BOOL_ATTR(CKA_TOKEN, 1),
+            BOOL_ATTR(CKA_PRIVATE, 0), BOOL_ATTR(CKA_MODIFIABLE, 0), BOOL_ATTR(CKA_VERIFY, 0),
+            BOOL_ATTR(CKA_ENCRYPT, 0), BOOL_ATTR(CKA_WRAP, 0), BOOL_ATTR(CKA_DERIVE, 0),
+        };
+        hsm_key *exists = NULL;
+
+        r = hsm_key_find(s, label, &exists);
+        if (r == HSM_OK) {
+            r = hsm__fail(HSM_ERR_EXISTS, "a key labelled %s exists", label);
+            goto out;
+        }
+        if (r != HSM_ERR_KEY_NOT_FOUND)
+            goto out;
+        rv = s->h->p11->C_CreateObject(s->handle, t, sizeof(t) / sizeof(t[0]), &o);
+        if ((r = hsm__ckr(s, "C_CreateObject", rv)) != HSM_OK)
+            goto out;
+        rv = s->h->p11->C_CreateObject(s->handle, pt, sizeof(pt) / sizeof(pt[0]), &pub);
+        if ((r = hsm__ckr(s, "C_CreateObject", rv)) != HSM_OK) {
+            s->h->p11->C_DestroyObject(s->handle, o);
+            goto out;
+        }
+    }
+    r = hsm_key_find(s, label, &k);
+    if (r == HSM_OK)
+        *out = k;
+out:
+    OPENSSL_cleanse(scalar, sizeof(scalar));
+    BN_clear_free(d);
+    EVP_PKEY_free(pkey);
+    return r;
+}

@@ -1,0 +1,211 @@
+/*
+ * test_module.c - loading, token choice, login, and recovery: a token that
+ * loses its sessions or its library state answers HSM_ERR_UNAVAILABLE for the
+ * failed call, then comes back with the same keys after a re-login, with
+ * backoff while it cannot.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hsm/internal.h"
+#include "tests/support/token.h"
+
+static tv_token tok;
+
+static int
+setup(void **state)
+{
+    (void)state;
+    return tv_token_setup(&tok);
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    tv_token_teardown(&tok);
+    return 0;
+}
+
+static int
+open_with(const char *module, const char *label, const char *uri, hsm **out)
+{
+    hsm_config cfg = { 0 };
+    hsm_pin_source *pin = NULL;
+    int r;
+
+    cfg.module_path = module;
+    cfg.token_label = label;
+    cfg.token_uri = uri;
+    if ((r = hsm_pin_source_file(&pin, tok.pin_file)) != HSM_OK)
+        return r;
+    r = hsm_open(out, &cfg, pin);
+    if (r == HSM_OK)
+        hsm_close(*out);
+    hsm_pin_source_free(pin);
+    return r;
+}
+
+static void
+test_open_and_info(void **state)
+{
+    hsm_token_info ti;
+    (void)state;
+
+    assert_int_equal(tv_token_open(&tok), HSM_OK);
+    hsm_token_info_get(tok.h, &ti);
+    assert_string_equal(ti.label, TV_TEST_LABEL);
+    assert_string_equal(ti.manufacturer, "SoftHSM project");
+    assert_int_equal(ti.cryptoki_major, 2);
+    assert_int_equal(ti.generation, 1);
+    /* SoftHSM 2.6 lacks OAEP-SHA256: the probe says so and picks the fallback. */
+    assert_int_equal(hsm_probe_get(tok.h)->rsa_oaep_sha256, HSM_PATH_HOST_DECODE);
+    assert_int_equal(hsm_probe_get(tok.h)->apple_ec_kdf, HSM_PATH_DIGEST_KEY);
+    assert_int_equal(hsm_probe_get(tok.h)->has_gcm, 1);
+    assert_non_null(strstr(hsm_probe_get(tok.h)->missing, "CKM_HKDF_DERIVE"));
+    hsm_close(tok.h);
+    tok.h = NULL;
+}
+
+static void
+test_open_failures(void **state)
+{
+    hsm *h = NULL;
+    (void)state;
+
+    assert_int_equal(open_with("/nonexistent/libpkcs11.so", TV_TEST_LABEL, NULL, &h), HSM_ERR_MODULE);
+    assert_int_equal(open_with("/lib/x86_64-linux-gnu/libc.so.6", TV_TEST_LABEL, NULL, &h),
+                     HSM_ERR_MODULE);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, "no-such-token", NULL, &h), HSM_ERR_TOKEN);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, NULL, NULL, &h), HSM_ERR_INVALID_ARG);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, TV_TEST_LABEL, "pkcs11:token=x", &h),
+                     HSM_ERR_INVALID_ARG);
+    /* Wrong PIN: refused as a login error, and the detail never holds the PIN. */
+    assert_int_equal(tv_write_file(tok.pin_file, "wrong-pin-0000\n", 0600), 0);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, TV_TEST_LABEL, NULL, &h), HSM_ERR_LOGIN);
+    assert_non_null(strstr(hsm_last_detail(), "CKR_PIN_INCORRECT"));
+    assert_null(strstr(hsm_last_detail(), "wrong-pin"));
+    /* A PIN file others can read is refused before the token sees it. */
+    assert_int_equal(tv_write_file(tok.pin_file, TV_TEST_USER_PIN "\n", 0644), 0);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, TV_TEST_LABEL, NULL, &h), HSM_ERR_PIN_SOURCE);
+    assert_int_equal(tv_write_file(tok.pin_file, TV_TEST_USER_PIN "\n", 0600), 0);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, TV_TEST_LABEL, NULL, &h), HSM_OK);
+}
+
+static void
+test_token_uri(void **state)
+{
+    hsm *h = NULL;
+    (void)state;
+
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, NULL, "pkcs11:token=" TV_TEST_LABEL, &h), HSM_OK);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, NULL,
+                               "pkcs11:token=" TV_TEST_LABEL ";manufacturer=SoftHSM%20project", &h),
+                     HSM_OK);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, NULL, "pkcs11:token=other", &h), HSM_ERR_TOKEN);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, NULL,
+                               "pkcs11:token=" TV_TEST_LABEL ";model=NoSuchModel", &h),
+                     HSM_ERR_TOKEN);
+    /* Malformed URIs match nothing: fail closed. */
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, NULL, "pkcs11:token=%zz", &h), HSM_ERR_TOKEN);
+    assert_int_equal(open_with(TV_SOFTHSM_MODULE, NULL, "https://example/", &h), HSM_ERR_TOKEN);
+}
+
+/* Signs a fixed message with the key; returns the HSM_ERR_ code. */
+static int
+sign_once(hsm *h, hsm_key *key, uint8_t mac[32])
+{
+    hsm_session *s = NULL;
+    int r = hsm_session_acquire(h, &s);
+
+    if (r != HSM_OK)
+        return r;
+    r = hsm_hmac_sign(s, key, (const uint8_t *)"recover", 7, mac);
+    hsm_session_release(s);
+    return r;
+}
+
+static void
+test_recovery_after_token_loss(void **state)
+{
+    hsm_session *s = NULL;
+    hsm_key *fpk = NULL, *kek = NULL, *dek = NULL;
+    uint8_t mac1[32], mac2[32], wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    uint8_t iv[HSM_GCM_IV_LEN], ct[64], pt[64];
+    size_t ct_len = 0, pt_len = 0;
+    hsm_token_info ti;
+    (void)state;
+
+    assert_int_equal(tv_token_open(&tok), HSM_OK);
+    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_int_equal(hsm_key_generate(s, HSM_KIND_HMAC, "rec-fpk", &fpk), HSM_OK);
+    assert_int_equal(hsm_key_generate(s, HSM_KIND_KEK, "rec-kek-v1", &kek), HSM_OK);
+    assert_int_equal(hsm_dek_generate(s, kek, wrapped, kcv), HSM_OK);
+    assert_int_equal(hsm_dek_load(s, kek, "rec-dek-v1", wrapped, sizeof(wrapped), kcv, &dek), HSM_OK);
+    assert_int_equal(hsm_gcm_encrypt(s, dek, NULL, 0, (const uint8_t *)"card", 4, iv, ct, sizeof(ct),
+                                     &ct_len),
+                     HSM_OK);
+    hsm_session_release(s);
+    assert_int_equal(sign_once(tok.h, fpk, mac1), HSM_OK);
+
+    /* 1. The token drops every session and the login (as a reset HSM does). */
+    assert_int_equal(tok.h->p11->C_CloseAllSessions(tok.h->slot), CKR_OK);
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE);
+    assert_non_null(strstr(hsm_last_detail(), "CKR_SESSION_HANDLE_INVALID"));
+    /* The next call re-opens, logs in again, re-finds the key by label. */
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
+    assert_memory_equal(mac1, mac2, 32);
+    hsm_token_info_get(tok.h, &ti);
+    assert_int_equal(ti.generation, 2);
+    /* The DEK session object died with its session: it is unwrapped again. */
+    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
+                                     &pt_len),
+                     HSM_OK);
+    assert_memory_equal(pt, "card", 4);
+    hsm_session_release(s);
+
+    /* 2. Lost while the PIN cannot be read: unavailable, with backoff. */
+    assert_int_equal(chmod(tok.pin_file, 0644), 0);
+    assert_int_equal(tok.h->p11->C_CloseAllSessions(tok.h->slot), CKR_OK);
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE);
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE); /* attempt fails */
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE); /* within backoff */
+    assert_non_null(strstr(hsm_last_detail(), "waiting to retry"));
+    assert_int_equal(chmod(tok.pin_file, 0600), 0);
+    usleep(300 * 1000); /* past the fixture's 200 ms maximum backoff */
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
+    assert_memory_equal(mac1, mac2, 32);
+
+    /* 3. The library itself was finalized under us: re-initialized. */
+    assert_int_equal(tok.h->p11->C_Finalize(NULL), CKR_OK);
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE);
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
+    assert_memory_equal(mac1, mac2, 32);
+    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
+                                     &pt_len),
+                     HSM_OK);
+    hsm_session_release(s);
+    hsm_close(tok.h);
+    tok.h = NULL;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_and_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_uri, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_after_token_loss, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

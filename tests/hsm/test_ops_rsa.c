@@ -1,0 +1,806 @@
+/*
+ * test_ops_rsa.c - RSA unwrap of a wallet's content key (in the token, and with
+ * the host OAEP-SHA256 decoding SoftHSM 2.6 needs) and the host OAEP decoder,
+ * with OpenSSL as the independent reference: it wraps the keys, encrypts the
+ * content the unwrapped key must open, and builds the encoded blocks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "hsm/internal.h"
+#include "tests/support/token.h"
+
+/* The vault's RSA keys are RSA-2048: ciphertexts and encoded blocks are the
+ * modulus length. */
+#define RSA_BITS 2048
+#define RSA_LEN (RSA_BITS / 8)
+/* Bounds of hsm_rsa_unwrap_aes (RSA-2048 .. RSA-4096), to step just outside. */
+#define RSA_BLOCK_MIN 256
+#define RSA_BLOCK_MAX 512
+#define AES128_LEN 16
+#define AES192_LEN 24
+#define AES256_LEN 32
+/* OAEP-SHA256: the seed is the 32 bytes after the leading zero. */
+#define OAEP_SEED_OFF 1
+#define OAEP_SHA256_HLEN 32
+
+/* What a wallet's content key protects: a short record, GCM with a 96-bit IV. */
+static const uint8_t content_pt[] = "4111111111111111|12/29|TOKENVAULT TEST";
+static const uint8_t content_aad[] = "eyJhbGciOiJSU0EtT0FFUCJ9"; /* a JWE header */
+static const uint8_t content_iv[HSM_GCM_IV_LEN] = { 0xca, 0xfe, 0xba, 0xbe, 0xfa, 0xce,
+                                                    0xdb, 0xad, 0xde, 0xca, 0xf8, 0x88 };
+#define CONTENT_PT_LEN (sizeof(content_pt) - 1)
+#define CONTENT_AAD_LEN (sizeof(content_aad) - 1)
+#define CONTENT_CT_LEN (CONTENT_PT_LEN + HSM_GCM_TAG_LEN)
+
+/* Sentinel for "out-param not written". */
+#define OBJ_UNTOUCHED ((hsm_obj)0x5a5a5a5aUL)
+#define PATH_UNTOUCHED (-77)
+
+static tv_token tok;
+static hsm_session *s;
+static hsm_key *unwrap_key;  /* HSM_KIND_RSA_UNWRAP */
+static hsm_key *decrypt_key; /* HSM_KIND_RSA_DECRYPT */
+static hsm_key *hmac_key;
+static EVP_PKEY *unwrap_pub, *decrypt_pub; /* their public halves, from the SPKI export */
+static EVP_PKEY *host_rsa;                 /* host-only key for the decoder tests */
+
+#define assert_hsm(expr, want)                                                               \
+    do {                                                                                     \
+        int r_ = (expr);                                                                     \
+        if (r_ != (want))                                                                    \
+            fail_msg("%s = %s, want %s (detail: %s)", #expr, hsm_strerror(r_),              \
+                     hsm_strerror(want), hsm_last_detail());                                 \
+    } while (0)
+
+/* ---- host side (OpenSSL) -------------------------------------------------- */
+
+static EVP_PKEY *
+public_of(hsm_key *key)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    const unsigned char *p = spki;
+    size_t spki_len = 0;
+    EVP_PKEY *pkey;
+
+    if (hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len) != HSM_OK)
+        return NULL;
+    pkey = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    if (pkey == NULL || p != spki + spki_len || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA ||
+        EVP_PKEY_get_bits(pkey) != RSA_BITS) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    return pkey;
+}
+
+/* Sets the padding of an RSA encrypt or decrypt context. */
+static void
+host_set_pad(EVP_PKEY_CTX *ctx, hsm_rsa_pad pad)
+{
+    switch (pad) {
+    case HSM_RSA_PKCS1:
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING), 1);
+        break;
+    case HSM_RSA_OAEP_SHA1:
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha1()), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha1()), 1);
+        break;
+    case HSM_RSA_OAEP_SHA256:
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()), 1);
+        break;
+    default:
+        fail_msg("no such padding %d", (int)pad);
+    }
+}
+
+/* RSA-encrypts |len| bytes to the public key with |pad|, as a wallet does. */
+static void
+host_rsa_wrap(EVP_PKEY *pub, hsm_rsa_pad pad, const uint8_t *in, size_t len, uint8_t out[RSA_LEN])
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+    size_t out_len = RSA_LEN;
+
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_encrypt_init(ctx), 1);
+    host_set_pad(ctx, pad);
+    assert_int_equal(EVP_PKEY_encrypt(ctx, out, &out_len, in, len), 1);
+    assert_int_equal(out_len, RSA_LEN);
+    EVP_PKEY_CTX_free(ctx);
+}
+
+/* AES-GCM-encrypts the content record under |key| (16 or 32 bytes). */
+static void
+host_gcm_encrypt(const uint8_t *key, size_t key_len, uint8_t out[CONTENT_CT_LEN])
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+
+    assert_non_null(ctx);
+    assert_true(key_len == AES128_LEN || key_len == AES256_LEN);
+    assert_int_equal(EVP_EncryptInit_ex(ctx, key_len == AES128_LEN ? EVP_aes_128_gcm()
+                                                                   : EVP_aes_256_gcm(),
+                                        NULL, NULL, NULL),
+                     1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, HSM_GCM_IV_LEN, NULL), 1);
+    assert_int_equal(EVP_EncryptInit_ex(ctx, NULL, NULL, key, content_iv), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, content_aad, (int)CONTENT_AAD_LEN), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, out, &n, content_pt, (int)CONTENT_PT_LEN), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, out + n, &fin), 1);
+    assert_int_equal((size_t)(n + fin), CONTENT_PT_LEN);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, HSM_GCM_TAG_LEN,
+                                         out + CONTENT_PT_LEN),
+                     1);
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+/* An OAEP-SHA256 encoded block (EM) for |msg|: OpenSSL encrypts with OAEP and
+ * undoes only the RSA step (RSA_NO_PADDING), which leaves the encoding. */
+static void
+host_oaep_sha256_em(const uint8_t *msg, size_t msg_len, uint8_t em[RSA_LEN])
+{
+    uint8_t ct[RSA_LEN];
+    EVP_PKEY_CTX *ctx = NULL;
+    size_t em_len = RSA_LEN;
+
+    host_rsa_wrap(host_rsa, HSM_RSA_OAEP_SHA256, msg, msg_len, ct);
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, host_rsa, NULL);
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_decrypt_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING), 1);
+    assert_int_equal(EVP_PKEY_decrypt(ctx, em, &em_len, ct, sizeof(ct)), 1);
+    assert_int_equal(em_len, RSA_LEN);
+    EVP_PKEY_CTX_free(ctx);
+    /* An OAEP block starts with a zero byte (RFC 8017 section 7.1.2 step 3g). */
+    assert_int_equal(em[0], 0);
+}
+
+/* ---- checks on an unwrapped key ------------------------------------------- */
+
+/* |obj| is a sensitive, non-extractable session object whose only usage is
+ * |use|, and the token will not hand out its value. */
+static void
+assert_cek_attributes(hsm_obj obj, hsm_secret_use use)
+{
+    uint8_t value[AES256_LEN];
+    CK_ATTRIBUTE a = { CKA_VALUE, value, sizeof(value) };
+    int v = -1;
+
+    assert_hsm(hsm__key_attr_bool(s, obj, CKA_TOKEN, &v), HSM_OK);
+    assert_int_equal(v, 0);
+    assert_hsm(hsm__key_attr_bool(s, obj, CKA_SENSITIVE, &v), HSM_OK);
+    assert_int_equal(v, 1);
+    assert_hsm(hsm__key_attr_bool(s, obj, CKA_EXTRACTABLE, &v), HSM_OK);
+    assert_int_equal(v, 0);
+    assert_hsm(hsm__key_attr_bool(s, obj, CKA_DECRYPT, &v), HSM_OK);
+    assert_int_equal(v, use == HSM_USE_AES_GCM_DECRYPT);
+    assert_hsm(hsm__key_attr_bool(s, obj, CKA_ENCRYPT, &v), HSM_OK);
+    assert_int_equal(v, use == HSM_USE_AES_GCM_ENCRYPT);
+    assert_hsm(hsm__key_attr_bool(s, obj, CKA_WRAP, &v), HSM_OK);
+    assert_int_equal(v, 0);
+    assert_hsm(hsm__key_attr_bool(s, obj, CKA_DERIVE, &v), HSM_OK);
+    assert_int_equal(v, 0);
+    assert_int_equal(s->h->p11->C_GetAttributeValue(s->handle, obj, &a, 1),
+                     CKR_ATTRIBUTE_SENSITIVE);
+}
+
+/* |obj| is the AES key |key|: the token opens what OpenSSL sealed under
+ * |key|, exactly, and refuses the same record with a flipped tag bit. */
+static void
+assert_cek_is(hsm_obj obj, const uint8_t *key, size_t key_len)
+{
+    uint8_t ct[CONTENT_CT_LEN], pt[CONTENT_CT_LEN];
+    size_t pt_len = 0;
+
+    host_gcm_encrypt(key, key_len, ct);
+    assert_hsm(hsm_obj_gcm_decrypt(s, obj, content_aad, CONTENT_AAD_LEN, content_iv,
+                                   sizeof(content_iv), ct, sizeof(ct), pt, sizeof(pt), &pt_len),
+               HSM_OK);
+    assert_int_equal(pt_len, CONTENT_PT_LEN);
+    assert_memory_equal(pt, content_pt, CONTENT_PT_LEN);
+    ct[CONTENT_CT_LEN - 1] ^= 0x01;
+    assert_hsm(hsm_obj_gcm_decrypt(s, obj, content_aad, CONTENT_AAD_LEN, content_iv,
+                                   sizeof(content_iv), ct, sizeof(ct), pt, sizeof(pt), &pt_len),
+               HSM_ERR_VERIFY);
+    OPENSSL_cleanse(pt, sizeof(pt));
+}
+
+/* Wraps a fresh random key of |key_len| bytes with |pad| to |pub|, unwraps it
+ * with |key|, and checks the path, the attributes and the key itself. */
+static void
+unwrap_roundtrip(hsm_key *key, EVP_PKEY *pub, hsm_rsa_pad pad, size_t key_len, int want_path)
+{
+    uint8_t cek[AES256_LEN], wrapped[RSA_LEN];
+    hsm_obj obj = HSM_OBJ_NONE;
+    int path = PATH_UNTOUCHED;
+
+    assert_int_equal(RAND_bytes(cek, (int)key_len), 1);
+    host_rsa_wrap(pub, pad, cek, key_len, wrapped);
+    assert_hsm(hsm_rsa_unwrap_aes(s, key, pad, wrapped, sizeof(wrapped), key_len,
+                                  HSM_USE_AES_GCM_DECRYPT, &obj, &path),
+               HSM_OK);
+    assert_int_equal(path, want_path);
+    assert_int_not_equal(obj, HSM_OBJ_NONE);
+    assert_cek_attributes(obj, HSM_USE_AES_GCM_DECRYPT);
+    assert_cek_is(obj, cek, key_len);
+    hsm_obj_destroy(s, obj);
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+/* Unwrapping |wrapped| fails with |want| and writes neither out-param. */
+static void
+assert_unwrap_fails(hsm_key *key, hsm_rsa_pad pad, const uint8_t *wrapped, size_t wrapped_len,
+                    size_t key_len, hsm_secret_use use, int want)
+{
+    hsm_obj obj = OBJ_UNTOUCHED;
+    int path = PATH_UNTOUCHED;
+
+    assert_hsm(hsm_rsa_unwrap_aes(s, key, pad, wrapped, wrapped_len, key_len, use, &obj, &path),
+               want);
+    assert_int_equal(obj, OBJ_UNTOUCHED);
+    assert_int_equal(path, PATH_UNTOUCHED);
+}
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+static int
+setup(void **state)
+{
+    (void)state;
+    if (tv_token_setup(&tok) != 0 || tv_token_open(&tok) != HSM_OK ||
+        hsm_session_acquire(tok.h, &s) != HSM_OK ||
+        hsm_key_generate(s, HSM_KIND_RSA_UNWRAP, "rsa-unwrap", &unwrap_key) != HSM_OK ||
+        hsm_key_generate(s, HSM_KIND_RSA_DECRYPT, "rsa-decrypt", &decrypt_key) != HSM_OK ||
+        hsm_key_generate(s, HSM_KIND_HMAC, "rsa-test-hmac", &hmac_key) != HSM_OK) {
+        fprintf(stderr, "fixture: %s\n", hsm_last_detail());
+        return -1;
+    }
+    unwrap_pub = public_of(unwrap_key);
+    decrypt_pub = public_of(decrypt_key);
+    host_rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)RSA_BITS);
+    if (unwrap_pub == NULL || decrypt_pub == NULL || host_rsa == NULL) {
+        fprintf(stderr, "fixture: cannot load or make the RSA public keys\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(unwrap_pub);
+    EVP_PKEY_free(decrypt_pub);
+    EVP_PKEY_free(host_rsa);
+    hsm_session_release(s);
+    tv_token_teardown(&tok);
+    return 0;
+}
+
+/* ---- in the token ------------------------------------------------------------ */
+
+static void
+test_probe_paths(void **state)
+{
+    const hsm_probe *p = hsm_probe_get(tok.h);
+    (void)state;
+
+    /* SoftHSM 2.6 unwraps with PKCS#1 v1.5 and OAEP-SHA1 but refuses OAEP
+     * with SHA-256 parameters, and has raw RSA: the host decodes. */
+    assert_int_equal(p->rsa_pkcs1, HSM_PATH_IN_TOKEN);
+    assert_int_equal(p->rsa_oaep_sha1, HSM_PATH_IN_TOKEN);
+    assert_int_equal(p->rsa_oaep_sha256, HSM_PATH_HOST_DECODE);
+}
+
+static void
+test_unwrap_pkcs1(void **state)
+{
+    (void)state;
+    unwrap_roundtrip(unwrap_key, unwrap_pub, HSM_RSA_PKCS1, AES128_LEN, 1);
+    unwrap_roundtrip(unwrap_key, unwrap_pub, HSM_RSA_PKCS1, AES256_LEN, 1);
+}
+
+static void
+test_unwrap_oaep_sha1(void **state)
+{
+    (void)state;
+    unwrap_roundtrip(unwrap_key, unwrap_pub, HSM_RSA_OAEP_SHA1, AES128_LEN, 1);
+    unwrap_roundtrip(unwrap_key, unwrap_pub, HSM_RSA_OAEP_SHA1, AES256_LEN, 1);
+}
+
+/* The decrypt key may unwrap too (its template allows both). */
+static void
+test_unwrap_oaep_sha1_decrypt_key(void **state)
+{
+    (void)state;
+    unwrap_roundtrip(decrypt_key, decrypt_pub, HSM_RSA_OAEP_SHA1, AES128_LEN, 1);
+}
+
+/* An encrypt-use key unwrapped in the token seals what OpenSSL opens: the
+ * same key, byte for byte (GCM is deterministic for a fixed IV). */
+static void
+test_unwrap_encrypt_use(void **state)
+{
+    uint8_t cek[AES128_LEN], wrapped[RSA_LEN], want[CONTENT_CT_LEN], got[CONTENT_CT_LEN];
+    hsm_obj obj = HSM_OBJ_NONE;
+    size_t got_len = 0;
+    int path = PATH_UNTOUCHED;
+    (void)state;
+
+    for (int pad = HSM_RSA_OAEP_SHA1; pad <= HSM_RSA_OAEP_SHA256; pad++) {
+        assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
+        host_rsa_wrap(decrypt_pub, (hsm_rsa_pad)pad, cek, sizeof(cek), wrapped);
+        assert_hsm(hsm_rsa_unwrap_aes(s, decrypt_key, (hsm_rsa_pad)pad, wrapped, sizeof(wrapped),
+                                      sizeof(cek), HSM_USE_AES_GCM_ENCRYPT, &obj, &path),
+                   HSM_OK);
+        assert_int_equal(path, pad == HSM_RSA_OAEP_SHA256 ? 2 : 1);
+        assert_cek_attributes(obj, HSM_USE_AES_GCM_ENCRYPT);
+        host_gcm_encrypt(cek, sizeof(cek), want);
+        assert_hsm(hsm_obj_gcm_encrypt(s, obj, content_aad, CONTENT_AAD_LEN, content_iv,
+                                       sizeof(content_iv), content_pt, CONTENT_PT_LEN, got,
+                                       sizeof(got), &got_len),
+                   HSM_OK);
+        assert_int_equal(got_len, CONTENT_CT_LEN);
+        assert_memory_equal(got, want, CONTENT_CT_LEN);
+        hsm_obj_destroy(s, obj);
+    }
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+/* ---- OAEP-SHA256: raw RSA in the token, decoding on the host -------------- */
+
+static void
+test_unwrap_oaep_sha256_host_decode(void **state)
+{
+    (void)state;
+    assert_int_equal(hsm_probe_get(tok.h)->rsa_oaep_sha256, HSM_PATH_HOST_DECODE);
+    unwrap_roundtrip(decrypt_key, decrypt_pub, HSM_RSA_OAEP_SHA256, AES128_LEN, 2);
+}
+
+static void
+test_unwrap_oaep_sha256_aes256(void **state)
+{
+    (void)state;
+    unwrap_roundtrip(decrypt_key, decrypt_pub, HSM_RSA_OAEP_SHA256, AES256_LEN, 2);
+}
+
+/* An unwrap-only key cannot do the raw RSA the host decoding needs: refused
+ * before the token is asked, whatever the block holds. */
+static void
+test_unwrap_oaep_sha256_unwrap_key_refused(void **state)
+{
+    uint8_t cek[AES128_LEN], wrapped[RSA_LEN];
+    (void)state;
+
+    assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
+    host_rsa_wrap(unwrap_pub, HSM_RSA_OAEP_SHA256, cek, sizeof(cek), wrapped);
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), sizeof(cek),
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_MECHANISM);
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+/* ---- hostile inputs ------------------------------------------------------------ */
+
+static void
+test_oaep_sha1_tampered(void **state)
+{
+    uint8_t cek[AES128_LEN], wrapped[RSA_LEN];
+    (void)state;
+
+    assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
+    host_rsa_wrap(unwrap_pub, HSM_RSA_OAEP_SHA1, cek, sizeof(cek), wrapped);
+    wrapped[RSA_LEN / 2] ^= 0x01;
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), sizeof(cek),
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    /* The last byte too (the low end of the RSA integer). */
+    wrapped[RSA_LEN / 2] ^= 0x01;
+    wrapped[RSA_LEN - 1] ^= 0x80;
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), sizeof(cek),
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+static void
+test_oaep_sha256_tampered(void **state)
+{
+    uint8_t cek[AES128_LEN], wrapped[RSA_LEN];
+    (void)state;
+
+    assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
+    host_rsa_wrap(decrypt_pub, HSM_RSA_OAEP_SHA256, cek, sizeof(cek), wrapped);
+    wrapped[RSA_LEN / 2] ^= 0x01;
+    assert_unwrap_fails(decrypt_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), sizeof(cek),
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    /* A block wrapped with SHA-1 is no SHA-256 block. */
+    host_rsa_wrap(decrypt_pub, HSM_RSA_OAEP_SHA1, cek, sizeof(cek), wrapped);
+    assert_unwrap_fails(decrypt_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), sizeof(cek),
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    /* An all-0xff block is larger than the modulus: the raw RSA step fails. */
+    memset(wrapped, 0xff, sizeof(wrapped));
+    assert_unwrap_fails(decrypt_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), sizeof(cek),
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+/* A well-padded key of the wrong size is refused, not imported as AES-192. */
+static void
+test_oaep_sha256_wrong_key_length(void **state)
+{
+    uint8_t cek[AES256_LEN], wrapped[RSA_LEN];
+    (void)state;
+
+    assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
+    host_rsa_wrap(decrypt_pub, HSM_RSA_OAEP_SHA256, cek, AES192_LEN, wrapped);
+    assert_unwrap_fails(decrypt_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), AES128_LEN,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    /* A 32-byte key where 16 are expected, and the other way round. */
+    host_rsa_wrap(decrypt_pub, HSM_RSA_OAEP_SHA256, cek, AES256_LEN, wrapped);
+    assert_unwrap_fails(decrypt_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), AES128_LEN,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    host_rsa_wrap(decrypt_pub, HSM_RSA_OAEP_SHA256, cek, AES128_LEN, wrapped);
+    assert_unwrap_fails(decrypt_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), AES256_LEN,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_VERIFY);
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+/* RFC 7516 section 11.5: a PKCS#1 v1.5 padding failure must not show at the
+ * unwrap (Bleichenbacher). It yields a random key, and the failure shows
+ * only where any wrong key shows: at the content's tag check. */
+static void
+test_pkcs1_tampered_gives_random_key(void **state)
+{
+    uint8_t cek[AES128_LEN], wrapped[RSA_LEN], ct[CONTENT_CT_LEN], pt[CONTENT_CT_LEN];
+    hsm_obj obj = HSM_OBJ_NONE;
+    size_t pt_len = 0;
+    int path = PATH_UNTOUCHED;
+    (void)state;
+
+    assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
+    host_rsa_wrap(unwrap_pub, HSM_RSA_PKCS1, cek, sizeof(cek), wrapped);
+    host_gcm_encrypt(cek, sizeof(cek), ct);
+    wrapped[RSA_LEN / 2] ^= 0x01;
+    assert_hsm(hsm_rsa_unwrap_aes(s, unwrap_key, HSM_RSA_PKCS1, wrapped, sizeof(wrapped),
+                                  sizeof(cek), HSM_USE_AES_GCM_DECRYPT, &obj, &path),
+               HSM_OK);
+    assert_int_equal(path, 1);
+    assert_int_not_equal(obj, HSM_OBJ_NONE);
+    /* The stand-in is as well guarded as a real content key. */
+    assert_cek_attributes(obj, HSM_USE_AES_GCM_DECRYPT);
+    assert_hsm(hsm_obj_gcm_decrypt(s, obj, content_aad, CONTENT_AAD_LEN, content_iv,
+                                   sizeof(content_iv), ct, sizeof(ct), pt, sizeof(pt), &pt_len),
+               HSM_ERR_VERIFY);
+    hsm_obj_destroy(s, obj);
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+static void
+test_wrapped_length_bounds(void **state)
+{
+    uint8_t wrapped[RSA_BLOCK_MAX + 1];
+    (void)state;
+
+    memset(wrapped, 0x42, sizeof(wrapped));
+    for (int pad = HSM_RSA_PKCS1; pad <= HSM_RSA_OAEP_SHA256; pad++) {
+        hsm_key *key = pad == HSM_RSA_OAEP_SHA256 ? decrypt_key : unwrap_key;
+
+        assert_unwrap_fails(key, (hsm_rsa_pad)pad, wrapped, RSA_BLOCK_MIN - 1, AES128_LEN,
+                            HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INPUT);
+        assert_unwrap_fails(key, (hsm_rsa_pad)pad, wrapped, RSA_BLOCK_MAX + 1, AES128_LEN,
+                            HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INPUT);
+        assert_unwrap_fails(key, (hsm_rsa_pad)pad, wrapped, 0, AES128_LEN,
+                            HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INPUT);
+    }
+}
+
+static void
+test_bad_arguments(void **state)
+{
+    uint8_t cek[AES128_LEN], wrapped[RSA_LEN];
+    hsm_obj obj = OBJ_UNTOUCHED;
+    (void)state;
+
+    assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
+    host_rsa_wrap(unwrap_pub, HSM_RSA_OAEP_SHA1, cek, sizeof(cek), wrapped);
+    /* AES keys of the vault are 16 or 32 bytes. */
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), 20,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), AES192_LEN,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), 0,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
+    /* Only GCM uses. */
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), AES128_LEN,
+                        HSM_USE_HMAC_VERIFY, HSM_ERR_INVALID_ARG);
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), AES128_LEN,
+                        HSM_USE_AES_CTR_DECRYPT, HSM_ERR_INVALID_ARG);
+    /* No such padding. */
+    assert_unwrap_fails(unwrap_key, (hsm_rsa_pad)0, wrapped, sizeof(wrapped), AES128_LEN,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
+    assert_unwrap_fails(unwrap_key, (hsm_rsa_pad)(HSM_RSA_OAEP_SHA256 + 1), wrapped,
+                        sizeof(wrapped), AES128_LEN, HSM_USE_AES_GCM_DECRYPT,
+                        HSM_ERR_INVALID_ARG);
+    /* NULLs. */
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, NULL, sizeof(wrapped), AES128_LEN,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
+    assert_unwrap_fails(NULL, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), AES128_LEN,
+                        HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
+    assert_hsm(hsm_rsa_unwrap_aes(NULL, unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped),
+                                  AES128_LEN, HSM_USE_AES_GCM_DECRYPT, &obj, NULL),
+               HSM_ERR_INVALID_ARG);
+    assert_hsm(hsm_rsa_unwrap_aes(s, unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped),
+                                  AES128_LEN, HSM_USE_AES_GCM_DECRYPT, NULL, NULL),
+               HSM_ERR_INVALID_ARG);
+    assert_int_equal(obj, OBJ_UNTOUCHED);
+    /* |out_path| may be NULL. */
+    assert_hsm(hsm_rsa_unwrap_aes(s, unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped),
+                                  AES128_LEN, HSM_USE_AES_GCM_DECRYPT, &obj, NULL),
+               HSM_OK);
+    assert_cek_is(obj, cek, sizeof(cek));
+    hsm_obj_destroy(s, obj);
+    OPENSSL_cleanse(cek, sizeof(cek));
+}
+
+/* Only the two RSA kinds unwrap; an HMAC key is refused before the token is
+ * asked, for every padding. */
+static void
+test_wrong_key_kind(void **state)
+{
+    uint8_t wrapped[RSA_LEN];
+    (void)state;
+
+    memset(wrapped, 0x42, sizeof(wrapped));
+    for (int pad = HSM_RSA_PKCS1; pad <= HSM_RSA_OAEP_SHA256; pad++)
+        assert_unwrap_fails(hmac_key, (hsm_rsa_pad)pad, wrapped, sizeof(wrapped), AES128_LEN,
+                            HSM_USE_AES_GCM_DECRYPT, HSM_ERR_KEY_TYPE);
+}
+
+/* ---- hsm_oaep_sha256_decode ------------------------------------------------------ */
+
+static const uint8_t oaep_msg[] = "content-key-0123456789abcdef!"; /* 29 bytes */
+#define OAEP_MSG_LEN (sizeof(oaep_msg) - 1)
+#define OUT_LEN_UNTOUCHED ((size_t)0xdeadbeef)
+
+/* Decoding |em| fails with HSM_ERR_VERIFY and leaves |out_len| alone. */
+static void
+assert_decode_fails(const uint8_t *em, size_t em_len, size_t cap)
+{
+    uint8_t out[RSA_BLOCK_MAX];
+    size_t out_len = OUT_LEN_UNTOUCHED;
+
+    assert_true(cap <= sizeof(out));
+    assert_hsm(hsm_oaep_sha256_decode(em, em_len, out, cap, &out_len), HSM_ERR_VERIFY);
+    assert_int_equal(out_len, OUT_LEN_UNTOUCHED);
+}
+
+/* |em| decodes to oaep_msg: the block a failure test starts from is good. */
+static void
+assert_decodes(const uint8_t em[RSA_LEN])
+{
+    uint8_t out[RSA_LEN];
+    size_t out_len = OUT_LEN_UNTOUCHED;
+
+    assert_hsm(hsm_oaep_sha256_decode(em, RSA_LEN, out, sizeof(out), &out_len), HSM_OK);
+    assert_int_equal(out_len, OAEP_MSG_LEN);
+    assert_memory_equal(out, oaep_msg, OAEP_MSG_LEN);
+}
+
+static void
+test_oaep_decode_valid(void **state)
+{
+    uint8_t em[RSA_LEN], out[RSA_LEN];
+    size_t out_len = OUT_LEN_UNTOUCHED;
+    (void)state;
+
+    host_oaep_sha256_em(oaep_msg, OAEP_MSG_LEN, em);
+    assert_hsm(hsm_oaep_sha256_decode(em, sizeof(em), out, sizeof(out), &out_len), HSM_OK);
+    assert_int_equal(out_len, OAEP_MSG_LEN);
+    assert_memory_equal(out, oaep_msg, OAEP_MSG_LEN);
+    /* A buffer of exactly the message length is enough. */
+    memset(out, 0, sizeof(out));
+    out_len = OUT_LEN_UNTOUCHED;
+    assert_hsm(hsm_oaep_sha256_decode(em, sizeof(em), out, OAEP_MSG_LEN, &out_len), HSM_OK);
+    assert_int_equal(out_len, OAEP_MSG_LEN);
+    assert_memory_equal(out, oaep_msg, OAEP_MSG_LEN);
+}
+
+/* The longest message RSA-2048 OAEP-SHA256 carries, k - 2hLen - 2 bytes, and
+ * the empty one. */
+static void
+test_oaep_decode_extremes(void **state)
+{
+    uint8_t msg[RSA_LEN - 2 * OAEP_SHA256_HLEN - 2], em[RSA_LEN], out[RSA_LEN];
+    size_t out_len = OUT_LEN_UNTOUCHED;
+    (void)state;
+
+    assert_int_equal(RAND_bytes(msg, sizeof(msg)), 1);
+    host_oaep_sha256_em(msg, sizeof(msg), em);
+    assert_hsm(hsm_oaep_sha256_decode(em, sizeof(em), out, sizeof(out), &out_len), HSM_OK);
+    assert_int_equal(out_len, sizeof(msg));
+    assert_memory_equal(out, msg, sizeof(msg));
+
+    host_oaep_sha256_em(msg, 0, em);
+    out_len = OUT_LEN_UNTOUCHED;
+    assert_hsm(hsm_oaep_sha256_decode(em, sizeof(em), out, sizeof(out), &out_len), HSM_OK);
+    assert_int_equal(out_len, 0);
+}
+
+static void
+test_oaep_decode_first_byte(void **state)
+{
+    uint8_t em[RSA_LEN];
+    (void)state;
+
+    host_oaep_sha256_em(oaep_msg, OAEP_MSG_LEN, em);
+    assert_decodes(em);
+    em[0] = 0x01;
+    assert_decode_fails(em, sizeof(em), RSA_LEN);
+    em[0] = 0x80;
+    assert_decode_fails(em, sizeof(em), RSA_LEN);
+}
+
+static void
+test_oaep_decode_masked_seed(void **state)
+{
+    uint8_t em[RSA_LEN];
+    (void)state;
+
+    host_oaep_sha256_em(oaep_msg, OAEP_MSG_LEN, em);
+    assert_decodes(em);
+    em[OAEP_SEED_OFF] ^= 0x01;
+    assert_decode_fails(em, sizeof(em), RSA_LEN);
+    em[OAEP_SEED_OFF] ^= 0x01;
+    em[OAEP_SEED_OFF + OAEP_SHA256_HLEN - 1] ^= 0x80;
+    assert_decode_fails(em, sizeof(em), RSA_LEN);
+}
+
+/* The masked DB: its label hash (right after the seed), the 0x01 separator
+ * and the message itself. The seed mask is MGF1 of the whole masked DB, so
+ * any change there garbles the seed and with it the label hash check: OAEP
+ * is all or nothing. */
+static void
+test_oaep_decode_masked_db(void **state)
+{
+    static const size_t where[] = { OAEP_SEED_OFF + OAEP_SHA256_HLEN,  /* lHash */
+                                    RSA_LEN - OAEP_MSG_LEN - 1,        /* separator */
+                                    RSA_LEN - 1 };                     /* message */
+    uint8_t em[RSA_LEN];
+    (void)state;
+
+    host_oaep_sha256_em(oaep_msg, OAEP_MSG_LEN, em);
+    assert_decodes(em);
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        em[where[i]] ^= 0x01;
+        assert_decode_fails(em, sizeof(em), RSA_LEN);
+        em[where[i]] ^= 0x01;
+    }
+}
+
+static void
+test_oaep_decode_lengths(void **state)
+{
+    uint8_t em[RSA_BLOCK_MAX + 1];
+    (void)state;
+
+    memset(em, 0, sizeof(em));
+    host_oaep_sha256_em(oaep_msg, OAEP_MSG_LEN, em);
+    assert_decodes(em);
+    /* Not a modulus length the vault accepts. */
+    assert_decode_fails(em, 100, RSA_LEN);
+    assert_decode_fails(em, 0, RSA_LEN);
+    assert_decode_fails(em, RSA_BLOCK_MIN - 1, RSA_LEN);
+    assert_decode_fails(em, RSA_BLOCK_MAX + 1, RSA_LEN);
+    /* A valid block read as a longer one is no longer valid. */
+    assert_decode_fails(em, RSA_LEN + 1, RSA_LEN);
+    /* One byte short of the message. */
+    assert_decode_fails(em, RSA_LEN, OAEP_MSG_LEN - 1);
+    assert_decode_fails(em, RSA_LEN, 0);
+}
+
+static void
+test_oaep_decode_null(void **state)
+{
+    uint8_t em[RSA_LEN], out[RSA_LEN];
+    size_t out_len = OUT_LEN_UNTOUCHED;
+    (void)state;
+
+    host_oaep_sha256_em(oaep_msg, OAEP_MSG_LEN, em);
+    assert_hsm(hsm_oaep_sha256_decode(NULL, sizeof(em), out, sizeof(out), &out_len),
+               HSM_ERR_INVALID_ARG);
+    assert_hsm(hsm_oaep_sha256_decode(em, sizeof(em), NULL, sizeof(out), &out_len),
+               HSM_ERR_INVALID_ARG);
+    assert_hsm(hsm_oaep_sha256_decode(em, sizeof(em), out, sizeof(out), NULL),
+               HSM_ERR_INVALID_ARG);
+    assert_int_equal(out_len, OUT_LEN_UNTOUCHED);
+}
+
+/* ---- attributes of the RSA keys ------------------------------------------------- */
+
+static void
+test_unwrap_key_attributes(void **state)
+{
+    hsm_key_info info;
+    CK_MECHANISM mechs[] = { { CKM_RSA_PKCS, NULL, 0 }, { CKM_RSA_X_509, NULL, 0 } };
+    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+    (void)state;
+
+    memset(&info, 0, sizeof(info));
+    assert_hsm(hsm_key_info_get(s, unwrap_key, &info), HSM_OK);
+    assert_int_equal(info.kind, HSM_KIND_RSA_UNWRAP);
+    assert_string_equal(info.type, "RSA-2048");
+    assert_int_equal(info.decrypt, 0);
+    assert_int_equal(info.unwrap, 1);
+    assert_int_equal(info.sign, 0);
+    assert_int_equal(info.derive, 0);
+    assert_int_equal(info.sensitive, 1);
+    assert_int_equal(info.extractable, 0);
+
+    memset(&info, 0, sizeof(info));
+    assert_hsm(hsm_key_info_get(s, decrypt_key, &info), HSM_OK);
+    assert_int_equal(info.kind, HSM_KIND_RSA_DECRYPT);
+    assert_int_equal(info.decrypt, 1);
+    assert_int_equal(info.sensitive, 1);
+    assert_int_equal(info.extractable, 0);
+
+    /* White-box: the token itself refuses to decrypt with the unwrap key, so
+     * an unwrapped content key can never come out as plaintext. */
+    assert_hsm(hsm__key_handle(s, unwrap_key, &k), HSM_OK);
+    for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
+        CK_RV rv = s->h->p11->C_DecryptInit(s->handle, &mechs[i], k);
+
+        print_message("C_DecryptInit(%s) with the unwrap key: %s\n",
+                      i == 0 ? "CKM_RSA_PKCS" : "CKM_RSA_X_509", hsm__ckr_name(rv));
+        if (rv == CKR_OK) {
+            s->broken = true; /* an operation is active: do not pool this session */
+            fail_msg("the RSA_UNWRAP key decrypts");
+        }
+        assert_true(rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT ||
+                    rv == CKR_MECHANISM_INVALID);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_probe_paths),
+        cmocka_unit_test(test_unwrap_pkcs1),
+        cmocka_unit_test(test_unwrap_oaep_sha1),
+        cmocka_unit_test(test_unwrap_oaep_sha1_decrypt_key),
+        cmocka_unit_test(test_unwrap_encrypt_use),
+        cmocka_unit_test(test_unwrap_oaep_sha256_host_decode),
+        cmocka_unit_test(test_unwrap_oaep_sha256_aes256),
+        cmocka_unit_test(test_unwrap_oaep_sha256_unwrap_key_refused),
+        cmocka_unit_test(test_oaep_sha1_tampered),
+        cmocka_unit_test(test_oaep_sha256_tampered),
+        cmocka_unit_test(test_oaep_sha256_wrong_key_length),
+        cmocka_unit_test(test_pkcs1_tampered_gives_random_key),
+        cmocka_unit_test(test_wrapped_length_bounds),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_wrong_key_kind),
+        cmocka_unit_test(test_oaep_decode_valid),
+        cmocka_unit_test(test_oaep_decode_extremes),
+        cmocka_unit_test(test_oaep_decode_first_byte),
+        cmocka_unit_test(test_oaep_decode_masked_seed),
+        cmocka_unit_test(test_oaep_decode_masked_db),
+        cmocka_unit_test(test_oaep_decode_lengths),
+        cmocka_unit_test(test_oaep_decode_null),
+        cmocka_unit_test(test_unwrap_key_attributes),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

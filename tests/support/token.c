@@ -1,0 +1,182 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "tests/support/token.h"
+
+extern char **environ;
+
+int
+tv_write_file(const char *path, const char *data, unsigned mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    size_t n = strlen(data);
+
+    if (fd < 0)
+        return -1;
+    if (fchmod(fd, mode) != 0 || write(fd, data, n) != (ssize_t)n) {
+        close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+static int
+run(char *const argv[])
+{
+    pid_t pid;
+    int status = 0, devnull;
+    posix_spawn_file_actions_t fa;
+
+    posix_spawn_file_actions_init(&fa);
+    devnull = open("/dev/null", O_WRONLY);
+    posix_spawn_file_actions_adddup2(&fa, devnull, 1);
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(devnull);
+        return -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(devnull);
+    if (waitpid(pid, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int
+tv_token_setup(tv_token *t)
+{
+    char tokens[320], conf_text[400];
+    char *argv[] = { "softhsm2-util", "--init-token", "--free", "--label", TV_TEST_LABEL,
+                     "--so-pin", TV_TEST_SO_PIN, "--pin", TV_TEST_USER_PIN, NULL };
+
+    memset(t, 0, sizeof(*t));
+    snprintf(t->dir, sizeof(t->dir), "%s/tv-test-XXXXXX",
+             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(t->dir) == NULL) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    snprintf(tokens, sizeof(tokens), "%s/tokens", t->dir);
+    snprintf(t->conf, sizeof(t->conf), "%s/softhsm2.conf", t->dir);
+    snprintf(t->pin_file, sizeof(t->pin_file), "%s/pin", t->dir);
+    snprintf(conf_text, sizeof(conf_text),
+             "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
+    if (mkdir(tokens, 0700) != 0 || tv_write_file(t->conf, conf_text, 0600) != 0 ||
+        tv_write_file(t->pin_file, TV_TEST_USER_PIN "\n", 0600) != 0) {
+        fprintf(stderr, "fixture files: %s\n", strerror(errno));
+        return -1;
+    }
+    setenv("SOFTHSM2_CONF", t->conf, 1);
+    if (run(argv) != 0) {
+        fprintf(stderr, "softhsm2-util --init-token failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+int
+tv_token_open(tv_token *t)
+{
+    hsm_config cfg = { 0 };
+    int r;
+
+    cfg.module_path = TV_SOFTHSM_MODULE;
+    cfg.token_label = TV_TEST_LABEL;
+    cfg.backoff_initial_ms = 20;
+    cfg.backoff_max_ms = 200;
+    if (t->pin == NULL && (r = hsm_pin_source_file(&t->pin, t->pin_file)) != HSM_OK)
+        return r;
+    return hsm_open(&t->h, &cfg, t->pin);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+tv_token_teardown(tv_token *t)
+{
+    hsm_close(t->h);
+    t->h = NULL;
+    hsm_pin_source_free(t->pin);
+    t->pin = NULL;
+    if (t->dir[0] != '\0')
+        nftw(t->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *
+tv_vector_read(const char *rel, size_t *out_len)
+{
+    char path[512];
+    FILE *f;
+    char *buf;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/%s", TV_VECTORS_DIR, rel);
+    f = fopen(path, "rb");
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "vector %s: %s\n", path, strerror(errno));
+        abort();
+    }
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
+        abort();
+    fclose(f);
+    buf[n] = '\0';
+    if (out_len != NULL)
+        *out_len = (size_t)n;
+    return buf;
+}
+
+unsigned char *
+tv_b64(const char *b64, size_t *out_len)
+{
+    size_t len = strlen(b64), pad = 0;
+    unsigned char *out = malloc(len / 4 * 3 + 3);
+    int n;
+
+    while (len > 0 && (b64[len - 1] == '\n' || b64[len - 1] == '\r'))
+        len--;
+    if (len >= 1 && b64[len - 1] == '=')
+        pad++;
+    if (len >= 2 && b64[len - 2] == '=')
+        pad++;
+    if (out == NULL || len % 4 != 0 ||
+        (n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len)) < 0)
+        abort();
+    *out_len = (size_t)n - pad;
+    return out;
+}
+
+unsigned char *
+tv_hex(const char *hex, size_t *out_len)
+{
+    size_t len = strlen(hex);
+    unsigned char *out = malloc(len / 2 + 1);
+
+    if (out == NULL || len % 2 != 0)
+        abort();
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            abort();
+        out[i] = (unsigned char)v;
+    }
+    *out_len = len / 2;
+    return out;
+}

@@ -1,0 +1,46 @@
+/*
+ * token.h - the SoftHSM test fixture: every test gets a token of its own in a
+ * fresh temporary directory, initialized with softhsm2-util (the real tool),
+ * and a 0600 PIN file. Nothing outside the directory is touched.
+ */
+#ifndef TOKENVAULT_TESTS_SUPPORT_TOKEN_H
+#define TOKENVAULT_TESTS_SUPPORT_TOKEN_H
+
+#include "hsm/hsm.h"
+
+/* Test PINs: test tokens only. The product reads its PIN from a file. */
+#define TV_TEST_SO_PIN "so-pin-4321"
+#define TV_TEST_USER_PIN "user-pin-1234"
+#define TV_TEST_LABEL "tokenvault-test"
+
+typedef struct tv_token {
+    char dir[256];
+    char conf[300];
+    char pin_file[300];
+    hsm_pin_source *pin;
+    hsm *h;
+} tv_token;
+
+/* Makes the directory, the SoftHSM config (SOFTHSM2_CONF is set for this
+ * process), the token, and the PIN file. Returns 0 or -1 with a message. */
+int tv_token_setup(tv_token *t);
+
+/* Opens the hsm on the token (t->h, t->pin). Returns an HSM_ERR_ code. */
+int tv_token_open(tv_token *t);
+
+/* Closes the hsm if open and removes the directory. */
+void tv_token_teardown(tv_token *t);
+
+/* Writes |pin| to |path| with |mode|. Returns 0 or -1. */
+int tv_write_file(const char *path, const char *data, unsigned mode);
+
+/* Reads a vector file from tests/vectors (path relative to it) into a malloc'd,
+ * NUL-terminated buffer. Aborts the test on failure. */
+char *tv_vector_read(const char *rel, size_t *out_len);
+
+/* Decodes base64 (standard alphabet, padding, no newlines) or hex into a
+ * malloc'd buffer; aborts the test on bad input. */
+unsigned char *tv_b64(const char *b64, size_t *out_len);
+unsigned char *tv_hex(const char *hex, size_t *out_len);
+
+#endif

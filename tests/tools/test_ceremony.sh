@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# tokenvault-ceremony as an officer runs it, against a fresh SoftHSM token:
+# outputs, files, exit codes.
+set -u
+tool=$1
+module=$2
+dir=$(mktemp -d /tmp/tv-ceremony-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+export SOFTHSM2_CONF=$dir/softhsm2.conf
+mkdir "$dir/tokens"
+echo "directories.tokendir = $dir/tokens" > "$SOFTHSM2_CONF"
+softhsm2-util --init-token --free --label ceremony --so-pin so-pin-9 --pin user-pin-9 >/dev/null
+(umask 077; echo user-pin-9 > "$dir/pin")
+fails=0
+check() { # check NAME EXPECTED_RC ACTUAL_RC
+    if [ "$2" != "$3" ]; then echo "FAIL $1: exit $3, expected $2"; fails=$((fails + 1)); else echo "ok   $1"; fi
+}
+has() { # has NAME PATTERN FILE
+    if grep -q -- "$2" "$3"; then echo "ok   $1"; else echo "FAIL $1: no '$2' in output"; cat "$3"; fails=$((fails + 1)); fi
+}
+run() { "$tool" --module "$module" --token ceremony --pin-file "$dir/pin" "$@"; }
+
+run --dek "$dir/dek" init >"$dir/init.out" 2>&1; check "init" 0 $?
+for k in vault-kek-v1 vault-fingerprint vault-session-mac vault-audit-sign vault-dek-v1; do
+    has "init prints $k" "^$k .*KCV [0-9A-F]\{6\}" "$dir/init.out"
+done
+has "KEK wraps only" "usage:     !encrypt !decrypt !sign !verify wrap unwrap !derive" "$dir/init.out"
+has "keys never extractable" "sensitive !extractable always-sensitive never-extractable" "$dir/init.out"
+[ "$(stat -c %a "$dir/dek")" = 600 ]; check "DEK file is 0600" 0 $?
+dek_kcv=$(awk '/^vault-dek-v1/ {print $5}' "$dir/init.out")
+
+run --dek "$dir/dek" keys >"$dir/keys.out" 2>&1; check "keys" 0 $?
+has "keys shows the DEK with its KCV" "^vault-dek-v1 .*KCV $dek_kcv" "$dir/keys.out"
+kek_kcv=$(awk '/^vault-kek-v1/ {print $5}' "$dir/init.out")
+has "KEK KCV is stable" "^vault-kek-v1 .*KCV $kek_kcv" "$dir/keys.out"
+
+run --dek "$dir/dek2" init >/dev/null 2>"$dir/err"; check "init twice refused" 3 $?
+has "init twice says why" "HSM_ERR_EXISTS" "$dir/err"
+run --dek "$dir/dek" init >/dev/null 2>&1; check "DEK file never overwritten" 3 $?
+
+sed -i 's/^./0/' "$dir/dek"
+run --dek "$dir/dek" keys >/dev/null 2>"$dir/err"; check "tampered DEK refused" 3 $?
+has "tampered DEK says verify" "HSM_ERR_VERIFY" "$dir/err"
+
+run --label wallet-ec-1 --kind ec wallet-keygen >"$dir/w.out" 2>&1; check "wallet-keygen ec" 0 $?
+has "wallet key derive only" "^wallet-ec-1 .*ec-derive" "$dir/w.out"
+has "wallet key public SPKI" "public key (SPKI, base64): MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE" "$dir/w.out"
+run --label wallet-x --kind dsa wallet-keygen >/dev/null 2>&1; check "wallet-keygen bad kind" 2 $?
+
+run probe >"$dir/probe.out" 2>&1; check "probe" 0 $?
+has "probe shows RSA fallback" "RSA-OAEP-SHA256:  host-decode" "$dir/probe.out"
+
+chmod 0644 "$dir/pin"
+run keys >/dev/null 2>"$dir/err"; check "world-readable PIN file refused" 3 $?
+has "PIN error names the mode" "mode 644" "$dir/err"
+chmod 0600 "$dir/pin"
+"$tool" --module "$module" --token ceremony keys >/dev/null 2>&1; check "no PIN file is usage" 2 $?
+run frobnicate >/dev/null 2>&1; check "unknown command is usage" 2 $?
+"$tool" --help >/dev/null; check "--help" 0 $?
+echo wrong-pin > "$dir/pin"
+run keys >/dev/null 2>"$dir/err"; check "wrong PIN refused" 3 $?
+has "wrong PIN says login" "HSM_ERR_LOGIN" "$dir/err"
+
+[ $fails -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
