@@ -3,8 +3,22 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "hsm/internal.h"
+
+CK_BBOOL hsm__true = CK_TRUE;
+CK_BBOOL hsm__false = CK_FALSE;
+
+int
+hsm__copy_out(uint8_t *out, size_t cap, const uint8_t *src, size_t len, size_t *out_len)
+{
+    *out_len = len;
+    if (out == NULL || cap < len)
+        return HSM_ERR_BUFFER;
+    memcpy(out, src, len);
+    return HSM_OK;
+}
 
 /* Detail of the last failure on this thread, for the log. Short and free of
  * secrets: a call name and a CKR name, or a fixed message of this layer. */

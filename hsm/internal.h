@@ -50,6 +50,15 @@
 #define CKM_SHA256_KEY_DERIVATION 0x00000395UL
 #endif
 
+/* Template helpers: every file builds CK_ATTRIBUTE arrays the same way. */
+extern CK_BBOOL hsm__true, hsm__false;
+#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
+#define BOOL_ATTR(type, v) ATTR(type, (v) ? &hsm__true : &hsm__false, sizeof(CK_BBOOL))
+
+/* Copies |len| bytes to a caller's buffer: *out_len is always set, so a caller
+ * that got HSM_ERR_BUFFER learns the size it needs. */
+int hsm__copy_out(uint8_t *out, size_t cap, const uint8_t *src, size_t len, size_t *out_len);
+
 /* A long-term key reference, owned by the hsm (list hsm.keys). */
 struct hsm_key {
     struct hsm_key *next;

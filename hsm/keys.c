@@ -17,11 +17,6 @@
 /* Highest key version; rotation is yearly, so six digits is ample. */
 #define KEY_VERSION_MAX 999999u
 
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
-
-#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
-#define BOOL_ATTR(type, v) ATTR(type, (v) ? &ck_true : &ck_false, sizeof(CK_BBOOL))
 
 const char *
 hsm_key_kind_name(hsm_key_kind kind)

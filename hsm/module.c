@@ -147,6 +147,32 @@ pool_drop_free(struct hsm *h)
     }
 }
 
+/* Releases everything hsm_open acquired; |initialized| says whether
+ * C_Initialize succeeded (so the module must be finalized). */
+static void
+hsm_free(struct hsm *h, bool initialized)
+{
+    if (initialized) {
+        pthread_mutex_lock(&h->lock);
+        pool_drop_free(h);
+        pthread_mutex_unlock(&h->lock);
+        if (h->keeper != CK_INVALID_HANDLE)
+            h->p11->C_Logout(h->keeper);
+        h->p11->C_CloseAllSessions(h->slot);
+        h->p11->C_Finalize(NULL);
+    }
+    if (h->dl != NULL)
+        dlclose(h->dl);
+    hsm__keys_free(h);
+    free(h->module_path);
+    free(h->token_label);
+    free(h->token_uri);
+    free(h->init_args);
+    pthread_cond_destroy(&h->cond);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
 static char *
 dup_or_null(const char *s)
 {
@@ -239,49 +265,16 @@ hsm_open(hsm **out, const hsm_config *cfg, hsm_pin_source *pin)
     h = NULL;
     r = HSM_OK;
 out:
-    if (h != NULL) {
-        if (initialized) {
-            pool_drop_free(h);
-            if (h->keeper != CK_INVALID_HANDLE)
-                h->p11->C_Logout(h->keeper);
-            h->p11->C_CloseAllSessions(h->slot);
-            h->p11->C_Finalize(NULL);
-        }
-        if (h->dl != NULL)
-            dlclose(h->dl);
-        hsm__keys_free(h);
-        free(h->module_path);
-        free(h->token_label);
-        free(h->token_uri);
-        free(h->init_args);
-        pthread_cond_destroy(&h->cond);
-        pthread_mutex_destroy(&h->lock);
-        free(h);
-    }
+    if (h != NULL)
+        hsm_free(h, initialized);
     return r;
 }
 
 void
 hsm_close(hsm *h)
 {
-    if (h == NULL)
-        return;
-    pthread_mutex_lock(&h->lock);
-    pool_drop_free(h);
-    pthread_mutex_unlock(&h->lock);
-    if (h->keeper != CK_INVALID_HANDLE)
-        h->p11->C_Logout(h->keeper);
-    h->p11->C_CloseAllSessions(h->slot);
-    h->p11->C_Finalize(NULL);
-    dlclose(h->dl);
-    hsm__keys_free(h);
-    free(h->module_path);
-    free(h->token_label);
-    free(h->token_uri);
-    free(h->init_args);
-    pthread_cond_destroy(&h->cond);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
+    if (h != NULL)
+        hsm_free(h, true);
 }
 
 void

@@ -20,10 +20,6 @@
 #define P256_SCALAR_LEN 32
 #define P384_SCALAR_LEN 48
 
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
-#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
-#define BOOL_ATTR(type, v) ATTR(type, (v) ? &ck_true : &ck_false, sizeof(CK_BBOOL))
 
 int
 hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point_len,
@@ -326,13 +322,7 @@ hsm_ecdsa_sign(hsm_session *s, hsm_key *key, const uint8_t *digest, size_t diges
         r = HSM_ERR_NO_MEMORY;
         goto out;
     }
-    *out_len = (size_t)der_len;
-    if (out == NULL || cap < (size_t)der_len) {
-        r = HSM_ERR_BUFFER;
-        goto out;
-    }
-    memcpy(out, der, (size_t)der_len);
-    r = HSM_OK;
+    r = hsm__copy_out(out, cap, der, (size_t)der_len, out_len);
 out:
     OPENSSL_free(der);
     ECDSA_SIG_free(es);

@@ -17,10 +17,6 @@
 #define RSA_BLOCK_MIN 256
 #define RSA_BLOCK_MAX 512
 
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
-#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
-#define BOOL_ATTR(type, v) ATTR(type, (v) ? &ck_true : &ck_false, sizeof(CK_BBOOL))
 
 int
 hsm_oaep_sha256_decode(const uint8_t *em, size_t em_len, uint8_t *out, size_t cap, size_t *out_len)

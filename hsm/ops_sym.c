@@ -8,10 +8,6 @@
 
 #include "hsm/internal.h"
 
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
-#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
-#define BOOL_ATTR(type, v) ATTR(type, (v) ? &ck_true : &ck_false, sizeof(CK_BBOOL))
 
 int
 hsm_random(hsm_session *s, uint8_t *out, size_t len)

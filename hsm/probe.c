@@ -29,10 +29,6 @@
  * generation time is not (this runs at every start). */
 #define PROBE_RSA_BITS 1024
 
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
-#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
-#define BOOL_ATTR(type, v) ATTR(type, (v) ? &ck_true : &ck_false, sizeof(CK_BBOOL))
 
 const char *
 hsm_path_name(hsm_path p)

@@ -21,10 +21,6 @@ const uint8_t hsm__p384_oid[7] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
 #define P256_POINT_LEN 65
 #define P384_POINT_LEN 97
 
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
-#define ATTR(type, ptr, len) { (type), (void *)(ptr), (len) }
-#define BOOL_ATTR(type, v) ATTR(type, (v) ? &ck_true : &ck_false, sizeof(CK_BBOOL))
 
 int
 hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **out,
@@ -209,13 +205,7 @@ hsm_key_public_spki(hsm_session *s, hsm_key *key, uint8_t *out, size_t cap, size
         r = hsm__fail(HSM_ERR_INTERNAL, "cannot encode the public key of %s", key->label);
         goto out;
     }
-    *out_len = (size_t)der_len;
-    if (out == NULL || cap < (size_t)der_len) {
-        r = HSM_ERR_BUFFER;
-        goto out;
-    }
-    memcpy(out, der, (size_t)der_len);
-    r = HSM_OK;
+    r = hsm__copy_out(out, cap, der, (size_t)der_len, out_len);
 out:
     OPENSSL_free(der);
     EVP_PKEY_free(pkey);
