@@ -402,7 +402,10 @@ typedef enum hsm_rsa_pad {
  * host does the OAEP decoding (constant time, OpenSSL), imports the key, and
  * wipes every copy. |out_path| (may be NULL) tells which path ran:
  * 1 = in token, 2 = host OAEP decoding. HSM_ERR_VERIFY on a padding failure
- * or a key of the wrong length. */
+ * (RSA1_5: a random key instead, see RFC 7516 section 11.5) or a key of the
+ * wrong length. The length is always checked on path 2; on path 1 only where
+ * the token reports CKA_VALUE_LEN of unwrapped keys (SoftHSM 2.6 does not, so
+ * there the content's GCM tag check is what catches a wrong key). */
 HSM_WUR int hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, const uint8_t *wrapped,
                                size_t wrapped_len, size_t key_len, hsm_secret_use use,
                                hsm_obj *out, int *out_path);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
@@ -32,6 +33,9 @@ hsm_oaep_sha256_decode(const uint8_t *em, size_t em_len, uint8_t *out, size_t ca
                                           0, EVP_sha256(), EVP_sha256());
     if (n < 0 || (size_t)n > cap) {
         OPENSSL_cleanse(buf, sizeof(buf));
+        /* Leave no stale error on this worker thread's OpenSSL queue: a later
+         * SSL_get_error on the same thread would read it. */
+        ERR_clear_error();
         return HSM_ERR_VERIFY;
     }
     memcpy(out, buf, (size_t)n);
@@ -81,7 +85,7 @@ hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, const uint8_t 
 {
     CK_RSA_PKCS_OAEP_PARAMS oaep;
     CK_MECHANISM mech = { CKM_RSA_PKCS, NULL, 0 };
-    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, cek = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, cek = CK_INVALID_HANDLE, spare = CK_INVALID_HANDLE;
     uint8_t em[RSA_BLOCK_MAX], cek_bytes[32];
     CK_ULONG em_len = sizeof(em), vlen = 0;
     size_t cek_len = 0;
@@ -121,24 +125,34 @@ hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, const uint8_t 
     default:
         return HSM_ERR_INVALID_ARG;
     }
+    /* RSA1_5: the stand-in key is made before the unwrap, whatever its
+     * outcome, so a padding failure costs no extra token call (timing). */
+    if (pad == HSM_RSA_PKCS1 && (r = random_cek(s, key_len, use, &spare)) != HSM_OK)
+        return r;
     rv = s->h->p11->C_UnwrapKey(s->handle, &mech, k, (CK_BYTE_PTR)wrapped, wrapped_len, t,
                                 sizeof(t) / sizeof(t[0]), &cek);
+    r = HSM_OK;
     if (rv != CKR_OK) {
         r = hsm__ckr_verify(s, "C_UnwrapKey", rv);
-        if (pad == HSM_RSA_PKCS1 && r == HSM_ERR_VERIFY)
-            r = random_cek(s, key_len, use, &cek);
-        if (r != HSM_OK)
-            return r;
+        cek = CK_INVALID_HANDLE;
     } else if (s->h->p11->C_GetAttributeValue(s->handle, cek, &vl, 1) == CKR_OK && vlen != 0 &&
                vlen != key_len) {
         /* A token that reports the length lets us refuse a key of the wrong
-         * size (SoftHSM reads 0: HSM-NOTES Q4). */
+         * size. SoftHSM 2.6 reads 0 and refuses CKA_VALUE_LEN in the template
+         * (HSM-NOTES Q4), so there the length is not checked on this path. */
         s->h->p11->C_DestroyObject(s->handle, cek);
-        if (pad != HSM_RSA_PKCS1)
-            return hsm__fail(HSM_ERR_VERIFY, "unwrapped key of %lu bytes", (unsigned long)vlen);
-        if ((r = random_cek(s, key_len, use, &cek)) != HSM_OK)
-            return r;
+        cek = CK_INVALID_HANDLE;
+        r = hsm__fail(HSM_ERR_VERIFY, "unwrapped key of %lu bytes", (unsigned long)vlen);
     }
+    if (pad == HSM_RSA_PKCS1 && r == HSM_ERR_VERIFY) {
+        cek = spare;
+        spare = CK_INVALID_HANDLE;
+        r = HSM_OK;
+    }
+    if (spare != CK_INVALID_HANDLE)
+        s->h->p11->C_DestroyObject(s->handle, spare);
+    if (r != HSM_OK)
+        return r;
     *out = cek;
     if (out_path != NULL)
         *out_path = 1;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -32,6 +33,8 @@
 #define AES128_LEN 16
 #define AES192_LEN 24
 #define AES256_LEN 32
+/* A key length that is no AES size at all. */
+#define KEY_LEN_NOT_AES 20
 /* OAEP-SHA256: the seed is the 32 bytes after the leading zero. */
 #define OAEP_SEED_OFF 1
 #define OAEP_SHA256_HLEN 32
@@ -168,6 +171,49 @@ host_oaep_sha256_em(const uint8_t *msg, size_t msg_len, uint8_t em[RSA_LEN])
     EVP_PKEY_CTX_free(ctx);
     /* An OAEP block starts with a zero byte (RFC 8017 section 7.1.2 step 3g). */
     assert_int_equal(em[0], 0);
+}
+
+/* RFC 8017 section 7.1.1 step 2 with SHA-256, written out here so that blocks
+ * of any length can be made (OpenSSL only encodes for a key it holds). Checked
+ * against OpenSSL's decoder in test_oaep_host_encoder. */
+static void
+mgf1_sha256_xor(uint8_t *out, size_t out_len, const uint8_t *seed, size_t seed_len)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t done = 0;
+
+    assert_non_null(md);
+    for (uint32_t c = 0; done < out_len; c++) {
+        uint8_t cnt[4] = { (uint8_t)(c >> 24), (uint8_t)(c >> 16), (uint8_t)(c >> 8), (uint8_t)c };
+        uint8_t h[OAEP_SHA256_HLEN];
+        unsigned int n = 0;
+
+        assert_int_equal(EVP_DigestInit_ex(md, EVP_sha256(), NULL), 1);
+        assert_int_equal(EVP_DigestUpdate(md, seed, seed_len), 1);
+        assert_int_equal(EVP_DigestUpdate(md, cnt, sizeof(cnt)), 1);
+        assert_int_equal(EVP_DigestFinal_ex(md, h, &n), 1);
+        for (size_t i = 0; i < n && done < out_len; i++)
+            out[done++] ^= h[i];
+    }
+    EVP_MD_CTX_free(md);
+}
+
+static void
+host_oaep_sha256_encode(const uint8_t *msg, size_t msg_len, uint8_t *em, size_t k)
+{
+    const size_t hlen = OAEP_SHA256_HLEN, db_len = k - hlen - 1;
+    uint8_t *seed = em + 1, *db = em + 1 + hlen;
+    unsigned int n = 0;
+
+    assert_true(k >= 2 * hlen + 2 && msg_len <= k - 2 * hlen - 2);
+    memset(em, 0, k);
+    /* DB = lHash || PS || 0x01 || M, lHash = SHA-256 of the empty label. */
+    assert_int_equal(EVP_Digest("", 0, db, &n, EVP_sha256(), NULL), 1);
+    db[db_len - msg_len - 1] = 0x01;
+    memcpy(db + db_len - msg_len, msg, msg_len);
+    assert_int_equal(RAND_bytes(seed, (int)hlen), 1);
+    mgf1_sha256_xor(db, db_len, seed, hlen);   /* maskedDB */
+    mgf1_sha256_xor(seed, hlen, db, db_len);   /* maskedSeed */
 }
 
 /* ---- checks on an unwrapped key ------------------------------------------- */
@@ -517,7 +563,7 @@ test_bad_arguments(void **state)
     assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
     host_rsa_wrap(unwrap_pub, HSM_RSA_OAEP_SHA1, cek, sizeof(cek), wrapped);
     /* AES keys of the vault are 16 or 32 bytes. */
-    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), 20,
+    assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), KEY_LEN_NOT_AES,
                         HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
     assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA1, wrapped, sizeof(wrapped), AES192_LEN,
                         HSM_USE_AES_GCM_DECRYPT, HSM_ERR_INVALID_ARG);
@@ -583,8 +629,11 @@ assert_decode_fails(const uint8_t *em, size_t em_len, size_t cap)
     size_t out_len = OUT_LEN_UNTOUCHED;
 
     assert_true(cap <= sizeof(out));
+    ERR_clear_error();
     assert_hsm(hsm_oaep_sha256_decode(em, em_len, out, cap, &out_len), HSM_ERR_VERIFY);
     assert_int_equal(out_len, OUT_LEN_UNTOUCHED);
+    /* No stale error is left on the thread's OpenSSL queue. */
+    assert_int_equal(ERR_peek_error(), 0);
 }
 
 /* |em| decodes to oaep_msg: the block a failure test starts from is good. */
@@ -690,23 +739,60 @@ test_oaep_decode_masked_db(void **state)
     }
 }
 
+/* The host encoder agrees with OpenSSL: its block, raw-RSA-encrypted, is
+ * what OpenSSL's OAEP-SHA256 decryption opens. */
+static void
+test_oaep_host_encoder(void **state)
+{
+    uint8_t em[RSA_LEN], ct[RSA_LEN], out[RSA_LEN];
+    size_t ct_len = sizeof(ct), out_len = sizeof(out);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, host_rsa, NULL);
+    (void)state;
+
+    assert_non_null(ctx);
+    host_oaep_sha256_encode(oaep_msg, OAEP_MSG_LEN, em, sizeof(em));
+    assert_int_equal(EVP_PKEY_encrypt_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING), 1);
+    assert_int_equal(EVP_PKEY_encrypt(ctx, ct, &ct_len, em, sizeof(em)), 1);
+    assert_int_equal(EVP_PKEY_decrypt_init(ctx), 1);
+    host_set_pad(ctx, HSM_RSA_OAEP_SHA256);
+    assert_int_equal(EVP_PKEY_decrypt(ctx, out, &out_len, ct, ct_len), 1);
+    assert_int_equal(out_len, OAEP_MSG_LEN);
+    assert_memory_equal(out, oaep_msg, OAEP_MSG_LEN);
+    EVP_PKEY_CTX_free(ctx);
+    assert_decodes(em);
+}
+
+/* Only RSA-2048 .. RSA-4096 blocks: a well-formed encoding of any other
+ * length is refused, and both ends of the range are accepted. */
 static void
 test_oaep_decode_lengths(void **state)
 {
-    uint8_t em[RSA_BLOCK_MAX + 1];
+    static const size_t refused[] = { 100, RSA_BLOCK_MIN - 1, RSA_BLOCK_MAX + 1 };
+    static const size_t accepted[] = { RSA_BLOCK_MIN, 384, RSA_BLOCK_MAX };
+    uint8_t em[RSA_BLOCK_MAX + 1], out[RSA_BLOCK_MAX];
     (void)state;
 
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        host_oaep_sha256_encode(oaep_msg, OAEP_MSG_LEN, em, refused[i]);
+        assert_decode_fails(em, refused[i], sizeof(out));
+    }
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        size_t out_len = OUT_LEN_UNTOUCHED;
+
+        host_oaep_sha256_encode(oaep_msg, OAEP_MSG_LEN, em, accepted[i]);
+        assert_hsm(hsm_oaep_sha256_decode(em, accepted[i], out, sizeof(out), &out_len), HSM_OK);
+        assert_int_equal(out_len, OAEP_MSG_LEN);
+        assert_memory_equal(out, oaep_msg, OAEP_MSG_LEN);
+    }
+    assert_decode_fails(em, 0, sizeof(out));
+
+    /* A 2048-bit block read as a longer one is no longer valid. */
     memset(em, 0, sizeof(em));
     host_oaep_sha256_em(oaep_msg, OAEP_MSG_LEN, em);
     assert_decodes(em);
-    /* Not a modulus length the vault accepts. */
-    assert_decode_fails(em, 100, RSA_LEN);
-    assert_decode_fails(em, 0, RSA_LEN);
-    assert_decode_fails(em, RSA_BLOCK_MIN - 1, RSA_LEN);
-    assert_decode_fails(em, RSA_BLOCK_MAX + 1, RSA_LEN);
-    /* A valid block read as a longer one is no longer valid. */
     assert_decode_fails(em, RSA_LEN + 1, RSA_LEN);
-    /* One byte short of the message. */
+    /* A buffer one byte short of the message. */
     assert_decode_fails(em, RSA_LEN, OAEP_MSG_LEN - 1);
     assert_decode_fails(em, RSA_LEN, 0);
 }
@@ -797,6 +883,7 @@ main(void)
         cmocka_unit_test(test_oaep_decode_first_byte),
         cmocka_unit_test(test_oaep_decode_masked_seed),
         cmocka_unit_test(test_oaep_decode_masked_db),
+        cmocka_unit_test(test_oaep_host_encoder),
         cmocka_unit_test(test_oaep_decode_lengths),
         cmocka_unit_test(test_oaep_decode_null),
         cmocka_unit_test(test_unwrap_key_attributes),

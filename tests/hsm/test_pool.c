@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,9 @@
 #define SHA256_LEN 32
 /* How long the waiter gets to (wrongly) obtain a session beyond the limit. */
 #define WAIT_CHECK_MS 200
+/* How long a released session may take to reach the waiter. */
+#define WAKE_TIMEOUT_MS 5000
+#define WAKE_POLL_MS 10
 
 #define assert_hsm(expr, want)                                                               \
     do {                                                                                     \
@@ -447,20 +451,55 @@ test_pool_concurrent_operations(void **state)
     pthread_mutex_unlock(&tok.h->lock);
 }
 
+/* Sessions a test holds itself, and its waiter thread: released and joined
+ * by release_held even when an assertion ends the test early, so that one
+ * failure cannot leave the pool exhausted (and the next test hanging). */
+static hsm_session *held[POOL_SESSIONS];
+
 typedef struct waiter {
+    pthread_t thread;
+    bool started;
     hsm_session *got;
     int r;
     atomic_int done;
 } waiter;
 
+static waiter wt;
+
 static void *
 wait_for_session(void *arg)
 {
-    waiter *wt = arg;
+    waiter *w = arg;
 
-    wt->r = hsm_session_acquire(tok.h, &wt->got);
-    atomic_store(&wt->done, 1);
+    w->r = hsm_session_acquire(tok.h, &w->got);
+    atomic_store(&w->done, 1);
     return NULL;
+}
+
+static int
+release_held(void **state)
+{
+    (void)state;
+    /* First the held sessions, which also wakes a waiter still blocked. */
+    for (int i = 0; i < POOL_SESSIONS; i++) {
+        hsm_session_release(held[i]);
+        held[i] = NULL;
+    }
+    if (wt.started) {
+        pthread_join(wt.thread, NULL);
+        wt.started = false;
+    }
+    hsm_session_release(wt.got);
+    wt.got = NULL;
+    return 0;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
 }
 
 /* With every session lent, acquire waits (it neither opens a fifth session nor
@@ -468,10 +507,8 @@ wait_for_session(void *arg)
 static void
 test_pool_waits_when_exhausted(void **state)
 {
-    hsm_session *held[POOL_SESSIONS] = { NULL };
-    struct timespec pause = { WAIT_CHECK_MS / 1000, (WAIT_CHECK_MS % 1000) * 1000000L };
-    pthread_t thread;
-    waiter wt;
+    hsm_session *returned;
+    long waited = 0;
     (void)state;
 
     memset(&wt, 0, sizeof(wt));
@@ -481,26 +518,31 @@ test_pool_waits_when_exhausted(void **state)
         for (int j = 0; j < i; j++)
             assert_ptr_not_equal(held[i], held[j]);
     }
-    assert_int_equal(pthread_create(&thread, NULL, wait_for_session, &wt), 0);
-    nanosleep(&pause, NULL);
+    assert_int_equal(pthread_create(&wt.thread, NULL, wait_for_session, &wt), 0);
+    wt.started = true;
+    sleep_ms(WAIT_CHECK_MS);
     assert_int_equal(atomic_load(&wt.done), 0);
     pthread_mutex_lock(&tok.h->lock);
     assert_int_equal(tok.h->num_lent, POOL_SESSIONS);
     assert_int_equal(tok.h->num_open, POOL_SESSIONS);
     pthread_mutex_unlock(&tok.h->lock);
 
-    hsm_session_release(held[0]);
-    assert_int_equal(pthread_join(thread, NULL), 0);
+    returned = held[0];
+    held[0] = NULL;
+    hsm_session_release(returned);
+    while (atomic_load(&wt.done) == 0 && waited < WAKE_TIMEOUT_MS) {
+        sleep_ms(WAKE_POLL_MS);
+        waited += WAKE_POLL_MS;
+    }
     assert_int_equal(atomic_load(&wt.done), 1);
+    assert_int_equal(pthread_join(wt.thread, NULL), 0);
+    wt.started = false;
     assert_hsm(wt.r, HSM_OK);
-    assert_ptr_equal(wt.got, held[0]);
-    held[0] = wt.got;
+    assert_ptr_equal(wt.got, returned);
     pthread_mutex_lock(&tok.h->lock);
     assert_int_equal(tok.h->num_lent, POOL_SESSIONS);
     assert_int_equal(tok.h->num_open, POOL_SESSIONS);
     pthread_mutex_unlock(&tok.h->lock);
-    for (int i = 0; i < POOL_SESSIONS; i++)
-        hsm_session_release(held[i]);
 }
 
 /* A session marked broken is closed at release, not pooled; its place is
@@ -508,20 +550,23 @@ test_pool_waits_when_exhausted(void **state)
 static void
 test_pool_broken_session_closed(void **state)
 {
-    hsm_session *s = NULL;
+    hsm_session *broken;
     CK_SESSION_HANDLE old;
     CK_SESSION_INFO info;
     unsigned open_before;
     uint8_t buf[RANDOM_LEN];
     (void)state;
 
-    assert_hsm(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_hsm(hsm_session_acquire(tok.h, &held[0]), HSM_OK);
     pthread_mutex_lock(&tok.h->lock);
     open_before = tok.h->num_open;
     pthread_mutex_unlock(&tok.h->lock);
-    old = s->handle;
-    s->broken = true;
-    hsm_session_release(s);
+    assert_true(open_before >= 1);
+    old = held[0]->handle;
+    broken = held[0];
+    held[0] = NULL;
+    broken->broken = true;
+    hsm_session_release(broken);
     pthread_mutex_lock(&tok.h->lock);
     assert_int_equal(tok.h->num_open, open_before - 1);
     assert_int_equal(tok.h->num_lent, 0);
@@ -529,10 +574,8 @@ test_pool_broken_session_closed(void **state)
     /* The token no longer knows the handle. */
     assert_int_equal(tok.h->p11->C_GetSessionInfo(old, &info), CKR_SESSION_HANDLE_INVALID);
 
-    s = NULL;
-    assert_hsm(hsm_session_acquire(tok.h, &s), HSM_OK);
-    assert_hsm(hsm_random(s, buf, sizeof(buf)), HSM_OK);
-    hsm_session_release(s);
+    assert_hsm(hsm_session_acquire(tok.h, &held[0]), HSM_OK);
+    assert_hsm(hsm_random(held[0], buf, sizeof(buf)), HSM_OK);
 }
 
 int
@@ -540,8 +583,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_concurrent_operations),
-        cmocka_unit_test(test_pool_waits_when_exhausted),
-        cmocka_unit_test(test_pool_broken_session_closed),
+        cmocka_unit_test_teardown(test_pool_waits_when_exhausted, release_held),
+        cmocka_unit_test_teardown(test_pool_broken_session_closed, release_held),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
