@@ -17,7 +17,6 @@
 /* Highest key version; rotation is yearly, so six digits is ample. */
 #define KEY_VERSION_MAX 999999u
 
-
 const char *
 hsm_key_kind_name(hsm_key_kind kind)
 {

@@ -20,7 +20,6 @@
 #define P256_SCALAR_LEN 32
 #define P384_SCALAR_LEN 48
 
-
 int
 hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point_len,
                 hsm_obj *out_z)

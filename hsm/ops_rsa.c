@@ -18,7 +18,6 @@
 #define RSA_BLOCK_MIN 256
 #define RSA_BLOCK_MAX 512
 
-
 int
 hsm_oaep_sha256_decode(const uint8_t *em, size_t em_len, uint8_t *out, size_t cap, size_t *out_len)
 {

@@ -8,7 +8,6 @@
 
 #include "hsm/internal.h"
 
-
 int
 hsm_random(hsm_session *s, uint8_t *out, size_t len)
 {

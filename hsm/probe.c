@@ -29,7 +29,6 @@
  * generation time is not (this runs at every start). */
 #define PROBE_RSA_BITS 1024
 
-
 const char *
 hsm_path_name(hsm_path p)
 {

@@ -21,7 +21,6 @@ const uint8_t hsm__p384_oid[7] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
 #define P256_POINT_LEN 65
 #define P384_POINT_LEN 97
 
-
 int
 hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **out,
                size_t *out_len)
