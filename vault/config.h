@@ -1,0 +1,136 @@
+/*
+ * config.h - tokenvaultd's configuration file: INI (inih), every key checked
+ * at load with a message that names the file, line, section, key and reason.
+ *
+ * Unknown sections and keys are errors, as are a key given twice, a missing
+ * required key, a value out of its range, and a file named by the config that
+ * cannot be used (a TLS key or PIN file readable by others, a missing CA). A
+ * misspelt key must stop the service, not be ignored.
+ *
+ * A vault_config is immutable once loaded; reloading (SIGHUP) loads a new one
+ * and the service swaps what may change at runtime (clients, log level).
+ * Thread-safe to read.
+ */
+#ifndef TOKENVAULT_VAULT_CONFIG_H
+#define TOKENVAULT_VAULT_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/proto.h"
+
+/* Bounds on what a config may declare; beyond them the file is refused. */
+#define VAULT_CLIENTS_MAX 1024u
+#define VAULT_MERCHANTS_MAX 65536u
+/* Requests one connection may have in flight, at most; the client library's
+ * own cap is the same. */
+#define VAULT_IN_FLIGHT_MAX 4096u
+/* A config file is small; a larger file is the wrong file. */
+#define VAULT_CONFIG_FILE_MAX (1024u * 1024u)
+/* inih's line buffer: a longer line would be split silently, so it is refused. */
+#define VAULT_CONFIG_LINE_MAX 196u
+#define VAULT_SUBJECT_MAX 512u
+#define VAULT_HOST_MAX 255u
+/* Room for the longest message load can produce. */
+#define VAULT_CONFIG_ERR_MAX 512u
+
+enum vault_log_level {
+    VAULT_LOG_ERROR,
+    VAULT_LOG_WARN,
+    VAULT_LOG_INFO,
+    VAULT_LOG_DEBUG,
+};
+
+enum vault_pin_source {
+    VAULT_PIN_FILE,   /* a 0600 file read at every login */
+    VAULT_PIN_SEALED, /* M-of-N officer shares over the officer socket */
+};
+
+enum vault_token_format {
+    VAULT_TOKEN_OPAQUE,     /* 128 random bits, printable */
+    VAULT_TOKEN_PAN_SHAPED, /* PAN length, BIN and last 4 kept, failing Luhn */
+};
+
+/* A client: who it is (certificate subject or SHA-256 fingerprint), what it
+ * may do (roles) and for whom (merchants). */
+struct vault_client {
+    char name[API_ID_MAX + 1];
+    char subject[VAULT_SUBJECT_MAX + 1]; /* RFC 2253, "" when matched by fingerprint */
+    bool has_fingerprint;
+    uint8_t fingerprint[32]; /* SHA-256 of the DER certificate */
+    uint32_t roles;          /* bit (1u << enum api_role) */
+    bool all_merchants;
+    char (*merchants)[API_ID_MAX + 1]; /* sorted, for bsearch */
+    size_t num_merchants;
+};
+
+struct vault_merchant {
+    char id[API_ID_MAX + 1];
+    enum vault_token_format token_format;
+};
+
+struct vault_config {
+    char path[PATH_MAX];
+
+    /* [service] */
+    char listen_host[VAULT_HOST_MAX + 1];
+    uint16_t listen_port;
+    char officer_socket[108]; /* sun_path; "" = no officer socket */
+    unsigned max_connections;
+    unsigned max_in_flight; /* per connection */
+    unsigned queue_depth;   /* requests waiting for a worker, all connections */
+    unsigned workers;
+    unsigned handshake_timeout_ms;
+    unsigned idle_timeout_ms;
+    enum vault_log_level log_level;
+
+    /* [tls] */
+    char tls_cert[PATH_MAX];
+    char tls_key[PATH_MAX];
+    char tls_client_ca[PATH_MAX];
+
+    /* [hsm] */
+    char hsm_module[PATH_MAX];
+    char hsm_token[PATH_MAX]; /* a token label or an RFC 7512 pkcs11: URI */
+    enum vault_pin_source pin_source;
+    char pin_file[PATH_MAX];
+
+    /* [store] */
+    char store_path[PATH_MAX];
+    uint64_t map_size; /* bytes */
+
+    struct vault_client *clients;
+    size_t num_clients;
+    struct vault_merchant *merchants; /* sorted by id */
+    size_t num_merchants;
+};
+
+/* vault_config_load reads and checks the file at |path|. Returns 0 with a new
+ * config in *out (release with vault_config_free), or -1 with a one-line
+ * message in |err| ("tokenvault.conf:12: [tls] key: mode 0644 lets others
+ * read it; use 0600"). */
+int vault_config_load(struct vault_config **out, const char *path, char *err, size_t err_len);
+
+/* vault_config_free frees |c|. Accepts NULL. */
+void vault_config_free(struct vault_config *c);
+
+/* The client whose certificate has this RFC 2253 subject or this SHA-256
+ * fingerprint, or NULL. A fingerprint match wins over a subject match. */
+const struct vault_client *vault_config_client(const struct vault_config *c, const char *subject,
+                                               const uint8_t fingerprint[32]);
+
+/* Whether |client| has |role| and may act for |merchant| (NULL: no merchant
+ * involved). */
+bool vault_client_allows(const struct vault_client *client, enum api_role role,
+                         const char *merchant);
+
+/* The settings of |merchant|, or NULL when it has no [merchant] section (the
+ * defaults apply). */
+const struct vault_merchant *vault_config_merchant(const struct vault_config *c,
+                                                   const char *merchant);
+
+const char *vault_log_level_name(enum vault_log_level level);
+
+#endif
