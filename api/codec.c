@@ -45,9 +45,8 @@ fail(struct api_field_error *err, unsigned status, uint16_t tag, const char *mes
     return -(int)status;
 }
 
-/* Width on the wire of a fixed-size type; 0 for variable-length types. */
-static size_t
-fixed_width(enum api_type type)
+size_t
+api_type_width(enum api_type type)
 {
     switch (type) {
     case API_T_BOOL:
@@ -134,7 +133,7 @@ date_ok(const uint8_t *v)
 int
 api_field_check(const struct api_tag_info *info, const uint8_t *v, size_t len)
 {
-    size_t width = fixed_width(info->type);
+    size_t width = api_type_width(info->type);
     uint64_t x;
 
     if (width != 0) {
@@ -276,7 +275,11 @@ decode_list(const struct api_field *f, const struct api_tag_info *info, struct a
     isize = f->item->size;
     items = calloc(n, isize);
     if (items == NULL) {
-        (void)fail(err, API_STATUS_INTERNAL, f->tag, "out of memory");
+        if (err != NULL) {
+            err->status = API_STATUS_INTERNAL;
+            err->tag = f->tag;
+            err->message = "out of memory";
+        }
         return API_ERR_NO_MEMORY;
     }
     /* Owned by the struct from here, so cleanup frees it on any failure. */

@@ -1,4 +1,5 @@
 /* frame.c - frame header and whole-frame codec; see frame.h. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ api_frame_parse_header(struct api_reader *r, enum api_direction dir, struct api_
     struct api_header h;
     uint16_t magic;
 
+    memset(&h, 0, sizeof(h)); /* padding too: headers are compared and copied whole */
     memset(out, 0, sizeof(*out));
     if (api_reader_get_u16(r, &magic) < 0 || api_reader_get_u8(r, &h.version) < 0 ||
         api_reader_get_u8(r, &h.flags) < 0 || api_reader_get_u16(r, &h.opcode) < 0 ||
@@ -41,7 +43,10 @@ api_frame_parse_header(struct api_reader *r, enum api_direction dir, struct api_
     if (dir == API_DIR_RESPONSE &&
         (!(h.flags & API_FLAG_RESPONSE) || api_status_name(h.status) == NULL))
         return -API_STATUS_BAD_REQUEST;
-    if (api_schema_request(h.opcode) == NULL)
+    /* An error response carries the error body whatever its opcode: the
+     * answer to a frame whose opcode was unknown or unreadable (0). */
+    if (api_schema_request(h.opcode) == NULL &&
+        !(dir == API_DIR_RESPONSE && h.status != API_STATUS_OK))
         return -API_STATUS_UNKNOWN_OPCODE;
     return 0;
 }
@@ -78,8 +83,13 @@ api_frame_decode(struct api_frame *out, const uint8_t *data, size_t len, enum ap
     else
         s = api_schema_error();
     msg = malloc(s->size);
-    if (msg == NULL)
+    if (msg == NULL) {
+        if (err != NULL) {
+            err->status = API_STATUS_INTERNAL;
+            err->message = "out of memory";
+        }
         return API_ERR_NO_MEMORY;
+    }
     rc = api_msg_decode(s, &r, msg, err);
     if (rc < 0) {
         free(msg);
@@ -108,10 +118,18 @@ api_frame_write(struct api_writer *w, const struct api_header *h, const struct a
                 const void *msg, struct api_field_error *err)
 {
     size_t start = api_writer_len(w), mark;
-    int rc = api_writer_begin_u32(w, &mark);
+    bool response = (h->flags & API_FLAG_RESPONSE) != 0;
+    int rc;
 
     if (err != NULL)
         memset(err, 0, sizeof(*err));
+    /* The header is checked by the decoder's rules too: what this writes,
+     * api_frame_parse_header accepts. */
+    if (h->version != API_VERSION || (h->flags & ~API_FLAGS_KNOWN) ||
+        (!response && h->status != 0) || api_status_name(h->status) == NULL ||
+        (api_schema_request(h->opcode) == NULL && !(response && h->status != API_STATUS_OK)))
+        return API_ERR_INVALID_ARG;
+    rc = api_writer_begin_u32(w, &mark);
     if (rc == 0)
         rc = api_writer_put_u16(w, API_MAGIC);
     if (rc == 0)
@@ -141,7 +159,10 @@ api_frame_write_error(struct api_writer *w, const struct api_header *req, unsign
 {
     struct api_header h = *req;
     struct api_error_resp e;
+    size_t len;
 
+    if (status == API_STATUS_OK || api_status_name(status) == NULL)
+        return API_ERR_INVALID_ARG;
     memset(&e, 0, sizeof(e));
     h.version = API_VERSION;
     h.flags = API_FLAG_RESPONSE;
@@ -150,7 +171,15 @@ api_frame_write_error(struct api_writer *w, const struct api_header *req, unsign
         message = api_status_description(status);
     if (message == NULL)
         message = "error";
-    strncpy(e.message, message, API_MESSAGE_MAX);
+    len = strnlen(message, API_MESSAGE_MAX + 1);
+    if (len > API_MESSAGE_MAX) {
+        /* Cut at a character boundary: half a UTF-8 sequence would make the
+         * encoder refuse the message, and the error could not be sent. */
+        len = API_MESSAGE_MAX;
+        while (len > 0 && ((unsigned char)message[len] & 0xC0) == 0x80)
+            len--;
+    }
+    memcpy(e.message, message, len);
     if (tag != 0) {
         e.has_error_tag = true;
         e.error_tag = tag;

@@ -41,7 +41,8 @@ API_WUR int api_frame_length(const uint8_t prefix[API_LEN_PREFIX], uint32_t *out
 
 /* api_frame_parse_header reads the fixed header from |r| (the bytes after the
  * length prefix) and checks it for direction |dir|: magic, version, flags,
- * status 0 in a request, a known opcode. Returns 0, -API_STATUS_BAD_REQUEST,
+ * status 0 in a request, a known opcode (any opcode in an error response,
+ * whose body is the error body). Returns 0, -API_STATUS_BAD_REQUEST,
  * -API_STATUS_UNSUPPORTED_VERSION, -API_STATUS_UNKNOWN_OPCODE or
  * -API_STATUS_TRUNCATED. *out is filled whenever the first 16 bytes could be
  * read, even on failure, so a server can answer with the request id. */
@@ -70,15 +71,18 @@ void api_frame_cleanup(struct api_frame *f);
 
 /* api_frame_write appends one whole frame to |w|: length prefix, header and
  * the fields of |msg| (schema |s|; NULL with |msg| NULL for no fields).
- * Returns 0 or what api_msg_encode returns. On failure |w| is rolled back to
+ * Returns 0, API_ERR_INVALID_ARG for a header the decoder would refuse
+ * (version, reserved flags, a status in a request, an undefined status, an
+ * unknown opcode outside an error response), or what api_msg_encode returns. On failure |w| is rolled back to
  * where it was, so frames already in it stay whole. */
 API_WUR int api_frame_write(struct api_writer *w, const struct api_header *h,
                             const struct api_schema *s, const void *msg,
                             struct api_field_error *err);
 
 /* api_frame_write_error appends an error response to |req|'s header: status
- * |status| (not OK), a fixed |message|, and the tag at fault when |tag| is not
- * 0. Returns as api_frame_write. */
+ * |status| (a defined status other than OK, else API_ERR_INVALID_ARG), a
+ * fixed |message| (cut at a character boundary to API_MESSAGE_MAX bytes), and
+ * the tag at fault when |tag| is not 0. Returns as api_frame_write. */
 API_WUR int api_frame_write_error(struct api_writer *w, const struct api_header *req,
                                   unsigned status, uint16_t tag, const char *message);
 

@@ -557,7 +557,8 @@ struct api_field_error {
 /* api_msg_decode reads the fields in |body| (all of it) into |out|, a struct
  * of schema |s|. Returns 0 or -API_STATUS_* (TRUNCATED, TRAILING_BYTES,
  * UNKNOWN_FIELD, PROHIBITED_DATA, DUPLICATE_FIELD, MISSING_FIELD, BAD_LENGTH,
- * BAD_VALUE, TOO_MANY_FIELDS) or API_ERR_NO_MEMORY; |err| (may be NULL) says
+ * BAD_VALUE, TOO_MANY_FIELDS; INTERNAL for a schema over 64 fields, which the
+ * schema tests rule out) or API_ERR_NO_MEMORY; |err| (may be NULL) says
  * which field and why. |out| is zeroed first and, on failure, wiped and left
  * zeroed. On success release it with api_msg_cleanup. BLOB fields point into
  * |body|'s bytes. */
@@ -576,6 +577,10 @@ API_WUR int api_msg_encode(struct api_writer *w, const struct api_schema *s, con
 /* api_msg_cleanup frees the lists of |msg| and wipes the whole struct
  * (secrets included) to zero. Accepts NULL. */
 void api_msg_cleanup(const struct api_schema *s, void *msg);
+
+/* Bytes on the wire of a fixed-width type (BOOL, U8..U64, ENUM, CURRENCY,
+ * DATE); 0 for the length-bounded ones. */
+size_t api_type_width(enum api_type type);
 
 /* api_field_check applies the rules of |info|'s type and limits to the value
  * bytes |v| of length |len|. Returns 0, -API_STATUS_BAD_LENGTH or

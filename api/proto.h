@@ -98,6 +98,11 @@
 /* Sessions and QR requests live at most 30 days. */
 #define API_LIFETIME_MAX 2592000u
 #define API_RETRY_AFTER_MAX 600000u /* milliseconds */
+/* Times are unix seconds, at most 9999-12-31T23:59:59Z. */
+#define API_TIME_MAX 253402300799ull
+/* Counters and sizes stay within 2^53 - 1, which JSON numbers (and so
+ * JavaScript clients of the CLI's --json output) hold exactly. */
+#define API_COUNT_MAX 9007199254740991ull
 
 /* ---- status codes ------------------------------------------------------- */
 
@@ -281,7 +286,7 @@ enum api_opcode {
  *   U8..U64   1/2/4/8 bytes big-endian, range-checked  uint8_t..uint64_t
  *   ENUM      1 byte, 1..max (0 is never valid)       uint8_t
  *   TEXT      UTF-8 (RFC 3629, shortest form), no C0
- *             control character or DEL                char[max + 1], NUL-terminated
+ *             or C1 control character, no DEL         char[max + 1], NUL-terminated
  *   ID        printable ASCII 0x21..0x7E              char[max + 1]
  *   DIGITS    ASCII 0-9                               char[max + 1]
  *   CURRENCY  3 bytes A-Z (ISO 4217 alphabetic)       char[4]
@@ -312,7 +317,7 @@ enum api_type {
 };
 
 /* Tag flags. */
-#define API_TAG_SECRET 0x01u       /* wiped by api_msg_cleanse; never logged */
+#define API_TAG_SECRET 0x01u       /* wiped by api_msg_cleanup; never logged */
 #define API_TAG_NEVER_STORED 0x02u /* CVC, PIN, track, cryptogram: PROHIBITED_DATA where not allowed */
 
 /* ---- enumerations carried in ENUM fields ---------------------------------- */
@@ -423,7 +428,7 @@ enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
     X(RULE, 0x0003, ID, 1, API_RULE_MAX, 0, NONE, "rule")                                        \
     X(RETRY_AFTER_MS, 0x0004, U32, 0, API_RETRY_AFTER_MAX, 0, NONE, "retryAfterMs")             \
     X(ECHO, 0x0005, BYTES, 0, API_ECHO_MAX, 0, NONE, "echo")                                     \
-    X(SERVER_TIME, 0x0006, U64, 0, UINT64_MAX, 0, NONE, "serverTime")                            \
+    X(SERVER_TIME, 0x0006, U64, 0, API_TIME_MAX, 0, NONE, "serverTime")                            \
     X(VERSION_TEXT, 0x0007, TEXT, 1, API_VERSION_TEXT_MAX, 0, NONE, "version")                   \
     X(MERCHANT, 0x0010, ID, 1, API_ID_MAX, 0, NONE, "merchant")                                  \
     X(CUSTOMER_NUMBER, 0x0011, ID, 1, API_CUSTOMER_NUMBER_MAX, 0, NONE, "CustomerNumber")       \
@@ -439,9 +444,9 @@ enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
     X(RECURRING_COUNT, 0x0024, U16, 1, API_RECURRING_COUNT_MAX, 0, NONE, "RecurringCount")      \
     X(RECURRING_MAX_DATE, 0x0025, DATE, 4, 4, 0, NONE, "RecurringMaxDate")                       \
     X(DATE, 0x0026, DATE, 4, 4, 0, NONE, "date")                                                 \
-    X(EXPIRES_AT, 0x0027, U64, 0, UINT64_MAX, 0, NONE, "expiresAt")                              \
+    X(EXPIRES_AT, 0x0027, U64, 0, API_TIME_MAX, 0, NONE, "expiresAt")                              \
     X(LIFETIME, 0x0028, U32, 1, API_LIFETIME_MAX, 0, NONE, "lifetime")                           \
-    X(CREATED_AT, 0x0029, U64, 0, UINT64_MAX, 0, NONE, "createdAt")                              \
+    X(CREATED_AT, 0x0029, U64, 0, API_TIME_MAX, 0, NONE, "createdAt")                              \
     X(LAST_CHARGE_DATE, 0x002A, DATE, 4, 4, 0, NONE, "lastChargeDate")                           \
     X(CHARGE_COUNT, 0x002B, U32, 0, UINT32_MAX, 0, NONE, "chargeCount")                          \
     X(PAN, 0x0100, DIGITS, API_PAN_MIN, API_PAN_MAX, API_TAG_SECRET, NONE, "pan")                \
@@ -484,17 +489,17 @@ enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
     X(APPROVAL, 0x0403, ID, 1, API_ID_MAX, 0, NONE, "approval")                                  \
     X(QR_TOKEN, 0x0500, ID, 1, API_QR_TOKEN_MAX, 0, NONE, "qrToken")                             \
     X(QR_STATE, 0x0501, ENUM, 1, API_ENUM_MAX(QR_STATE), 0, QR_STATE, "qrState")                                      \
-    X(PAID_AT, 0x0502, U64, 0, UINT64_MAX, 0, NONE, "paidAt")                                    \
+    X(PAID_AT, 0x0502, U64, 0, API_TIME_MAX, 0, NONE, "paidAt")                                    \
     X(SHARE, 0x0600, BYTES, API_SHARE_MIN, API_SHARE_MAX, API_TAG_SECRET, NONE, "share")         \
     X(SHARES_NEEDED, 0x0601, U8, 0, 255, 0, NONE, "sharesNeeded")                                \
     X(SHARES_RECEIVED, 0x0602, U8, 0, 255, 0, NONE, "sharesReceived")                            \
     X(SEALED, 0x0603, BOOL, 0, 1, 0, NONE, "sealed")                                             \
     X(OFFICER, 0x0604, ID, 1, API_ID_MAX, 0, NONE, "officer")                                    \
     X(HSM_READY, 0x0605, BOOL, 0, 1, 0, NONE, "hsmReady")                                        \
-    X(RECORD_COUNT, 0x0606, U64, 0, UINT64_MAX, 0, NONE, "recordCount")                          \
-    X(STORE_USED, 0x0607, U64, 0, UINT64_MAX, 0, NONE, "storeUsedBytes")                         \
-    X(STORE_SIZE, 0x0608, U64, 0, UINT64_MAX, 0, NONE, "storeSizeBytes")                         \
-    X(UPTIME, 0x0609, U64, 0, UINT64_MAX, 0, NONE, "uptime")                                     \
+    X(RECORD_COUNT, 0x0606, U64, 0, API_COUNT_MAX, 0, NONE, "recordCount")                          \
+    X(STORE_USED, 0x0607, U64, 0, API_COUNT_MAX, 0, NONE, "storeUsedBytes")                         \
+    X(STORE_SIZE, 0x0608, U64, 0, API_COUNT_MAX, 0, NONE, "storeSizeBytes")                         \
+    X(UPTIME, 0x0609, U64, 0, API_COUNT_MAX, 0, NONE, "uptime")                                     \
     X(APPLIANCE_ID, 0x060A, ID, 1, API_ID_MAX, 0, NONE, "applianceId")                           \
     X(KEYS, 0x060B, LIST, 0, API_LIST_ITEMS_MAX, 0, NONE, "keys")                                \
     X(LABEL, 0x060C, ID, 1, API_ID_MAX, 0, NONE, "label")                                        \

@@ -21,8 +21,10 @@ api_writer_cleanup(struct api_writer *w)
 {
     if (w == NULL)
         return;
-    if (w->buf != NULL)
-        OPENSSL_clear_free(w->buf, w->cap);
+    if (w->buf != NULL) {
+        OPENSSL_cleanse(w->buf, w->cap);
+        free(w->buf);
+    }
     memset(w, 0, sizeof(*w));
 }
 
@@ -38,7 +40,7 @@ api_writer_reset(struct api_writer *w)
 void
 api_writer_truncate(struct api_writer *w, size_t len)
 {
-    if (len > w->len)
+    if (len > w->len || w->buf == NULL)
         return;
     OPENSSL_cleanse(w->buf + len, w->len - len);
     w->len = len;
@@ -71,7 +73,8 @@ reserve(struct api_writer *w, size_t len)
         }
         if (w->buf != NULL) {
             memcpy(nbuf, w->buf, w->len);
-            OPENSSL_clear_free(w->buf, w->cap);
+            OPENSSL_cleanse(w->buf, w->cap);
+            free(w->buf);
         }
         w->buf = nbuf;
         w->cap = cap;

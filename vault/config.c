@@ -380,6 +380,29 @@ client_done(struct load *l)
     return 1;
 }
 
+/* Appends a zeroed element of |size| bytes to the array *|arr| of *|num|
+ * (at most |max|) and returns it, or NULL with the error set. */
+static void *
+grow(struct load *l, const char *section, void **arr, size_t *num, size_t size, size_t max)
+{
+    uint8_t *grown;
+
+    if (*num == max) {
+        set_err(l, section, NULL, "more than %zu such sections", max);
+        return NULL;
+    }
+    grown = realloc(*arr, (*num + 1) * size);
+    if (grown == NULL) {
+        set_err(l, section, NULL, "out of memory");
+        return NULL;
+    }
+    *arr = grown;
+    memset(grown + *num * size, 0, size);
+    return grown + (*num)++ * size;
+}
+
+/* Starts the section |section|. check_headers() has already refused unknown
+ * and repeated section names. */
 static int
 open_section(struct load *l, const char *section)
 {
@@ -388,42 +411,26 @@ open_section(struct load *l, const char *section)
     l->merchant = NULL;
     if (strncmp(section, "client ", 7) == 0) {
         const char *name = section + 7;
-        struct vault_client *grown;
 
         if (!id_ok(name))
             return set_err(l, section, NULL, "client name must be 1..64 printable characters");
-        for (size_t i = 0; i < c->num_clients; i++)
-            if (strcmp(c->clients[i].name, name) == 0)
-                return set_err(l, section, NULL, "section given twice");
-        if (c->num_clients == VAULT_CLIENTS_MAX)
-            return set_err(l, section, NULL, "more than %u clients", VAULT_CLIENTS_MAX);
-        grown = realloc(c->clients, (c->num_clients + 1) * sizeof(*grown));
-        if (grown == NULL)
-            return set_err(l, section, NULL, "out of memory");
-        c->clients = grown;
-        l->client = &c->clients[c->num_clients++];
-        memset(l->client, 0, sizeof(*l->client));
+        l->client = grow(l, section, (void **)&c->clients, &c->num_clients, sizeof(*c->clients),
+                         VAULT_CLIENTS_MAX);
+        if (l->client == NULL)
+            return 0;
         strcpy(l->client->name, name);
         l->client_seen_roles = l->client_seen_merchants = false;
         return 1;
     }
     if (strncmp(section, "merchant ", 9) == 0) {
         const char *id = section + 9;
-        struct vault_merchant *grown;
 
         if (!id_ok(id))
             return set_err(l, section, NULL, "merchant id must be 1..64 printable characters");
-        for (size_t i = 0; i < c->num_merchants; i++)
-            if (strcmp(c->merchants[i].id, id) == 0)
-                return set_err(l, section, NULL, "section given twice");
-        if (c->num_merchants == VAULT_MERCHANTS_MAX)
-            return set_err(l, section, NULL, "more than %u merchants", VAULT_MERCHANTS_MAX);
-        grown = realloc(c->merchants, (c->num_merchants + 1) * sizeof(*grown));
-        if (grown == NULL)
-            return set_err(l, section, NULL, "out of memory");
-        c->merchants = grown;
-        l->merchant = &c->merchants[c->num_merchants++];
-        memset(l->merchant, 0, sizeof(*l->merchant));
+        l->merchant = grow(l, section, (void **)&c->merchants, &c->num_merchants,
+                           sizeof(*c->merchants), VAULT_MERCHANTS_MAX);
+        if (l->merchant == NULL)
+            return 0;
         strcpy(l->merchant->id, id);
         return 1;
     }

@@ -219,6 +219,62 @@ test_error_response(void **state)
     assert_string_equal(e->message, api_status_description(API_STATUS_OVERLOADED));
     assert_false(e->has_error_tag);
     api_frame_cleanup(&f);
+
+    /* An overlong message is cut at a character boundary, never inside a
+     * UTF-8 sequence (which the encoder would refuse). */
+    {
+        char longmsg[API_MESSAGE_MAX + 8];
+
+        memset(longmsg, 'x', API_MESSAGE_MAX - 1);
+        strcpy(longmsg + API_MESSAGE_MAX - 1, "\xc3\xa9tail");
+        api_writer_reset(&w);
+        assert_int_equal(api_frame_write_error(&w, &req, API_STATUS_INTERNAL, 0, longmsg), 0);
+        assert_int_equal(api_frame_length(api_writer_data(&w), &len), 0);
+        assert_int_equal(api_frame_decode(&f, api_writer_data(&w) + 4, len, API_DIR_RESPONSE,
+                                          NULL), 0);
+        e = f.msg;
+        assert_int_equal(strlen(e->message), API_MESSAGE_MAX - 1);
+        api_frame_cleanup(&f);
+    }
+    api_writer_cleanup(&w);
+}
+
+/* The writer refuses a header the decoder would refuse; an error response
+ * decodes whatever its opcode (the answer to an unknown or unreadable one). */
+static void
+test_header_rules_both_ways(void **state)
+{
+    struct api_writer w;
+    struct api_frame f;
+    uint32_t len;
+    const struct api_header bad[] = {
+        {API_VERSION + 1, 0, API_OP_PING, 0, 1},
+        {API_VERSION, 0x80, API_OP_PING, 0, 1},
+        {API_VERSION, 0, API_OP_PING, API_STATUS_NOT_FOUND, 1},
+        {API_VERSION, API_FLAG_RESPONSE, API_OP_PING, 999, 1},
+        {API_VERSION, 0, 0x7777, 0, 1},
+        {API_VERSION, API_FLAG_RESPONSE, 0x7777, 0, 1},
+    };
+    const struct api_header unknown_op = {API_VERSION, 0, 0x7777, 0, 9};
+    (void)state;
+
+    api_writer_init(&w, API_FRAME_MAX);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(api_frame_write(&w, &bad[i], NULL, NULL, NULL), API_ERR_INVALID_ARG);
+        assert_int_equal(api_writer_len(&w), 0);
+    }
+    assert_int_equal(api_frame_write_error(&w, &unknown_op, API_STATUS_OK, 0, "x"),
+                     API_ERR_INVALID_ARG);
+    assert_int_equal(api_frame_write_error(&w, &unknown_op, 999, 0, "x"), API_ERR_INVALID_ARG);
+    assert_int_equal(api_writer_len(&w), 0);
+    assert_int_equal(api_frame_write_error(&w, &unknown_op, API_STATUS_UNKNOWN_OPCODE, 0, NULL), 0);
+    assert_int_equal(api_frame_length(api_writer_data(&w), &len), 0);
+    assert_int_equal(api_frame_decode(&f, api_writer_data(&w) + 4, len, API_DIR_RESPONSE, NULL), 0);
+    assert_int_equal(f.hdr.opcode, 0x7777);
+    assert_int_equal(f.hdr.status, API_STATUS_UNKNOWN_OPCODE);
+    assert_true(f.hdr.request_id == 9);
+    assert_ptr_equal(f.schema, api_schema_error());
+    api_frame_cleanup(&f);
     api_writer_cleanup(&w);
 }
 
@@ -257,6 +313,7 @@ main(void)
         cmocka_unit_test(test_largest_messages_fit),
         cmocka_unit_test(test_error_response),
         cmocka_unit_test(test_write_rolls_back),
+        cmocka_unit_test(test_header_rules_both_ways),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,7 +38,10 @@ run --dek "$dir/dek2" init >/dev/null 2>"$dir/err"; check "init twice refused" 3
 has "init twice says why" "HSM_ERR_EXISTS" "$dir/err"
 run --dek "$dir/dek" init >/dev/null 2>&1; check "DEK file never overwritten" 3 $?
 
-sed -i 's/^./0/' "$dir/dek"
+# Change the first hex digit of the wrapped DEK (to 1 if it is 0, else to 0:
+# a fixed replacement would leave a DEK that starts with it unchanged).
+if [ "$(head -c1 "$dir/dek")" = 0 ]; then flip=1; else flip=0; fi
+sed -i "s/^./$flip/" "$dir/dek"
 run --dek "$dir/dek" keys >/dev/null 2>"$dir/err"; check "tampered DEK refused" 3 $?
 has "tampered DEK says verify" "HSM_ERR_VERIFY" "$dir/err"
 
