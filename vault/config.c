@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -767,8 +768,8 @@ vault_config_client(const struct vault_config *c, const char *subject,
         const struct vault_client *cl = &c->clients[i];
 
         if (fingerprint != NULL && cl->has_fingerprint &&
-            memcmp(cl->fingerprint, fingerprint, 32) == 0)
-            return cl;
+            CRYPTO_memcmp(cl->fingerprint, fingerprint, 32) == 0)
+            return cl; /* public values, but compared as auditors expect: in constant time */
         if (subject != NULL && cl->subject[0] != '\0' && strcmp(cl->subject, subject) == 0)
             by_subject = cl;
     }
