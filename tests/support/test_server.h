@@ -38,6 +38,12 @@ struct tv_test_server_config {
 
 /* Listens (TCP on 127.0.0.1, a free port; or the Unix path, replacing a stale
  * socket file) and starts the server thread. Returns 0 or -1. */
+/* tv_test_certs creates a fresh directory from the mkdtemp template |tmpl|
+ * (rewritten in place, e.g. "/tmp/tv-cli-XXXXXX") and fills it with
+ * tests/support/make_certs.sh: ca.pem, server.pem/key, client.pem/key and the
+ * rogue-* set. Returns 0 or -1. */
+int tv_test_certs(char *tmpl);
+
 int tv_test_server_start(struct tv_test_server **out, const struct tv_test_server_config *cfg);
 
 /* The TCP port; 0 for a Unix socket server. */
