@@ -193,3 +193,19 @@ api_enum_from_name(uint16_t tag, const char *name)
             return (int)v;
     return -1;
 }
+
+static const struct api_op_info ops[] = {
+#define API__OP_INFO(name, num, area, verb, role, lower, summary) \
+    {num, #name, #lower, API_ROLE_##role},
+    API_OP_LIST(API__OP_INFO)
+#undef API__OP_INFO
+};
+
+const struct api_op_info *
+api_op_info(uint16_t opcode)
+{
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (ops[i].opcode == opcode)
+            return &ops[i];
+    return NULL;
+}

@@ -279,6 +279,17 @@ enum api_opcode {
 #undef API__OP_ENUM
 };
 
+/* What the protocol says of an opcode. */
+struct api_op_info {
+    uint16_t opcode;
+    const char *name;  /* "CARD_STORE" */
+    const char *lower; /* "card_store": logs, metrics labels, struct names */
+    enum api_role role;
+};
+
+/* The opcode's description, or NULL for an unknown opcode. */
+const struct api_op_info *api_op_info(uint16_t opcode);
+
 /* ---- field types -------------------------------------------------------- */
 
 /* X(NAME, name). Wire form and decoded C type:

@@ -55,8 +55,9 @@ usage(FILE *f)
             "usage: tokenvault-ceremony [options] COMMAND\n"
             "\n"
             "commands:\n"
-            "  init            generate the vault key set in the HSM and the first DEK;\n"
-            "                  the wrapped DEK is written to --dek FILE (new file, 0600)\n"
+            "  init            generate the vault key set in the HSM; with --dek FILE also\n"
+            "                  a DEK, written wrapped to FILE (new file, 0600); without it\n"
+            "                  tokenvaultd makes the first DEK in its store\n"
             "  keys            list every vault key: type, attributes, key check value\n"
             "                  (with --dek FILE, the DEK too, unwrapped in the HSM)\n"
             "  probe           the token's mechanisms and the path each wallet format takes\n"
@@ -219,10 +220,6 @@ cmd_init(hsm_session *s, const struct opts *o)
     hsm_key *key = NULL, *kek = NULL, *dek = NULL;
     int r, rc;
 
-    if (o->dek_file == NULL) {
-        fprintf(stderr, "tokenvault-ceremony: init needs --dek FILE for the wrapped DEK\n");
-        return EXIT_USAGE;
-    }
     for (size_t i = 0; i < sizeof(vault_keys) / sizeof(vault_keys[0]); i++) {
         r = hsm_key_generate(s, vault_keys[i].kind, vault_keys[i].label, &key);
         if (r != HSM_OK)
@@ -230,15 +227,20 @@ cmd_init(hsm_session *s, const struct opts *o)
         if (vault_keys[i].kind == HSM_KIND_KEK)
             kek = key;
     }
-    r = hsm_dek_generate(s, kek, wrapped, kcv);
-    if (r != HSM_OK)
-        return report("DEK generation", r);
-    rc = write_dek(o->dek_file, wrapped, kcv);
-    if (rc != EXIT_OK)
-        return rc;
-    r = hsm_dek_load(s, kek, DEK_LABEL, wrapped, sizeof(wrapped), kcv, &dek);
-    if (r != HSM_OK)
-        return report("DEK unwrap", r);
+    /* Without --dek, tokenvaultd makes DEK 1 at its first start and keeps it
+     * wrapped in its store; --dek makes one here, for a token that has no
+     * store yet to check (the file is the only copy). */
+    if (o->dek_file != NULL) {
+        r = hsm_dek_generate(s, kek, wrapped, kcv);
+        if (r != HSM_OK)
+            return report("DEK generation", r);
+        rc = write_dek(o->dek_file, wrapped, kcv);
+        if (rc != EXIT_OK)
+            return rc;
+        r = hsm_dek_load(s, kek, DEK_LABEL, wrapped, sizeof(wrapped), kcv, &dek);
+        if (r != HSM_OK)
+            return report("DEK unwrap", r);
+    }
     printf("generated in the HSM:\n\n");
     for (size_t i = 0; i < sizeof(vault_keys) / sizeof(vault_keys[0]); i++) {
         r = hsm_key_find(s, vault_keys[i].label, &key);
@@ -246,6 +248,11 @@ cmd_init(hsm_session *s, const struct opts *o)
             return report(vault_keys[i].label, r);
         if ((rc = print_key(s, key, vault_keys[i].role)) != EXIT_OK)
             return rc;
+    }
+    if (dek == NULL) {
+        printf("\nno DEK made here: tokenvaultd makes DEK 1 at its first start and keeps it\n"
+               "wrapped under vault-kek-v1 in its store\n");
+        return EXIT_OK;
     }
     if ((rc = print_key(s, dek, "DEK: encrypts card records (session object, unwrapped from the KEK)")) !=
         EXIT_OK)

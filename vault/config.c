@@ -21,6 +21,11 @@
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 5000u
 #define DEFAULT_IDLE_TIMEOUT_MS 300000u
 #define DEFAULT_MAP_SIZE_MB 1024u
+#define DEFAULT_CHECKPOINT_ENTRIES 1000u
+#define DEFAULT_CHECKPOINT_SECONDS 300u
+/* node_exporter's textfile collector rereads files at every scrape (15 s by
+ * default); writing more often buys nothing. */
+#define DEFAULT_METRICS_INTERVAL_SECONDS 15u
 
 enum kind {
     K_STR,      /* non-empty text */
@@ -65,7 +70,13 @@ static const struct key_def keys[] = {
     {"hsm", "pin_source", K_ENUM, F(pin_source), 0, 0, pin_sources, false},
     {"hsm", "pin_file", K_PATH, F(pin_file), 0, 0, NULL, false},
     {"store", "path", K_PATH, F(store_path), 0, 0, NULL, true},
-    {"store", "map_size_mb", K_MB, F(map_size), 16, 1048576, NULL, false},
+    /* 1 MB is far too small for a real vault; it is allowed so the tests can
+     * fill a map and prove the service fails closed when it is full. */
+    {"store", "map_size_mb", K_MB, F(map_size), 1, 1048576, NULL, false},
+    {"audit", "checkpoint_entries", K_UINT, F(audit_checkpoint_entries), 1, 1000000, NULL, false},
+    {"audit", "checkpoint_seconds", K_UINT, F(audit_checkpoint_seconds), 1, 86400, NULL, false},
+    {"metrics", "textfile", K_PATH, F(metrics_textfile), 0, 0, NULL, false},
+    {"metrics", "interval_seconds", K_UINT, F(metrics_interval_seconds), 1, 3600, NULL, false},
 };
 #undef F
 #define NUM_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -81,7 +92,7 @@ struct load {
     bool client_seen_roles, client_seen_merchants;
 };
 
-static const char *const global_sections[] = {"service", "tls", "hsm", "store"};
+static const char *const global_sections[] = {"service", "tls", "hsm", "store", "audit", "metrics"};
 
 static int
 set_err(struct load *l, const char *section, const char *key, const char *fmt, ...)
@@ -716,6 +727,9 @@ vault_config_load(struct vault_config **out, const char *path, char *err, size_t
     c->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
     c->log_level = VAULT_LOG_INFO;
     c->map_size = (uint64_t)DEFAULT_MAP_SIZE_MB * 1024u * 1024u;
+    c->audit_checkpoint_entries = DEFAULT_CHECKPOINT_ENTRIES;
+    c->audit_checkpoint_seconds = DEFAULT_CHECKPOINT_SECONDS;
+    c->metrics_interval_seconds = DEFAULT_METRICS_INTERVAL_SECONDS;
     memset(&l, 0, sizeof(l));
     l.c = c;
     l.err = reason;

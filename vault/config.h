@@ -101,6 +101,14 @@ struct vault_config {
     char store_path[PATH_MAX];
     uint64_t map_size; /* bytes */
 
+    /* [audit] */
+    unsigned audit_checkpoint_entries; /* a signed checkpoint after this many entries */
+    unsigned audit_checkpoint_seconds; /* and at least this often while entries come */
+
+    /* [metrics] */
+    char metrics_textfile[PATH_MAX]; /* "" = no metrics file */
+    unsigned metrics_interval_seconds;
+
     struct vault_client *clients;
     size_t num_clients;
     struct vault_merchant *merchants; /* sorted by id */

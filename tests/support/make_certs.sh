@@ -6,6 +6,10 @@
 #   client.pem client.key         CN=gateway-test, clientAuth
 #   rogue-ca.pem rogue-ca.key     another CA
 #   rogue-client.pem rogue-client.key   a client certificate from the other CA
+#   list-client, other-client, reveal-client, unknown-client (.pem/.key)
+#                                 more clients of the test CA, for role tests:
+#                                 CN=gateway-list, gateway-other,
+#                                 settlement-test, nobody
 # Keys are 0600. Running it again replaces everything. Test material only.
 set -eu
 
@@ -58,3 +62,7 @@ leaf server ca localhost "extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1"
 leaf client ca gateway-test "extendedKeyUsage=clientAuth"
 leaf rogue-client rogue-ca gateway-test "extendedKeyUsage=clientAuth"
+leaf list-client ca gateway-list "extendedKeyUsage=clientAuth"
+leaf other-client ca gateway-other "extendedKeyUsage=clientAuth"
+leaf reveal-client ca settlement-test "extendedKeyUsage=clientAuth"
+leaf unknown-client ca nobody "extendedKeyUsage=clientAuth"

@@ -253,8 +253,8 @@ test_value_errors(void **state)
     expect_service_error("queue_depth = 99999999999999999999\n", "queue_depth");
     expect_service_error("log_level = verbose\n", "log_level: 'verbose' is not one of");
     expect_service_error("officer_socket = run/officer.sock\n", "must be an absolute path");
-    expect_variant_error("path = %1$s/data\n", "path = %1$s/data\nmap_size_mb = 8\n", client_ok,
-                         "map_size_mb: '8'");
+    expect_variant_error("path = %1$s/data\n", "path = %1$s/data\nmap_size_mb = 0\n", client_ok,
+                         "map_size_mb: '0'");
     expect_error("[merchant m-1]\ntoken_format = short\n", "'short' is not opaque or pan");
     expect_error("[merchant m-1]\nformat = pan\n", "[merchant m-1] format: unknown key");
     expect_error("[merchant m 1]\ntoken_format = pan\n", "merchant id must be");

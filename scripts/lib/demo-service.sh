@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The service half of scripts/demo: tokenvaultd on the demo token, and the
+# card-on-file job through the tokenvault command line.
+# Usage: demo-service.sh STATE_DIR PKCS11_MODULE (the token and keys exist).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+state=$1
+module=$2
+export SOFTHSM2_CONF=$state/softhsm2.conf
+bin=build/demo
+port=${TV_DEMO_PORT:-17443}
+year=$(( $(date -u +%Y) + 3 ))
+
+# Certificates: a demo CA, the service's, and two clients: the gateway
+# (store, list) and the settlement system (reveal).
+sh tests/support/make_certs.sh "$state/tls" >/dev/null 2>&1
+cat > "$state/tokenvault.conf" <<CONF
+[service]
+listen = 127.0.0.1:$port
+officer_socket = $state/officer.sock
+log_level = info
+[tls]
+cert = $state/tls/server.pem
+key = $state/tls/server.key
+client_ca = $state/tls/ca.pem
+[hsm]
+module = $module
+token = tokenvault-demo
+pin_source = file
+pin_file = $state/user-pin
+[store]
+path = $state/store
+map_size_mb = 64
+[metrics]
+textfile = $state/tokenvault.prom
+interval_seconds = 5
+[client gateway]
+subject = CN=gateway-test
+roles = store, list
+merchants = m-1001, m-2002
+[client settlement]
+subject = CN=settlement-test
+roles = reveal, list
+merchants = *
+[merchant m-2002]
+token_format = pan
+CONF
+chmod 600 "$state/tokenvault.conf"
+
+echo "== tokenvaultd: starting on 127.0.0.1:$port (log: $state/tokenvaultd.log)"
+"$bin/vault/tokenvaultd" --config "$state/tokenvault.conf" 2>"$state/tokenvaultd.log" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 200); do
+    grep -q 'event=service_started' "$state/tokenvaultd.log" && break
+    kill -0 "$pid" 2>/dev/null || { cat "$state/tokenvaultd.log"; exit 1; }
+    sleep 0.1
+done
+grep -q 'event=service_started' "$state/tokenvaultd.log"
+grep 'event=service_started' "$state/tokenvaultd.log"
+
+export TOKENVAULT_SERVER=127.0.0.1:$port TOKENVAULT_CA=$state/tls/ca.pem TOKENVAULT_SERVER_NAME=localhost
+gateway() { TOKENVAULT_CERT=$state/tls/client.pem TOKENVAULT_KEY=$state/tls/client.key "$bin/tools/tokenvault" "$@"; }
+settlement() { TOKENVAULT_CERT=$state/tls/reveal-client.pem TOKENVAULT_KEY=$state/tls/reveal-client.key "$bin/tools/tokenvault" "$@"; }
+field() { sed -n "s/^$1: //p"; }
+
+# Test card numbers (the networks' published test PANs). Secrets go on stdin,
+# never on the command line.
+store() { # merchant customer pan
+    printf 'pan=%s\nholder=Ada Lovelace\nemail=ada@example.com\n' "$3" |
+        gateway card store --merchant "$1" --customer-number "$2" --exp-month 12 \
+            --exp-year "$year" --consent yes --verification cvc2_3ds
+}
+
+echo
+echo "== store a Visa card on file for customer C-42 of merchant m-1001"
+out=$(store m-1001 C-42 4111111111111111); echo "$out"
+token=$(echo "$out" | field serverCardId)
+echo
+echo "== the same card again: deduplicated by its keyed fingerprint, same token"
+store m-1001 C-42 4111111111111111 | grep -E '^(serverCardId|dedup):'
+echo
+echo "== the same card for another customer, C-77: one record, linked"
+store m-1001 C-77 4111111111111111 | grep -E '^(serverCardId|dedup):'
+echo
+echo "== a Mastercard for C-42, then C-42's token list (seed 003: token, last 4, BIN, brand, expiry)"
+store m-1001 C-42 5555555555554444 | grep -E '^(serverCardId|brand|dedup):'
+gateway card list --merchant m-1001 --customer-number C-42
+echo
+echo "== merchant m-2002 uses PAN-shaped tokens: BIN and last 4 kept, failing the Luhn check"
+store m-2002 C-9 4111111111111111 | grep -E '^(serverCardId|bin|last4):'
+echo
+echo "== the gateway may not reveal (no reveal role): refused and audited"
+set +e
+gateway card reveal --merchant m-1001 --token "$token" --purpose authorization
+echo "exit code $? (4 = DENIED)"
+set -e
+echo
+echo "== the settlement system reveals it for an authorization (audited before the answer)"
+settlement card reveal --merchant m-1001 --token "$token" --purpose authorization
+echo
+echo "== service status"
+gateway service status
+echo
+echo "== hot backup of the store while the service runs"
+"$bin/tools/tokenvault-admin" backup --store "$state/store" --out "$state/backup-$(date -u +%Y%m%dT%H%M%SZ)"
+echo
+echo "== stop (SIGTERM drains and commits), then look for the card numbers in the files"
+kill -TERM "$pid"
+wait "$pid" || true
+trap - EXIT
+for pan in 4111111111111111 5555555555554444 'Ada Lovelace' ada@example.com; do
+    for f in "$state/store/data.mdb" "$state/tokenvaultd.log" "$state/tokenvault.prom"; do
+        if grep -q -F -a "$pan" "$f"; then
+            echo "FOUND '$pan' in $f" >&2
+            exit 1
+        fi
+    done
+done
+echo "no PAN, holder or e-mail in clear in the store, the log or the metrics"
+echo
+echo "demo state (token, PIN file, config, store, log) is in $state"

@@ -1,0 +1,302 @@
+/*
+ * daemon.c - running the real tokenvaultd in tests.
+ */
+#include "tests/support/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/support/test_server.h"
+
+extern char **environ;
+
+/* How long the daemon may take to start (SoftHSM login, first DEK). */
+#define START_TIMEOUT_MS 20000
+#define STOP_TIMEOUT_MS 20000
+
+static void
+sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* A port nobody listens on now (the kernel's choice for port 0). */
+static uint16_t
+free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port = 0;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static unsigned
+or_default(unsigned v, unsigned def)
+{
+    return v != 0 ? v : def;
+}
+
+int
+tv_daemon_write_config(struct tv_daemon *d, const char *extra)
+{
+    const struct tv_daemon_opts *o = &d->opts;
+    char text[8192];
+
+    snprintf(text, sizeof(text),
+             "[service]\n"
+             "listen = 127.0.0.1:%u\n"
+             "max_connections = %u\n"
+             "max_in_flight = %u\n"
+             "queue_depth = %u\n"
+             "workers = %u\n"
+             "handshake_timeout_ms = %u\n"
+             "idle_timeout_ms = %u\n"
+             "log_level = debug\n"
+             "[tls]\n"
+             "cert = %s/server.pem\n"
+             "key = %s/server.key\n"
+             "client_ca = %s/ca.pem\n"
+             "[hsm]\n"
+             "module = %s\n"
+             "token = %s\n"
+             "pin_source = file\n"
+             "pin_file = %s\n"
+             "[store]\n"
+             "path = %s\n"
+             "map_size_mb = %u\n"
+             "[audit]\n"
+             "checkpoint_entries = %u\n"
+             "checkpoint_seconds = 3600\n"
+             "[metrics]\n"
+             "textfile = %s\n"
+             "interval_seconds = 1\n"
+             "[client gateway]\n"
+             "subject = CN=gateway-test\n"
+             "roles = store, list\n"
+             "merchants = m-1, m-pan\n"
+             "[client lister]\n"
+             "subject = CN=gateway-list\n"
+             "roles = list\n"
+             "merchants = m-1\n"
+             "[client other]\n"
+             "subject = CN=gateway-other\n"
+             "roles = store, list, reveal\n"
+             "merchants = m-2\n"
+             "[client settlement]\n"
+             "subject = CN=settlement-test\n"
+             "roles = reveal, list\n"
+             "merchants = *\n"
+             "[merchant m-pan]\n"
+             "token_format = pan\n"
+             "%s",
+             d->port, or_default(o->max_connections, 64), or_default(o->max_in_flight, 64),
+             or_default(o->queue_depth, 1024), or_default(o->workers, 2),
+             or_default(o->handshake_timeout_ms, 5000), or_default(o->idle_timeout_ms, 60000),
+             d->certs, d->certs, d->certs, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d->token.pin_file,
+             d->store, or_default(o->map_size_mb, 64), or_default(o->checkpoint_entries, 1000),
+             d->metrics, extra != NULL ? extra : "");
+    return tv_write_file(d->conf, text, 0600);
+}
+
+static int
+make_keys(struct tv_daemon *d)
+{
+    static const struct {
+        hsm_key_kind kind;
+        const char *label;
+    } keys[] = {
+        {HSM_KIND_KEK, "vault-kek-v1"},
+        {HSM_KIND_HMAC, "vault-fingerprint"},
+        {HSM_KIND_HMAC, "vault-session-mac"},
+        {HSM_KIND_EC_SIGN, "vault-audit-sign"},
+    };
+    hsm_session *s = NULL;
+    hsm_key *k = NULL;
+    int r = -1;
+
+    if (tv_token_open(&d->token) != HSM_OK || hsm_session_acquire(d->token.h, &s) != HSM_OK)
+        goto out;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (hsm_key_generate(s, keys[i].kind, keys[i].label, &k) != HSM_OK)
+            goto out;
+    r = 0;
+out:
+    hsm_session_release(s);
+    /* The daemon is another process; this one lets go of the token. */
+    hsm_close(d->token.h);
+    d->token.h = NULL;
+    return r;
+}
+
+int
+tv_daemon_setup(struct tv_daemon *d, const struct tv_daemon_opts *opts)
+{
+    memset(d, 0, sizeof(*d));
+    d->pid = -1;
+    if (opts != NULL)
+        d->opts = *opts;
+    if (tv_token_setup(&d->token) != 0 || make_keys(d) != 0) {
+        fprintf(stderr, "tv_daemon_setup: token or keys failed\n");
+        return -1;
+    }
+    snprintf(d->certs, sizeof(d->certs), "%s/certs-XXXXXX", d->token.dir);
+    if (tv_test_certs(d->certs) != 0) {
+        fprintf(stderr, "tv_daemon_setup: certificates failed\n");
+        return -1;
+    }
+    snprintf(d->conf, sizeof(d->conf), "%s/tokenvault.conf", d->token.dir);
+    snprintf(d->log, sizeof(d->log), "%s/tokenvaultd.log", d->token.dir);
+    snprintf(d->store, sizeof(d->store), "%s/store", d->token.dir);
+    snprintf(d->metrics, sizeof(d->metrics), "%s/tokenvault.prom", d->token.dir);
+    d->port = free_port();
+    if (d->port == 0 || tv_daemon_write_config(d, NULL) != 0) {
+        fprintf(stderr, "tv_daemon_setup: config failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+int
+tv_daemon_start(struct tv_daemon *d)
+{
+    char *argv[] = {TV_TOKENVAULTD, "--config", d->conf, NULL};
+    posix_spawn_file_actions_t fa;
+    int fd, status;
+
+    if ((fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    if (posix_spawn(&d->pid, argv[0], &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fd);
+        d->pid = -1;
+        return -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd);
+    for (int waited = 0; waited < START_TIMEOUT_MS; waited += 20) {
+        /* Every start appends "service_started"; count them against stops. */
+        static const char mark[] = "event=service_started";
+        FILE *f = fopen(d->log, "r");
+        char line[4096];
+        int starts = 0, stops = 0;
+
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            starts += strstr(line, mark) != NULL;
+            stops += strstr(line, "event=service_stopped") != NULL;
+        }
+        if (f != NULL)
+            fclose(f);
+        if (starts > stops)
+            return 0;
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+            d->pid = -1;
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+int
+tv_daemon_stop(struct tv_daemon *d, int sig)
+{
+    int status;
+
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, sig);
+    for (int waited = 0; waited < STOP_TIMEOUT_MS; waited += 20) {
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+            d->pid = -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        sleep_ms(20);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &status, 0);
+    d->pid = -1;
+    return -1;
+}
+
+void
+tv_daemon_teardown(struct tv_daemon *d)
+{
+    if (d->pid > 0)
+        tv_daemon_stop(d, SIGKILL);
+    tv_token_teardown(&d->token); /* removes the directory and all in it */
+}
+
+int
+tv_daemon_client(const struct tv_daemon *d, const char *who, struct api_client **out)
+{
+    char ca[320], cert[320], key[320];
+    struct api_client_config c = {
+        .host = "127.0.0.1",
+        .port = d->port,
+        .server_name = "localhost",
+        .ca_file = ca,
+        .connect_timeout_ms = 5000,
+        .handshake_timeout_ms = 5000,
+        .request_timeout_ms = 20000,
+        .max_in_flight = API_CLIENT_IN_FLIGHT_MAX,
+    };
+
+    snprintf(ca, sizeof(ca), "%s/ca.pem", d->certs);
+    if (who != NULL) {
+        snprintf(cert, sizeof(cert), "%s/%s.pem", d->certs, who);
+        snprintf(key, sizeof(key), "%s/%s.key", d->certs, who);
+        c.cert_file = cert;
+        c.key_file = key;
+    }
+    return api_client_new(out, &c);
+}
+
+int
+tv_file_contains(const char *path, const void *needle, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    size_t n = 0, cap = 0, got;
+    int r = -1;
+
+    if (f == NULL)
+        return -1;
+    do {
+        if (n == cap) {
+            unsigned char *p = realloc(buf, cap = cap ? 2 * cap : 65536);
+            if (p == NULL)
+                goto out;
+            buf = p;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    } while (got > 0);
+    r = memmem(buf, n, needle, len) != NULL;
+out:
+    free(buf);
+    fclose(f);
+    return r;
+}

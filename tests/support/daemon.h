@@ -1,0 +1,78 @@
+/*
+ * daemon.h - the real tokenvaultd for integration tests: a SoftHSM token of
+ * its own with the vault's key set (generated in the token, as the ceremony
+ * does), the test certificates, a config file, and the daemon run as a child
+ * process whose log (stderr) goes to a file the tests can scan.
+ *
+ * The config names these clients (certificates from make_certs.sh):
+ *   gateway    CN=gateway-test     store, list           m-1, m-pan
+ *   lister     CN=gateway-list     list                  m-1
+ *   other      CN=gateway-other    store, list, reveal   m-2
+ *   settlement CN=settlement-test  reveal, list          *
+ * and CN=nobody is signed by the test CA but named by no [client] section.
+ * Merchant m-pan has token_format = pan.
+ */
+#ifndef TOKENVAULT_TESTS_SUPPORT_DAEMON_H
+#define TOKENVAULT_TESTS_SUPPORT_DAEMON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "api/client.h"
+#include "tests/support/token.h"
+
+/* Settings a test may change; 0 keeps the harness default. */
+struct tv_daemon_opts {
+    unsigned max_connections;
+    unsigned max_in_flight;
+    unsigned queue_depth;
+    unsigned workers;
+    unsigned handshake_timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned map_size_mb;
+    unsigned checkpoint_entries;
+};
+
+struct tv_daemon {
+    tv_token token;
+    char certs[256];   /* make_certs.sh output */
+    char conf[300];
+    char log[300];     /* the daemon's stderr */
+    char store[300];   /* the LMDB directory */
+    char metrics[300]; /* the Prometheus textfile */
+    struct tv_daemon_opts opts;
+    uint16_t port;
+    pid_t pid;
+};
+
+/* tv_daemon_setup makes the token, its keys (vault-kek-v1,
+ * vault-fingerprint, vault-session-mac, vault-audit-sign), the certificates
+ * and the config. Returns 0 or -1 with a message on stderr. */
+int tv_daemon_setup(struct tv_daemon *d, const struct tv_daemon_opts *opts);
+
+/* tv_daemon_write_config rewrites the config from d->opts (for SIGHUP tests,
+ * |extra| is appended verbatim; NULL for none). */
+int tv_daemon_write_config(struct tv_daemon *d, const char *extra);
+
+/* tv_daemon_start runs tokenvaultd (TV_TOKENVAULTD) and waits until its log
+ * says service_started (or it exits: -1). */
+int tv_daemon_start(struct tv_daemon *d);
+
+/* tv_daemon_stop sends |sig| and waits for the exit; returns the exit status
+ * (0..255), or -1 if it died by a signal or would not stop in 20 s (then it
+ * is killed). */
+int tv_daemon_stop(struct tv_daemon *d, int sig);
+
+/* Stops the daemon if running and removes every file. */
+void tv_daemon_teardown(struct tv_daemon *d);
+
+/* tv_daemon_client: a libtokenvault client with the certificate |who|
+ * ("client", "list-client", "other-client", "reveal-client",
+ * "unknown-client", "rogue-client", or NULL for none). */
+int tv_daemon_client(const struct tv_daemon *d, const char *who, struct api_client **out);
+
+/* tv_file_contains: whether the file holds |needle| anywhere (1), not (0),
+ * or cannot be read (-1). */
+int tv_file_contains(const char *path, const void *needle, size_t len);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * keys.c - finding the long-term keys and loading the DEKs at start.
+ */
+#include "vault/keys.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vault/log.h"
+
+#define META_DEK_CURRENT "dek.current"
+#define META_APPLIANCE_ID "appliance_id"
+#define META_NAME_MAX 32u
+
+int
+vault_hsm_status(int hsm_err)
+{
+    return hsm_err == HSM_ERR_UNAVAILABLE ? -API_STATUS_HSM_UNAVAILABLE : -API_STATUS_INTERNAL;
+}
+
+hsm_key *
+keys_dek(const struct vault_keys *k, uint32_t version)
+{
+    return version >= 1 && version <= KEYS_DEK_MAX ? k->dek[version] : NULL;
+}
+
+static void
+be32_put(uint8_t out[4], uint32_t v)
+{
+    out[0] = (uint8_t)(v >> 24);
+    out[1] = (uint8_t)(v >> 16);
+    out[2] = (uint8_t)(v >> 8);
+    out[3] = (uint8_t)v;
+}
+
+static uint32_t
+be32_get(const uint8_t in[4])
+{
+    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
+}
+
+/* The first start of a store: DEK 1 made in the HSM and kept wrapped, and the
+ * appliance id, committed with their audit entry. */
+struct bootstrap_job {
+    struct store_write w;
+    const struct vault_audit *audit;
+    uint8_t dek_meta[KEYS_DEK_META_LEN];
+    char appliance_id[KEYS_APPLIANCE_ID_LEN + 1];
+};
+
+static int
+bootstrap_apply(struct store_write *w, struct store_txn *t)
+{
+    struct bootstrap_job *j = (struct bootstrap_job *)w;
+    struct audit_event ev = {.event = "dek_generate", .client = "tokenvaultd",
+                             .status = API_STATUS_OK, .detail = "vault-dek-v1"};
+    uint8_t cur[4];
+    int r;
+
+    be32_put(cur, 1);
+    /* STORE_PUT_NEW: a concurrent start on the same store loses, never
+     * replaces a DEK that records may already use. */
+    if ((r = audit_append(j->audit, t, &ev)) != 0 ||
+        (r = store_put(t, STORE_DB_META, "dek.v1", 6, j->dek_meta, sizeof(j->dek_meta),
+                       STORE_PUT_NEW)) != 0 ||
+        (r = store_put(t, STORE_DB_META, META_DEK_CURRENT, sizeof(META_DEK_CURRENT) - 1, cur,
+                       sizeof(cur), STORE_PUT_NEW)) != 0 ||
+        (r = store_put(t, STORE_DB_META, META_APPLIANCE_ID, sizeof(META_APPLIANCE_ID) - 1,
+                       j->appliance_id, strlen(j->appliance_id), STORE_PUT_NEW)) != 0)
+        return r;
+    return 0;
+}
+
+static void
+bootstrap_done(struct store_write *w, int result)
+{
+}
+
+static int
+bootstrap(hsm_session *hs, struct vault_keys *k, struct vault_store *s,
+          struct vault_audit *a, char *err, size_t err_len)
+{
+    struct bootstrap_job j = {.w = {.apply = bootstrap_apply, .done = bootstrap_done}, .audit = a};
+    uint8_t rnd[KEYS_APPLIANCE_ID_LEN / 2];
+    int e;
+
+    be32_put(j.dek_meta, k->kek_version);
+    if ((e = hsm_dek_generate(hs, k->kek, j.dek_meta + 4, j.dek_meta + 4 + HSM_WRAPPED_DEK_LEN)) != 0 ||
+        (e = hsm_random(hs, rnd, sizeof(rnd))) != 0) {
+        snprintf(err, err_len, "DEK generation: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        return vault_hsm_status(e);
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(j.appliance_id + 2 * i, 3, "%02x", rnd[i]);
+    if ((e = store_write_wait(s, &j.w)) != 0) {
+        snprintf(err, err_len, "storing the first DEK: %s", api_status_name((unsigned)-e));
+        return e;
+    }
+    vlog_msg(VAULT_LOG_INFO, "dek_generate", "label", "vault-dek-v1");
+    return 0;
+}
+
+/* Reads the current DEK version and the appliance id; NOT_FOUND on a new store. */
+static int
+read_meta(struct vault_store *s, struct vault_keys *k)
+{
+    struct store_txn t;
+    MDB_val v;
+    int r;
+
+    if ((r = store_read_begin(s, &t)) != 0)
+        return r;
+    r = store_get(&t, STORE_DB_META, META_DEK_CURRENT, sizeof(META_DEK_CURRENT) - 1, &v);
+    if (r == 0 && v.mv_size != 4)
+        r = -API_STATUS_INTERNAL;
+    if (r == 0)
+        k->dek_current = be32_get(v.mv_data);
+    if (r == 0 && (r = store_get(&t, STORE_DB_META, META_APPLIANCE_ID,
+                                 sizeof(META_APPLIANCE_ID) - 1, &v)) == 0) {
+        if (v.mv_size != KEYS_APPLIANCE_ID_LEN)
+            r = -API_STATUS_INTERNAL;
+        else
+            memcpy(k->appliance_id, v.mv_data, KEYS_APPLIANCE_ID_LEN);
+    }
+    store_read_end(&t);
+    return r;
+}
+
+/* Unwraps DEK |version| from meta under the KEK version it names. */
+static int
+load_dek(hsm_session *hs, struct vault_keys *k, struct vault_store *s, uint32_t version,
+         char *err, size_t err_len)
+{
+    char name[META_NAME_MAX], label[HSM_LABEL_MAX + 1], kek_label[HSM_LABEL_MAX + 1];
+    uint8_t meta[KEYS_DEK_META_LEN];
+    struct store_txn t;
+    hsm_key *kek = NULL;
+    MDB_val v;
+    int r, e;
+
+    snprintf(name, sizeof(name), "dek.v%u", version);
+    if ((r = store_read_begin(s, &t)) != 0)
+        return r;
+    r = store_get(&t, STORE_DB_META, name, strlen(name), &v);
+    if (r == 0 && v.mv_size != sizeof(meta))
+        r = -API_STATUS_INTERNAL;
+    if (r == 0)
+        memcpy(meta, v.mv_data, sizeof(meta));
+    store_read_end(&t);
+    if (r != 0) {
+        snprintf(err, err_len, "store meta %s: %s", name, api_status_name((unsigned)-r));
+        return r;
+    }
+    if ((e = hsm_key_versioned_label(kek_label, sizeof(kek_label), KEYS_KEK_BASE,
+                                     be32_get(meta))) != 0 ||
+        (e = hsm_key_find(hs, kek_label, &kek)) != 0 ||
+        (e = hsm_key_versioned_label(label, sizeof(label), KEYS_DEK_BASE, version)) != 0 ||
+        (e = hsm_dek_load(hs, kek, label, meta + 4, HSM_WRAPPED_DEK_LEN,
+                          meta + 4 + HSM_WRAPPED_DEK_LEN, &k->dek[version])) != 0) {
+        snprintf(err, err_len, "DEK %u (under %s): %s (%s)", version, kek_label, hsm_strerror(e),
+                 hsm_last_detail());
+        return vault_hsm_status(e);
+    }
+    return 0;
+}
+
+int
+keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_audit *a,
+          char *err, size_t err_len)
+{
+    hsm_session *hs = NULL;
+    unsigned kek_version = 0;
+    int r, e;
+
+    memset(out, 0, sizeof(*out));
+    if ((e = hsm_session_acquire(h, &hs)) != 0) {
+        snprintf(err, err_len, "HSM session: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        return vault_hsm_status(e);
+    }
+    if ((e = hsm_key_find_latest(hs, KEYS_KEK_BASE, &out->kek, &kek_version)) != 0 ||
+        (e = hsm_key_find(hs, KEYS_FPK_LABEL, &out->fpk)) != 0 ||
+        (e = hsm_key_find(hs, KEYS_AUDIT_LABEL, &out->aud)) != 0) {
+        snprintf(err, err_len,
+                 "the vault keys are not all in the token: %s (%s); run tokenvault-ceremony init",
+                 hsm_strerror(e), hsm_last_detail());
+        r = e == HSM_ERR_KEY_NOT_FOUND ? -API_STATUS_INTERNAL : vault_hsm_status(e);
+        goto out;
+    }
+    out->kek_version = kek_version;
+    a->sign_key = out->aud;
+    r = read_meta(s, out);
+    if (r == -API_STATUS_NOT_FOUND) {
+        if ((r = bootstrap(hs, out, s, a, err, err_len)) != 0 || (r = read_meta(s, out)) != 0)
+            goto out;
+    } else if (r != 0) {
+        snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
+        goto out;
+    }
+    if (out->dek_current < 1 || out->dek_current > KEYS_DEK_MAX) {
+        snprintf(err, err_len, "store meta: DEK version %u out of range", out->dek_current);
+        r = -API_STATUS_INTERNAL;
+        goto out;
+    }
+    for (uint32_t v = 1; v <= out->dek_current; v++)
+        if ((r = load_dek(hs, out, s, v, err, err_len)) != 0)
+            goto out;
+    r = 0;
+out:
+    hsm_session_release(hs);
+    return r;
+}

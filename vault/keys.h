@@ -1,0 +1,61 @@
+/*
+ * keys.h - the vault's keys as the service uses them: found in the HSM by
+ * label at start (the KEK, the fingerprint key, the audit key) and the DEKs,
+ * which live wrapped under the KEK in the store's meta database and are
+ * unwrapped into non-extractable session objects.
+ *
+ * The first start on an empty store generates DEK version 1 in the HSM,
+ * stores it wrapped (with the KEK version and the KCV the token computed) and
+ * audits it, all in one transaction. The KEK and the other long-term keys
+ * come from the key ceremony (tokenvault-ceremony init); without them the
+ * service refuses to start.
+ *
+ * Read-only after keys_load; thread-safe to read.
+ */
+#ifndef TOKENVAULT_VAULT_KEYS_H
+#define TOKENVAULT_VAULT_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hsm/hsm.h"
+#include "vault/audit.h"
+#include "vault/store.h"
+
+#define KEYS_KEK_BASE "vault-kek"
+#define KEYS_DEK_BASE "vault-dek"
+#define KEYS_FPK_LABEL "vault-fingerprint"
+#define KEYS_AUDIT_LABEL "vault-audit-sign"
+/* DEK versions the service keeps loaded (current and retired ones that
+ * records may still name). */
+#define KEYS_DEK_MAX 64u
+/* meta value of "dek.v<N>": u32 KEK version | wrapped DEK | KCV */
+#define KEYS_DEK_META_LEN (4u + HSM_WRAPPED_DEK_LEN + HSM_KCV_LEN)
+#define KEYS_APPLIANCE_ID_LEN 32u /* hex of 16 random bytes */
+
+struct vault_keys {
+    hsm_key *kek;
+    uint32_t kek_version;
+    hsm_key *fpk;
+    hsm_key *aud;
+    hsm_key *dek[KEYS_DEK_MAX + 1]; /* by version; NULL when absent */
+    uint32_t dek_current;
+    char appliance_id[KEYS_APPLIANCE_ID_LEN + 1];
+};
+
+/* keys_load finds the long-term keys (and makes the audit key |a|'s signing
+ * key), creates DEK 1 and the appliance id on
+ * a new store (through |s|'s writer, which must be running, audited with
+ * |a|), and unwraps every DEK version the store names. Returns 0, or a negated
+ * status with a one-line reason in |err|. */
+int keys_load(struct vault_keys *out, hsm *h, struct vault_store *s,
+              struct vault_audit *a, char *err, size_t err_len);
+
+/* The DEK of |version|, or NULL. */
+hsm_key *keys_dek(const struct vault_keys *k, uint32_t version);
+
+/* Maps an HSM_ERR_* code to the status a request gets: HSM_UNAVAILABLE when
+ * the token is gone (retry later), INTERNAL otherwise. */
+int vault_hsm_status(int hsm_err);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * ops.h - what every operation shares: the job that carries one request from
+ * the loop to a worker thread and, for writes, through the writer, and the
+ * ways to finish it.
+ *
+ * Life of a job: the dispatcher makes it (op_job_new) on the loop and queues
+ * it to the worker pool; the operation's handler runs on a worker; it either
+ * answers at once (op_reply / op_fail) or submits j->write to the writer,
+ * whose done answers. The job is freed once both the worker pool is finished
+ * with it and the request is answered (two references), so neither side can
+ * free memory the other still uses.
+ *
+ * Secrets a job holds (a PAN between the worker and the writer) live in the
+ * job and are wiped when it is freed.
+ */
+#ifndef TOKENVAULT_VAULT_OPS_OPS_H
+#define TOKENVAULT_VAULT_OPS_OPS_H
+
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "vault/audit.h"
+#include "vault/cardnum.h"
+#include "vault/record.h"
+#include "vault/server.h"
+#include "vault/service.h"
+
+struct op_job;
+typedef void (*op_handler_fn)(struct op_job *j);
+
+/* Per-operation state that must survive from worker to writer. */
+struct op_card_state {
+    struct card_record rec;
+    struct card_secret sec;        /* wiped with the job */
+    char token[API_ID_MAX + 1];
+    enum vault_token_format format;
+    uint8_t dedup;
+    unsigned lookup;               /* REVEAL: the lookup's status, audited */
+    struct card_record found;      /* the record the writer found or changed */
+    char found_token[API_ID_MAX + 1];
+};
+
+struct op_job {
+    uv_work_t work;
+    struct store_write write;
+    atomic_int refs;
+    struct vault_service *svc;
+    struct vault_request *req;
+    op_handler_fn handler;
+    void (*done_fn)(struct op_job *j, int result); /* after the writer */
+    /* copied from the config on the loop: a SIGHUP may free it meanwhile */
+    enum vault_token_format token_format;
+    /* an error the writer's apply chose, for done to send */
+    uint16_t err_tag;
+    const char *err_message;
+    union {
+        struct op_card_state card;
+    } u;
+};
+
+/* op_job_new: a job for |req| with |handler| (loop thread). NULL when out of
+ * memory. */
+struct op_job *op_job_new(struct vault_service *svc, struct vault_request *req, op_handler_fn handler);
+
+/* op_job_queue hands |j| to the worker pool; the loop's reference is dropped
+ * when the pool is done with it. 0 or -1 (then the caller answers and frees). */
+int op_job_queue(struct op_job *j);
+
+/* op_job_free frees a job that was never queued. */
+void op_job_free(struct op_job *j);
+
+/* Finishing: exactly one of these per job, from any thread. They answer the
+ * request and drop the request's reference. */
+void op_reply(struct op_job *j, const void *msg);
+void op_fail(struct op_job *j, int status, uint16_t tag, const char *message);
+
+/* op_submit_write queues j->write with |apply|; its done answers through
+ * |done|. On a submit failure the job is failed with that status. */
+void op_submit_write(struct op_job *j, int (*apply)(struct store_write *, struct store_txn *),
+                     void (*done)(struct op_job *j, int result));
+
+/* The job a store_write belongs to. */
+struct op_job *op_job_of_write(struct store_write *w);
+
+/* op_audit fills an audit event for the job's request (client, op, request
+ * id, merchant) with |status|, |token| and |detail|, and appends it. */
+int op_audit(struct op_job *j, struct store_txn *t, unsigned status, const char *token,
+             const char *detail);
+
+/* An HSM session for the calling worker; NULL with the job failed
+ * (HSM_UNAVAILABLE) when none can be had. Release with hsm_session_release. */
+hsm_session *op_session(struct op_job *j);
+
+/* Fixed messages, so the same failure reads the same everywhere. */
+#define OP_MSG_NOT_FOUND "no such card for this merchant"
+#define OP_MSG_HSM "the HSM cannot be reached"
+#define OP_MSG_STORE "the store cannot be written"
+#define OP_MSG_AUDIT "the audit log cannot be written; operation refused"
+#define OP_MSG_INTERNAL "internal error; see the service log"
+
+/* A status's default message. */
+const char *op_message(int status);
+
+/* The operations (vault/ops/<area>.c). Each runs on a worker thread. */
+void ops_status(struct op_job *j);
+void ops_card_store(struct op_job *j);
+void ops_card_get(struct op_job *j);
+void ops_card_list(struct op_job *j);
+void ops_card_update(struct op_job *j);
+void ops_card_delete(struct op_job *j);
+void ops_card_reveal(struct op_job *j);
+
+/* The audit job of a refused request (DENIED), submitted from the loop: the
+ * refusal is answered once it is recorded (or, if the log cannot be written,
+ * answered anyway and logged: it is refused either way). */
+void ops_deny(struct op_job *j);
+
+#endif

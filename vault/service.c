@@ -1,0 +1,369 @@
+/*
+ * service.c - tokenvaultd assembled: start-up, the dispatcher, signals and
+ * the periodic jobs (audit checkpoints, the metrics file).
+ */
+#include "vault/service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vault/log.h"
+#include "vault/ops/ops.h"
+
+/* The operations this release serves, beyond PING (answered on the loop). */
+static const struct {
+    uint16_t opcode;
+    op_handler_fn handler;
+} served[] = {
+    {API_OP_STATUS, ops_status},
+    {API_OP_CARD_STORE, ops_card_store},
+    {API_OP_CARD_GET, ops_card_get},
+    {API_OP_CARD_LIST, ops_card_list},
+    {API_OP_CARD_UPDATE, ops_card_update},
+    {API_OP_CARD_DELETE, ops_card_delete},
+    {API_OP_CARD_REVEAL, ops_card_reveal},
+};
+
+/* HSM sessions beside the workers': the writer's and one for STATUS checks
+ * and start-up. */
+#define EXTRA_SESSIONS 2u
+
+static op_handler_fn
+handler_of(uint16_t opcode)
+{
+    for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
+        if (served[i].opcode == opcode)
+            return served[i].handler;
+    return NULL;
+}
+
+/* docs/PROTOCOL.md section 10: the officer socket serves its own operations
+ * and the read-only service ones; TCP clients need the operation's role and,
+ * when the request names a merchant, that merchant. */
+static bool
+allowed(const struct vault_request *req, const struct api_op_info *op)
+{
+    if (req->officer)
+        return op->role == API_ROLE_OFFICER || op->opcode == API_OP_PING ||
+               op->opcode == API_OP_STATUS || op->opcode == API_OP_KEY_STATUS;
+    if (op->role == API_ROLE_OFFICER || req->client_cfg == NULL)
+        return false;
+    if (op->role == API_ROLE_ANY)
+        return true;
+    return vault_client_allows(req->client_cfg, op->role, req->merchant);
+}
+
+static void
+answer_ping(struct vault_request *req)
+{
+    const struct api_ping_req *q = req->frame.msg;
+    struct api_ping_resp resp;
+
+    memset(&resp, 0, sizeof(resp));
+    resp.has_echo = q->has_echo;
+    resp.echo.len = q->echo.len;
+    memcpy(resp.echo.data, q->echo.data, q->echo.len);
+    resp.server_time = (uint64_t)time(NULL);
+    vault_request_reply(req, &resp);
+}
+
+void
+vault_service_dispatch(void *ctx, struct vault_request *req)
+{
+    struct vault_service *svc = ctx;
+    const struct api_op_info *op = api_op_info(req->frame.hdr.opcode);
+    const struct vault_merchant *m;
+    op_handler_fn handler;
+    struct op_job *j;
+
+    if (op == NULL) { /* the server decodes known opcodes only */
+        vault_request_error(req, API_STATUS_UNKNOWN_OPCODE, 0, "no such operation", 0);
+        return;
+    }
+    if (!allowed(req, op)) {
+        if ((j = op_job_new(svc, req, NULL)) == NULL)
+            vault_request_error(req, API_STATUS_DENIED, 0, "not allowed", 0);
+        else
+            ops_deny(j);
+        return;
+    }
+    if (op->opcode == API_OP_PING) {
+        answer_ping(req);
+        return;
+    }
+    if ((handler = handler_of(op->opcode)) == NULL) {
+        vault_request_error(req, API_STATUS_UNKNOWN_OPCODE, 0,
+                            "operation not served by this release", 0);
+        return;
+    }
+    if (atomic_load(&svc->queued) >= svc->cfg->queue_depth) {
+        vault_request_error(req, API_STATUS_OVERLOADED, 0, "too many requests waiting; retry later",
+                            VAULT_RETRY_AFTER_MS);
+        return;
+    }
+    if ((j = op_job_new(svc, req, handler)) == NULL) {
+        vault_request_error(req, API_STATUS_INTERNAL, 0, OP_MSG_INTERNAL, 0);
+        return;
+    }
+    m = req->merchant != NULL ? vault_config_merchant(svc->cfg, req->merchant) : NULL;
+    j->token_format = m != NULL ? m->token_format : VAULT_TOKEN_OPAQUE;
+    if (op_job_queue(j) != 0) {
+        op_job_free(j);
+        vault_request_error(req, API_STATUS_INTERNAL, 0, OP_MSG_INTERNAL, 0);
+    }
+}
+
+/* ---- periodic jobs ------------------------------------------------------------ */
+
+struct checkpoint_job {
+    struct store_write w;
+    struct vault_service *svc;
+    atomic_bool busy;
+};
+static struct checkpoint_job checkpoint_job;
+
+static int
+checkpoint_apply(struct store_write *w, struct store_txn *t)
+{
+    struct checkpoint_job *c = (struct checkpoint_job *)w;
+
+    return audit_checkpoint(&c->svc->audit, t);
+}
+
+static void
+checkpoint_done(struct store_write *w, int result)
+{
+    struct checkpoint_job *c = (struct checkpoint_job *)w;
+
+    if (result != 0)
+        vlog_msg(VAULT_LOG_ERROR, "audit_checkpoint_failed", "status",
+                 api_status_name((unsigned)-result));
+    atomic_store(&c->busy, false);
+}
+
+static void
+on_checkpoint_timer(uv_timer_t *t)
+{
+    struct vault_service *svc = t->data;
+
+    if (atomic_exchange(&checkpoint_job.busy, true))
+        return; /* the last one is still queued */
+    checkpoint_job.svc = svc;
+    checkpoint_job.w.apply = checkpoint_apply;
+    checkpoint_job.w.done = checkpoint_done;
+    if (store_write_submit(svc->store, &checkpoint_job.w) != 0)
+        atomic_store(&checkpoint_job.busy, false);
+}
+
+static void
+write_metrics(struct vault_service *svc)
+{
+    struct store_stats st;
+    struct metrics_gauges g = {0};
+    int r;
+
+    if (svc->cfg->metrics_textfile[0] == '\0')
+        return;
+    g.store = store_stats_get(svc->store, &st) == 0 ? &st : NULL;
+    g.worker_queue_depth = atomic_load(&svc->queued);
+    g.connections = svc->server != NULL ? vault_server_connections(svc->server) : 0;
+    g.requests_in_flight = svc->server != NULL ? vault_server_in_flight(svc->server) : 0;
+    g.dek_version = svc->keys.dek_current;
+    g.kek_version = svc->keys.kek_version;
+    g.sealed = false;
+    g.hsm_ready = true;
+    if ((r = metrics_write_textfile(svc->metrics, &g, svc->cfg->metrics_textfile)) != 0)
+        vlog_msg(VAULT_LOG_WARN, "metrics_write_failed", "reason", strerror(-r));
+}
+
+static void
+on_metrics_timer(uv_timer_t *t)
+{
+    write_metrics(t->data);
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+static void
+on_close_noop(uv_handle_t *h)
+{
+}
+
+static void
+on_drained(void *ctx)
+{
+    struct vault_service *svc = ctx;
+
+    vlog_msg(VAULT_LOG_INFO, "service_drained", NULL, NULL);
+    write_metrics(svc);
+    uv_close((uv_handle_t *)&svc->checkpoint_timer, on_close_noop);
+    uv_close((uv_handle_t *)&svc->metrics_timer, on_close_noop);
+    uv_close((uv_handle_t *)&svc->sig_term, on_close_noop);
+    uv_close((uv_handle_t *)&svc->sig_int, on_close_noop);
+    uv_close((uv_handle_t *)&svc->sig_hup, on_close_noop);
+    vault_server_close(svc->server);
+    svc->server = NULL;
+}
+
+static void
+on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct vault_service *svc = h->data;
+
+    if (svc->stopping)
+        return;
+    svc->stopping = true;
+    vlog_msg(VAULT_LOG_INFO, "service_stopping", "signal", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    vault_server_drain(svc->server, on_drained, svc);
+}
+
+/* SIGHUP: the client list, merchant settings and log level are re-read; the
+ * rest (listen address, TLS files, HSM, store, bounds) needs a restart. A
+ * config that does not load changes nothing. */
+static void
+on_hup(uv_signal_t *h, int signum)
+{
+    struct vault_service *svc = h->data;
+    struct vault_config *fresh = NULL;
+    char err[VAULT_CONFIG_ERR_MAX];
+
+    if (vault_config_load(&fresh, svc->cfg->path, err, sizeof(err)) != 0) {
+        vlog_msg(VAULT_LOG_ERROR, "config_reload_failed", "reason", err);
+        return;
+    }
+    vault_server_set_config(svc->server, fresh);
+    vlog_set_level(fresh->log_level);
+    vault_config_free(svc->cfg);
+    svc->cfg = fresh;
+    vlog_msg(VAULT_LOG_INFO, "config_reloaded", "path", fresh->path);
+}
+
+/* ---- open and close ---------------------------------------------------------------- */
+
+static int
+fail(const char *event, const char *reason)
+{
+    vlog_msg(VAULT_LOG_ERROR, event, "reason", reason);
+    return -1;
+}
+
+static int
+open_hsm(struct vault_service *svc)
+{
+    const struct vault_config *c = svc->cfg;
+    hsm_config hc = {0};
+    char reason[256];
+    int e;
+
+    if (c->pin_source != VAULT_PIN_FILE)
+        return fail("hsm_open", "pin_source = sealed is not available in this release; use file");
+    if ((e = hsm_pin_source_file(&svc->pin, c->pin_file)) != 0)
+        return fail("hsm_pin", hsm_strerror(e));
+    hc.module_path = c->hsm_module;
+    if (strncmp(c->hsm_token, "pkcs11:", 7) == 0)
+        hc.token_uri = c->hsm_token;
+    else
+        hc.token_label = c->hsm_token;
+    hc.max_sessions = c->workers + EXTRA_SESSIONS;
+    if ((e = hsm_open(&svc->hsm, &hc, svc->pin)) != 0) {
+        snprintf(reason, sizeof(reason), "%s (%s)", hsm_strerror(e), hsm_last_detail());
+        return fail("hsm_open", reason);
+    }
+    return 0;
+}
+
+static int
+start_handles(struct vault_service *svc)
+{
+    uv_timer_t *timers[] = {&svc->checkpoint_timer, &svc->metrics_timer};
+    uv_signal_t *sigs[] = {&svc->sig_term, &svc->sig_int, &svc->sig_hup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    uint64_t cp_ms = (uint64_t)svc->cfg->audit_checkpoint_seconds * 1000u;
+    uint64_t m_ms = (uint64_t)svc->cfg->metrics_interval_seconds * 1000u;
+
+    for (size_t i = 0; i < 2; i++) {
+        uv_timer_init(svc->loop, timers[i]);
+        timers[i]->data = svc;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        uv_signal_init(svc->loop, sigs[i]);
+        sigs[i]->data = svc;
+        if (uv_signal_start(sigs[i], i == 2 ? on_hup : on_stop_signal, nums[i]) != 0)
+            return fail("signal", "cannot install the signal handlers");
+    }
+    if (uv_timer_start(&svc->checkpoint_timer, on_checkpoint_timer, cp_ms, cp_ms) != 0 ||
+        uv_timer_start(&svc->metrics_timer, on_metrics_timer, 0, m_ms) != 0)
+        return fail("timer", "cannot start the timers");
+    return 0;
+}
+
+int
+vault_service_open(struct vault_service *svc, uv_loop_t *loop, const char *config_path)
+{
+    struct vault_server_config sc = {0};
+    char err[VAULT_CONFIG_ERR_MAX], threads[16];
+    struct vlog_line l;
+    int r;
+
+    memset(svc, 0, sizeof(*svc));
+    svc->loop = loop;
+    atomic_init(&svc->queued, 0);
+    svc->started_at = (uint64_t)time(NULL);
+    if (vault_config_load(&svc->cfg, config_path, err, sizeof(err)) != 0)
+        return fail("config", err);
+    vlog_set_level(svc->cfg->log_level);
+    /* libuv sizes its pool once, at the first queued work: the workers. */
+    snprintf(threads, sizeof(threads), "%u", svc->cfg->workers);
+    setenv("UV_THREADPOOL_SIZE", threads, 1);
+
+    if (open_hsm(svc) != 0)
+        return -1;
+    if ((r = store_open(&svc->store, svc->cfg->store_path, svc->cfg->map_size, err, sizeof(err))) != 0)
+        return fail("store_open", err);
+    if (store_writer_start(svc->store, svc->hsm, svc->cfg->queue_depth) != 0)
+        return fail("store_writer", "cannot start the writer thread");
+    svc->audit.checkpoint_entries = svc->cfg->audit_checkpoint_entries;
+    if (keys_load(&svc->keys, svc->hsm, svc->store, &svc->audit, err, sizeof(err)) != 0)
+        return fail("keys", err);
+    if (metrics_new(&svc->metrics) != 0)
+        return fail("metrics", "out of memory");
+
+    sc.loop = loop;
+    sc.cfg = svc->cfg;
+    sc.dispatch = vault_service_dispatch;
+    sc.ctx = svc;
+    sc.metrics = svc->metrics;
+    if (vault_server_start(&svc->server, &sc, err, sizeof(err)) != 0)
+        return fail("server_start", err);
+    if (start_handles(svc) != 0)
+        return -1;
+    if (vlog_begin(&l, VAULT_LOG_INFO, "service_started")) {
+        vlog_str(&l, "version", VAULT_VERSION_TEXT);
+        vlog_str(&l, "listen", svc->cfg->listen_host);
+        vlog_u64(&l, "port", vault_server_port(svc->server));
+        vlog_str(&l, "appliance_id", svc->keys.appliance_id);
+        vlog_u64(&l, "dek_version", svc->keys.dek_current);
+        vlog_u64(&l, "kek_version", svc->keys.kek_version);
+        vlog_end(&l);
+    }
+    return 0;
+}
+
+void
+vault_service_close(struct vault_service *svc)
+{
+    /* The writer commits what is queued before it stops; the HSM closes
+     * only when no session is out. */
+    store_close(svc->store);
+    svc->store = NULL;
+    hsm_close(svc->hsm);
+    svc->hsm = NULL;
+    hsm_pin_source_free(svc->pin);
+    svc->pin = NULL;
+    metrics_free(svc->metrics);
+    svc->metrics = NULL;
+    vault_config_free(svc->cfg);
+    svc->cfg = NULL;
+}
