@@ -103,7 +103,9 @@ echo "== service status"
 gateway service status
 echo
 echo "== hot backup of the store while the service runs"
-"$bin/tools/tokenvault-admin" backup --store "$state/store" --out "$state/backup-$(date -u +%Y%m%dT%H%M%SZ)"
+backup=$state/backup-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -m 700 "$backup"
+"$bin/tools/tokenvault-admin" backup --store "$state/store" --out "$backup"
 echo
 echo "== stop (SIGTERM drains and commits), then look for the card numbers in the files"
 kill -TERM "$pid"

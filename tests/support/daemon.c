@@ -66,6 +66,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
     snprintf(text, sizeof(text),
              "[service]\n"
              "listen = 127.0.0.1:%u\n"
+             "officer_socket = %s\n"
              "max_connections = %u\n"
              "max_in_flight = %u\n"
              "queue_depth = %u\n"
@@ -110,7 +111,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
              "[merchant m-pan]\n"
              "token_format = pan\n"
              "%s",
-             d->port, or_default(o->max_connections, 64), or_default(o->max_in_flight, 64),
+             d->port, d->officer, or_default(o->max_connections, 64), or_default(o->max_in_flight, 64),
              or_default(o->queue_depth, 1024), or_default(o->workers, 2),
              or_default(o->handshake_timeout_ms, 5000), or_default(o->idle_timeout_ms, 60000),
              d->certs, d->certs, d->certs, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d->token.pin_file,
@@ -169,6 +170,9 @@ tv_daemon_setup(struct tv_daemon *d, const struct tv_daemon_opts *opts)
     snprintf(d->log, sizeof(d->log), "%s/tokenvaultd.log", d->token.dir);
     snprintf(d->store, sizeof(d->store), "%s/store", d->token.dir);
     snprintf(d->metrics, sizeof(d->metrics), "%s/tokenvault.prom", d->token.dir);
+    if ((size_t)snprintf(d->officer, sizeof(d->officer), "%s/officer.sock", d->token.dir) >=
+        sizeof(d->officer))
+        return -1;
     d->port = free_port();
     if (d->port == 0 || tv_daemon_write_config(d, NULL) != 0) {
         fprintf(stderr, "tv_daemon_setup: config failed\n");

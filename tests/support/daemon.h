@@ -40,6 +40,7 @@ struct tv_daemon {
     char log[300];     /* the daemon's stderr */
     char store[300];   /* the LMDB directory */
     char metrics[300]; /* the Prometheus textfile */
+    char officer[108]; /* the officer socket */
     struct tv_daemon_opts opts;
     uint16_t port;
     pid_t pid;

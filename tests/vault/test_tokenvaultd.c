@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -279,11 +281,7 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-    char cmd[400];
-
     (void)state;
-    snprintf(cmd, sizeof(cmd), "cp %s /tmp/tvd-debug.log", d.log);
-    if (system(cmd)) {}
     tv_daemon_teardown(&d);
     return 0;
 }
@@ -679,17 +677,184 @@ test_bounds(void **state)
     api_client_free(other);
 }
 
-/* SIGHUP: a client added to the config is served without a restart. */
+/* The officer socket: no TLS, access by file mode (0600); it serves PING,
+ * STATUS and the officer operations, and refuses the card operations. */
+static void
+test_officer_socket(void **state)
+{
+    struct api_client_config cfg = {.unix_path = d.officer, .request_timeout_ms = 10000};
+    struct api_client *c = NULL;
+    struct api_ping_req p = {0};
+    struct api_ping_resp pr;
+    struct api_empty e = {0};
+    struct api_status_resp st;
+    struct api_card_store_resp sr;
+    struct api_error_resp err;
+    struct stat sb;
+
+    (void)state;
+    assert_int_equal(stat(d.officer, &sb), 0);
+    assert_true(S_ISSOCK(sb.st_mode));
+    assert_int_equal(sb.st_mode & 077, 0);
+    assert_int_equal(api_client_new(&c, &cfg), 0);
+    assert_int_equal(api_call_ping(c, &p, &pr, NULL), 0);
+    assert_int_equal(api_call_status(c, &e, &st, NULL), 0);
+    assert_true(st.hsm_ready);
+    assert_int_equal(store(c, "m-1", "c-officer", VISA, &sr, &err), -API_STATUS_DENIED);
+    api_client_free(c);
+}
+
+/* A config that does not load on SIGHUP is logged and changes nothing. */
+static void
+test_bad_reload(void **state)
+{
+    struct api_client *c;
+    struct api_ping_req p = {0};
+    struct api_ping_resp pr;
+
+    (void)state;
+    /* gateway-other named twice: refused. */
+    assert_int_equal(tv_daemon_write_config(&d, "[client dup]\nsubject = CN=gateway-other\n"
+                                                "roles = qr\nmerchants = m-1\n"),
+                     0);
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    for (int i = 0; i < 250 && tv_file_contains(d.log, "event=config_reload_failed", 26) != 1; i++)
+        usleep(20000);
+    assert_int_equal(tv_file_contains(d.log, "event=config_reload_failed", 26), 1);
+    assert_int_equal(tv_daemon_write_config(&d, NULL), 0);
+    c = client("other-client");
+    assert_int_equal(api_call_ping(c, &p, &pr, NULL), 0);
+    api_client_free(c);
+}
+
+/* Two requests with the same id in flight: the second is BAD_REQUEST. */
+static void
+test_duplicate_request_id(void **state)
+{
+    static uint8_t buf[API_LEN_PREFIX + API_FRAME_MAX];
+    struct raw a, b;
+    struct api_frame r1 = {0}, r2 = {0};
+    unsigned bad = 0, ok = 0;
+    int fd;
+    SSL *ssl = raw_connect("client", &fd);
+    struct api_writer both;
+
+    (void)state;
+    raw_store(&a, 0);
+    raw_store(&b, 0); /* both request id 7 */
+    assert_int_equal(api_writer_end_u32(&a.w, a.mark), 0);
+    assert_int_equal(api_writer_end_u32(&b.w, b.mark), 0);
+    api_writer_init(&both, 2 * API_FRAME_MAX);
+    assert_int_equal(api_writer_put_bytes(&both, api_writer_data(&a.w), api_writer_len(&a.w)), 0);
+    assert_int_equal(api_writer_put_bytes(&both, api_writer_data(&b.w), api_writer_len(&b.w)), 0);
+    assert_int_equal(SSL_connect(ssl), 1);
+    /* One write: both frames arrive together, the first still in flight. */
+    assert_int_equal(SSL_write(ssl, api_writer_data(&both), (int)api_writer_len(&both)),
+                     (int)api_writer_len(&both));
+    assert_int_equal(raw_read(ssl, buf, sizeof(buf), &r1), 0);
+    bad += r1.hdr.status == API_STATUS_BAD_REQUEST;
+    ok += r1.hdr.status == API_STATUS_OK;
+    api_frame_cleanup(&r1);
+    assert_int_equal(raw_read(ssl, buf, sizeof(buf), &r2), 0);
+    bad += r2.hdr.status == API_STATUS_BAD_REQUEST;
+    ok += r2.hdr.status == API_STATUS_OK;
+    api_frame_cleanup(&r2);
+    assert_int_equal(bad, 1);
+    assert_int_equal(ok, 1);
+    raw_close(ssl, fd);
+    api_writer_cleanup(&a.w);
+    api_writer_cleanup(&b.w);
+    api_writer_cleanup(&both);
+}
+
+static long
+daemon_rss_kb(void)
+{
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)d.pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/* A peer that sends and never reads: the server stops reading it once its
+ * answers back up, stays responsive to others, and its memory stays
+ * bounded. */
+static void
+test_slow_reader(void **state)
+{
+    struct api_client *other = client("list-client");
+    struct api_ping_req p = {0};
+    struct api_ping_resp pr;
+    struct raw f;
+    long before, after;
+    int fd, sent = 0;
+    SSL *ssl = raw_connect("client", &fd);
+    struct timeval tv = {0, 200000};
+    uint8_t echo[API_ECHO_MAX];
+
+    (void)state;
+    memset(echo, 'e', sizeof(echo));
+    assert_int_equal(SSL_connect(ssl), 1);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    assert_int_equal(api_call_ping(other, &p, &pr, NULL), 0);
+    before = daemon_rss_kb();
+    /* 20000 pings of ~100 bytes each: answers far beyond what the server
+     * buffers for one peer. Writes stop succeeding once both sides' socket
+     * buffers are full. */
+    for (int i = 0; i < 20000; i++) {
+        raw_begin(&f, API_OP_PING, (uint64_t)i + 1);
+        raw_field(&f, API_TAG_ECHO, echo, sizeof(echo));
+        assert_int_equal(api_writer_end_u32(&f.w, f.mark), 0);
+        if (SSL_write(ssl, api_writer_data(&f.w), (int)api_writer_len(&f.w)) <= 0) {
+            api_writer_cleanup(&f.w);
+            break;
+        }
+        api_writer_cleanup(&f.w);
+        sent++;
+    }
+    assert_true(sent > 100);
+    assert_int_equal(api_call_ping(other, &p, &pr, NULL), 0);
+    after = daemon_rss_kb();
+    /* Bounded: the backlog of one peer is VAULT_CONN_WRITE_MAX plus socket
+     * buffers, not 20000 answers. */
+    assert_true(before > 0 && after > 0);
+    assert_true(after - before < 32 * 1024);
+    raw_close(ssl, fd);
+    api_client_free(other);
+}
+
+/* SIGHUP: a client added to the config is served without a restart. An
+ * operation this release does not serve is UNKNOWN_OPCODE once the role
+ * allows it, DENIED before. */
 static void
 test_reload(void **state)
 {
     struct api_client *c = client("unknown-client");
     struct api_customer_ref cref = {0};
     struct api_card_list_resp list;
+    struct api_qr_status_req q = {0};
+    struct api_qr_info info;
+    struct api_error_resp err;
 
     (void)state;
+    snprintf(q.merchant, sizeof(q.merchant), "m-1");
+    snprintf(q.order_id, sizeof(q.order_id), "o-1");
+    {
+        struct api_client *gw = client("client");
+
+        assert_int_equal(api_call_qr_status(gw, &q, &info, &err), -API_STATUS_DENIED);
+        api_client_free(gw);
+    }
     assert_int_equal(tv_daemon_write_config(&d, "[client nobody]\nsubject = CN=nobody\n"
-                                                "roles = list\nmerchants = m-1\n"),
+                                                "roles = list, qr\nmerchants = m-1\n"),
                      0);
     assert_int_equal(kill(d.pid, SIGHUP), 0);
     for (int i = 0; i < 250 && tv_file_contains(d.log, "event=config_reloaded", 21) != 1; i++)
@@ -700,6 +865,8 @@ test_reload(void **state)
     assert_int_equal(api_call_card_list(c, &cref, &list, NULL), 0);
     assert_int_equal(list.num_cards, 1);
     api_msg_cleanup(api_schema_response(API_OP_CARD_LIST), &list);
+    assert_int_equal(api_call_qr_status(c, &q, &info, &err), -API_STATUS_UNKNOWN_OPCODE);
+    assert_string_equal(err.message, "operation not served by this release");
     api_client_free(c);
 }
 
@@ -724,7 +891,9 @@ test_secrets_not_in_files(void **state)
             assert_int_equal(tv_file_contains(files[f], secrets[s], strlen(secrets[s])), 0);
     }
     assert_int_equal(tv_file_contains(d.log, "event=request", 13), 1);
-    assert_int_equal(tv_file_contains(d.metrics, "tokenvault_requests_total", 25), 1);
+    assert_int_equal(tv_file_contains(d.metrics, "tokenvault_requests_total{op=\"card_store\",status=\"OK\"}", 50), 1);
+    assert_int_equal(tv_file_contains(d.metrics, "tokenvault_requests_total{op=\"card_reveal\",status=\"DENIED\"}", 54), 1);
+    assert_int_equal(tv_file_contains(d.metrics, "tokenvault_store_commit_batch_size_bucket", 41), 1);
     /* The BIN and last 4 are what may appear: the store has them in clear. */
     assert_int_equal(tv_file_contains(path, "41111111", 8), 1);
 }
@@ -811,6 +980,40 @@ test_restart_and_audit(void **state)
     api_client_free(c);
     /* Still one DEK: a restart loads it, never makes another. */
     assert_int_equal(tv_file_contains(d.log, "event=dek_generate", 18), 1);
+}
+
+/* tokenvault-admin backup copies the live store: the copy opens, holds the
+ * same cards and a verifying audit chain; it never writes over a directory
+ * that is not empty. */
+static void
+test_backup_while_running(void **state)
+{
+    char out[400], cmd[1200], err[256];
+    struct vault_store *st = NULL;
+    struct store_txn t;
+    struct store_stats stats;
+    uint64_t entries = 0;
+    uint64_t cards = record_count();
+
+    (void)state;
+    snprintf(out, sizeof(out), "%s/backup", d.token.dir);
+    assert_int_equal(mkdir(out, 0700), 0);
+    snprintf(cmd, sizeof(cmd), "%s backup --store %s --out %s >/dev/null", TV_ADMIN, d.store, out);
+    assert_int_equal(system(cmd), 0);
+    /* Again into the same, now full, directory: refused. */
+    snprintf(cmd, sizeof(cmd), "%s backup --store %s --out %s 2>/dev/null", TV_ADMIN, d.store, out);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 1);
+    snprintf(cmd, sizeof(cmd), "%s backup --store %s 2>/dev/null", TV_ADMIN, d.store);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 2);
+
+    assert_int_equal(store_open(&st, out, 64ull << 20, err, sizeof(err)), 0);
+    assert_int_equal(store_stats_get(st, &stats), 0);
+    assert_int_equal(stats.entries[STORE_DB_CARDS], cards);
+    assert_int_equal(store_read_begin(st, &t), 0);
+    assert_int_equal(audit_verify(&t, NULL, 0, &entries, NULL, NULL), 0);
+    assert_true(entries > 10);
+    store_read_end(&t);
+    store_close(st);
 }
 
 /* ---- fail closed ---------------------------------------------------------------------- */
@@ -932,8 +1135,13 @@ main(void)
         cmocka_unit_test(test_ping_status),
         cmocka_unit_test(test_handshake_refusals),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_officer_socket),
+        cmocka_unit_test(test_bad_reload),
+        cmocka_unit_test(test_duplicate_request_id),
+        cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_secrets_not_in_files),
+        cmocka_unit_test(test_backup_while_running),
         cmocka_unit_test(test_restart_and_audit),
     };
     const struct CMUnitTest full[] = {
