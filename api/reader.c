@@ -1,6 +1,8 @@
 /* reader.c - the bounds-checked cursor; see reader.h. */
 #include "api/reader.h"
 
+#include <string.h>
+
 void
 api_reader_init(struct api_reader *r, const uint8_t *data, size_t len)
 {
@@ -102,4 +104,24 @@ api_reader_get_u32_prefixed(struct api_reader *r, struct api_reader *out)
     if (rc < 0)
         *r = save;
     return rc;
+}
+
+int
+api_reader_get_str8(struct api_reader *r, char *out, size_t cap, size_t min, size_t max)
+{
+    struct api_reader save = *r, v;
+    uint8_t len;
+    int rc = api_reader_get_u8(r, &len);
+
+    if (rc == 0)
+        rc = api_reader_get_bytes(r, &v, len);
+    if (rc == 0 && (len < min || len > max || max >= cap || memchr(v.data, 0, len) != NULL))
+        rc = -API_STATUS_BAD_VALUE;
+    if (rc < 0) {
+        *r = save;
+        return rc;
+    }
+    memcpy(out, v.data, len);
+    out[len] = '\0';
+    return 0;
 }

@@ -48,4 +48,12 @@ API_WUR int api_reader_get_u64(struct api_reader *r, uint64_t *out);
  * a sub-reader. 0 or -API_STATUS_TRUNCATED (the reader is unchanged then). */
 API_WUR int api_reader_get_u32_prefixed(struct api_reader *r, struct api_reader *out);
 
+/* api_reader_get_str8 reads a u8 length and that many bytes as a string
+ * into |out| (capacity |cap|, NUL-terminated): the length must be
+ * |min|..|max| (max < cap) and no byte may be NUL. The vault's own records
+ * use it; a wire field never does. 0, -API_STATUS_TRUNCATED, or
+ * -API_STATUS_BAD_VALUE; the reader is unchanged on failure. */
+API_WUR int api_reader_get_str8(struct api_reader *r, char *out, size_t cap, size_t min,
+                                size_t max);
+
 #endif

@@ -180,3 +180,18 @@ api_writer_len(const struct api_writer *w)
 {
     return w->len;
 }
+
+int
+api_writer_put_str8(struct api_writer *w, const char *s)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+    int rc;
+
+    if (w->err != 0)
+        return w->err;
+    if (len > UINT8_MAX)
+        return -API_STATUS_BAD_LENGTH;
+    if ((rc = api_writer_put_u8(w, (uint8_t)len)) != 0)
+        return rc;
+    return api_writer_put_bytes(w, (const uint8_t *)s, len);
+}

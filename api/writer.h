@@ -52,6 +52,11 @@ API_WUR int api_writer_put_u32(struct api_writer *w, uint32_t v);
 API_WUR int api_writer_put_u64(struct api_writer *w, uint64_t v);
 API_WUR int api_writer_put_bytes(struct api_writer *w, const uint8_t *data, size_t len);
 
+/* api_writer_put_str8 appends a u8 length and the bytes of the string |s|
+ * (NULL writes an empty one). -API_STATUS_BAD_LENGTH when it is longer than
+ * 255 bytes, else as the other puts. The counterpart of api_reader_get_str8. */
+API_WUR int api_writer_put_str8(struct api_writer *w, const char *s);
+
 /* api_writer_begin_u32 reserves a u32 length prefix; *out_mark identifies it
  * for api_writer_end_u32, which writes the number of bytes that follow the
  * prefix. Prefixes nest (end them innermost first). Both return 0 or the

@@ -61,6 +61,8 @@ usage(FILE *f)
             "  keys            list every vault key: type, attributes, key check value\n"
             "                  (with --dek FILE, the DEK too, unwrapped in the HSM)\n"
             "  probe           the token's mechanisms and the path each wallet format takes\n"
+            "  audit-key       print the audit key's public half (PEM), to verify the\n"
+            "                  audit log's checkpoints offline\n"
             "  wallet-keygen   generate a wallet key: --label L --kind ec|rsa|rsa-decrypt;\n"
             "                  prints its public key (DER SubjectPublicKeyInfo, base64)\n"
             "\n"
@@ -349,6 +351,30 @@ cmd_wallet_keygen(hsm_session *s, const struct opts *o)
     return EXIT_OK;
 }
 
+/* The audit key's public half, PEM, for verifying the audit log's
+ * checkpoints away from the appliance (docs/AUDIT.md). */
+static int
+cmd_audit_key(hsm_session *s)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    unsigned char b64[2 * HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    hsm_key *key = NULL;
+    int r, n;
+
+    if ((r = hsm_key_find(s, "vault-audit-sign", &key)) != HSM_OK)
+        return report("vault-audit-sign", r);
+    if ((r = hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len)) != HSM_OK)
+        return report("public key", r);
+    n = EVP_EncodeBlock(b64, spki, (int)spki_len);
+    printf("-----BEGIN PUBLIC KEY-----\n");
+    /* PEM lines are 64 characters (RFC 7468). */
+    for (int i = 0; i < n; i += 64)
+        printf("%.*s\n", n - i < 64 ? n - i : 64, b64 + i);
+    printf("-----END PUBLIC KEY-----\n");
+    return EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -386,7 +412,7 @@ main(int argc, char **argv)
     }
     cmd = argv[optind];
     if (strcmp(cmd, "init") != 0 && strcmp(cmd, "keys") != 0 && strcmp(cmd, "probe") != 0 &&
-        strcmp(cmd, "wallet-keygen") != 0) {
+        strcmp(cmd, "wallet-keygen") != 0 && strcmp(cmd, "audit-key") != 0) {
         fprintf(stderr, "tokenvault-ceremony: unknown command %s\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
@@ -415,6 +441,8 @@ main(int argc, char **argv)
         rc = cmd_keys(s, &o);
     else if (strcmp(cmd, "probe") == 0)
         rc = cmd_probe(h);
+    else if (strcmp(cmd, "audit-key") == 0)
+        rc = cmd_audit_key(s);
     else
         rc = cmd_wallet_keygen(s, &o);
 out:

@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -51,31 +52,15 @@ now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Ids and fixed words are never longer than their field; cut rather than
+ * fail, so a log entry is never lost to its own formatting. */
 static int
 put_str8(struct api_writer *w, const char *s, size_t max)
 {
-    size_t len = s != NULL ? strlen(s) : 0;
-    int r;
+    char buf[UINT8_MAX + 1];
 
-    if (len > max)
-        len = max; /* fixed words and ids: never longer; cut rather than fail */
-    if ((r = api_writer_put_u8(w, (uint8_t)len)) != 0)
-        return r;
-    return api_writer_put_bytes(w, (const uint8_t *)(s != NULL ? s : ""), len);
-}
-
-static int
-get_str8(struct api_reader *r, char *out, size_t max)
-{
-    struct api_reader v;
-    uint8_t len;
-
-    if (api_reader_get_u8(r, &len) != 0 || len > max || api_reader_get_bytes(r, &v, len) != 0 ||
-        memchr(v.data, 0, len) != NULL)
-        return -API_STATUS_INTERNAL;
-    memcpy(out, v.data, len);
-    out[len] = '\0';
-    return 0;
+    snprintf(buf, sizeof(buf) < max + 1 ? sizeof(buf) : max + 1, "%s", s != NULL ? s : "");
+    return api_writer_put_str8(w, buf);
 }
 
 /* The chain head: the next sequence number and the hash of the last entry. */
@@ -258,14 +243,14 @@ audit_decode(struct audit_entry *out, const uint8_t *data, size_t len)
     if (out->type == AUDIT_EVENT) {
         if (api_reader_get_u16(&rd, &out->opcode) != 0 || api_reader_get_u16(&rd, &out->status) != 0 ||
             api_reader_get_u64(&rd, &out->request_id) != 0 ||
-            get_str8(&rd, out->event, AUDIT_DETAIL_MAX) != 0 ||
-            get_str8(&rd, out->client, API_ID_MAX) != 0 ||
-            get_str8(&rd, out->merchant, API_ID_MAX) != 0 ||
-            get_str8(&rd, out->token, API_ID_MAX) != 0 ||
-            get_str8(&rd, out->detail, AUDIT_DETAIL_MAX) != 0)
+            api_reader_get_str8(&rd, out->event, sizeof(out->event), 0, AUDIT_DETAIL_MAX) != 0 ||
+            api_reader_get_str8(&rd, out->client, sizeof(out->client), 0, API_ID_MAX) != 0 ||
+            api_reader_get_str8(&rd, out->merchant, sizeof(out->merchant), 0, API_ID_MAX) != 0 ||
+            api_reader_get_str8(&rd, out->token, sizeof(out->token), 0, API_ID_MAX) != 0 ||
+            api_reader_get_str8(&rd, out->detail, sizeof(out->detail), 0, AUDIT_DETAIL_MAX) != 0)
             goto out;
     } else if (out->type == AUDIT_CHECKPOINT) {
-        if (get_str8(&rd, out->key_label, HSM_LABEL_MAX) != 0)
+        if (api_reader_get_str8(&rd, out->key_label, sizeof(out->key_label), 0, HSM_LABEL_MAX) != 0)
             goto out;
         out->signed_len = len - api_reader_len(&rd);
         if (api_reader_get_u16(&rd, &sig_len) != 0 || sig_len == 0 ||

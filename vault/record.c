@@ -16,36 +16,6 @@ record_secret_wipe(struct card_secret *s)
         OPENSSL_cleanse(s, sizeof(*s));
 }
 
-/* u8 length + bytes of a NUL-terminated string of at most 255 bytes. */
-static int
-put_str8(struct api_writer *w, const char *s)
-{
-    size_t len = strlen(s);
-    int r;
-
-    if (len > UINT8_MAX)
-        return -API_STATUS_INTERNAL;
-    if ((r = api_writer_put_u8(w, (uint8_t)len)) != 0)
-        return r;
-    return api_writer_put_bytes(w, (const uint8_t *)s, len);
-}
-
-/* Reads a u8-prefixed string of |min|..|max| bytes, none of them NUL, into
- * |out| (cap max + 1). */
-static int
-get_str8(struct api_reader *r, char *out, size_t min, size_t max)
-{
-    struct api_reader v;
-    uint8_t len;
-
-    if (api_reader_get_u8(r, &len) != 0 || len < min || len > max ||
-        api_reader_get_bytes(r, &v, len) != 0 || memchr(v.data, 0, len) != NULL)
-        return -API_STATUS_INTERNAL;
-    memcpy(out, v.data, len);
-    out[len] = '\0';
-    return 0;
-}
-
 static bool
 all_digits(const char *s)
 {
@@ -69,10 +39,10 @@ record_encode(struct api_writer *w, const struct card_record *r)
     e = e ? e : api_writer_put_u16(w, r->exp_year);
     e = e ? e : api_writer_put_u64(w, r->created_at);
     e = e ? e : api_writer_put_u64(w, r->expires_at);
-    e = e ? e : put_str8(w, r->bin);
-    e = e ? e : put_str8(w, r->last4);
-    e = e ? e : put_str8(w, r->merchant);
-    e = e ? e : put_str8(w, r->initial_txn_id);
+    e = e ? e : api_writer_put_str8(w, r->bin);
+    e = e ? e : api_writer_put_str8(w, r->last4);
+    e = e ? e : api_writer_put_str8(w, r->merchant);
+    e = e ? e : api_writer_put_str8(w, r->initial_txn_id);
     e = e ? e : api_writer_put_bytes(w, r->fingerprint, sizeof(r->fingerprint));
     e = e ? e : api_writer_put_u32(w, r->dek_version);
     e = e ? e : api_writer_put_bytes(w, r->iv, sizeof(r->iv));
@@ -107,10 +77,13 @@ record_decode(struct card_record *out, const uint8_t *data, size_t len)
         out->exp_month > 12 || out->exp_year < 2000 || out->exp_year > 2099 ||
         out->created_at > API_TIME_MAX || out->expires_at > API_TIME_MAX)
         goto out;
-    if (get_str8(&rd, out->bin, 6, API_BIN_MAX) != 0 || !all_digits(out->bin) ||
-        get_str8(&rd, out->last4, API_LAST4_LEN, API_LAST4_LEN) != 0 || !all_digits(out->last4) ||
-        get_str8(&rd, out->merchant, 1, API_ID_MAX) != 0 ||
-        get_str8(&rd, out->initial_txn_id, 0, API_ID_MAX) != 0)
+    if (api_reader_get_str8(&rd, out->bin, sizeof(out->bin), 6, API_BIN_MAX) != 0 ||
+        !all_digits(out->bin) ||
+        api_reader_get_str8(&rd, out->last4, sizeof(out->last4), API_LAST4_LEN, API_LAST4_LEN) != 0 ||
+        !all_digits(out->last4) ||
+        api_reader_get_str8(&rd, out->merchant, sizeof(out->merchant), 1, API_ID_MAX) != 0 ||
+        api_reader_get_str8(&rd, out->initial_txn_id, sizeof(out->initial_txn_id), 0,
+                            API_ID_MAX) != 0)
         goto out;
     if (api_reader_get_bytes(&rd, &v, sizeof(out->fingerprint)) != 0)
         goto out;
@@ -170,9 +143,9 @@ record_seal(hsm_session *s, hsm_key *dek, uint32_t dek_version, const char *toke
 
     api_writer_init(&pt, RECORD_SECRET_MAX);
     e = e ? e : make_aad(aad, &aad_len, r, token, dek_version);
-    e = e ? e : put_str8(&pt, sec->pan);
-    e = e ? e : put_str8(&pt, sec->holder);
-    e = e ? e : put_str8(&pt, sec->email);
+    e = e ? e : api_writer_put_str8(&pt, sec->pan);
+    e = e ? e : api_writer_put_str8(&pt, sec->holder);
+    e = e ? e : api_writer_put_str8(&pt, sec->email);
     if (e != 0) {
         e = -API_STATUS_INTERNAL;
         goto out;
@@ -211,9 +184,11 @@ record_open(hsm_session *s, hsm_key *dek, const char *token, const struct card_r
         goto out;
     }
     api_reader_init(&rd, pt, pt_len);
-    if (get_str8(&rd, out->pan, API_PAN_MIN, API_PAN_MAX) != 0 || !all_digits(out->pan) ||
-        get_str8(&rd, out->holder, 0, API_HOLDER_MAX) != 0 ||
-        get_str8(&rd, out->email, 0, API_EMAIL_MAX) != 0 || api_reader_len(&rd) != 0)
+    if (api_reader_get_str8(&rd, out->pan, sizeof(out->pan), API_PAN_MIN, API_PAN_MAX) != 0 ||
+        !all_digits(out->pan) ||
+        api_reader_get_str8(&rd, out->holder, sizeof(out->holder), 0, API_HOLDER_MAX) != 0 ||
+        api_reader_get_str8(&rd, out->email, sizeof(out->email), 0, API_EMAIL_MAX) != 0 ||
+        api_reader_len(&rd) != 0)
         e = -API_STATUS_INTERNAL;
 out:
     OPENSSL_cleanse(pt, sizeof(pt));

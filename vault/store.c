@@ -498,7 +498,7 @@ static void *
 writer_main(void *arg)
 {
     struct vault_store *s = arg;
-    hsm_session *hs = NULL;
+    hsm_session *hs;
 
     for (;;) {
         struct store_write *batch = NULL, **tail = &batch;
@@ -525,14 +525,16 @@ writer_main(void *arg)
         s->queued -= n;
         pthread_mutex_unlock(&s->mu);
 
-        /* The writer's session is taken per batch and kept while the token
-         * answers; after a loss the hsm layer re-opens it with backoff, and
-         * a job that needs the HSM meanwhile sees hsm == NULL. */
-        if (hs == NULL && s->hsm != NULL && hsm_session_acquire(s->hsm, &hs) != 0)
+        /* A session per batch, from the pool: one that failed goes back
+         * closed and the next batch gets a fresh one once the token answers
+         * again. Without one, a job that needs the HSM sees hsm == NULL and
+         * answers HSM_UNAVAILABLE; the others commit. */
+        hs = NULL;
+        if (s->hsm != NULL && hsm_session_acquire(s->hsm, &hs) != 0)
             hs = NULL;
         run_batch(s, hs, batch, n);
+        hsm_session_release(hs);
     }
-    hsm_session_release(hs);
     return NULL;
 }
 

@@ -90,6 +90,38 @@ test_u32_prefixed(void **state)
     assert_int_equal(api_reader_len(&r), sizeof(short_len));
 }
 
+/* u8-prefixed strings: bounds, NUL, capacity, and no move on failure. */
+static void
+test_str8(void **state)
+{
+    static const uint8_t good[] = {3, 'a', 'b', 'c', 0};
+    static const uint8_t nul[] = {3, 'a', 0, 'c'};
+    static const uint8_t shortv[] = {5, 'a', 'b'};
+    struct api_reader r;
+    char out[8];
+
+    (void)state;
+    api_reader_init(&r, good, sizeof(good));
+    assert_int_equal(api_reader_get_str8(&r, out, sizeof(out), 1, 7), 0);
+    assert_string_equal(out, "abc");
+    assert_int_equal(api_reader_len(&r), 1);
+    /* an empty string where 0 is allowed, then nothing left */
+    assert_int_equal(api_reader_get_str8(&r, out, sizeof(out), 0, 7), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(api_reader_get_str8(&r, out, sizeof(out), 0, 7), -API_STATUS_TRUNCATED);
+
+    api_reader_init(&r, good, sizeof(good));
+    assert_int_equal(api_reader_get_str8(&r, out, sizeof(out), 4, 7), -API_STATUS_BAD_VALUE);
+    assert_int_equal(api_reader_len(&r), sizeof(good)); /* unchanged */
+    assert_int_equal(api_reader_get_str8(&r, out, sizeof(out), 1, 2), -API_STATUS_BAD_VALUE);
+    assert_int_equal(api_reader_get_str8(&r, out, 3, 1, 3), -API_STATUS_BAD_VALUE); /* no room for NUL */
+    api_reader_init(&r, nul, sizeof(nul));
+    assert_int_equal(api_reader_get_str8(&r, out, sizeof(out), 1, 7), -API_STATUS_BAD_VALUE);
+    api_reader_init(&r, shortv, sizeof(shortv));
+    assert_int_equal(api_reader_get_str8(&r, out, sizeof(out), 1, 7), -API_STATUS_TRUNCATED);
+    assert_int_equal(api_reader_len(&r), sizeof(shortv));
+}
+
 int
 main(void)
 {
@@ -97,6 +129,7 @@ main(void)
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_bytes_and_skip),
         cmocka_unit_test(test_u32_prefixed),
+        cmocka_unit_test(test_str8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

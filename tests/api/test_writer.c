@@ -94,6 +94,25 @@ test_truncate_rolls_back(void **state)
     api_writer_cleanup(&w);
 }
 
+static void
+test_str8(void **state)
+{
+    struct api_writer w;
+    char long_s[300];
+
+    (void)state;
+    api_writer_init(&w, 64);
+    assert_int_equal(api_writer_put_str8(&w, "abc"), 0);
+    assert_int_equal(api_writer_put_str8(&w, NULL), 0);
+    assert_int_equal(api_writer_len(&w), 5);
+    assert_memory_equal(api_writer_data(&w), "\x03" "abc" "\x00", 5);
+    memset(long_s, 'x', sizeof(long_s) - 1);
+    long_s[sizeof(long_s) - 1] = '\0';
+    assert_int_equal(api_writer_put_str8(&w, long_s), -API_STATUS_BAD_LENGTH);
+    assert_int_equal(api_writer_len(&w), 5);
+    api_writer_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -102,6 +121,7 @@ main(void)
         cmocka_unit_test(test_u64),
         cmocka_unit_test(test_max_and_sticky_error),
         cmocka_unit_test(test_truncate_rolls_back),
+        cmocka_unit_test(test_str8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,6 +34,10 @@ has "keys shows the DEK with its KCV" "^vault-dek-v1 .*KCV $dek_kcv" "$dir/keys.
 kek_kcv=$(awk '/^vault-kek-v1/ {print $5}' "$dir/init.out")
 has "KEK KCV is stable" "^vault-kek-v1 .*KCV $kek_kcv" "$dir/keys.out"
 
+run audit-key >"$dir/audit.pem" 2>&1; check "audit-key" 0 $?
+openssl pkey -pubin -in "$dir/audit.pem" -noout -text 2>/dev/null | grep -q "NIST CURVE: P-256"
+check "audit-key is an EC P-256 public key in PEM" 0 $?
+
 run --dek "$dir/dek2" init >/dev/null 2>"$dir/err"; check "init twice refused" 3 $?
 has "init twice says why" "HSM_ERR_EXISTS" "$dir/err"
 run --dek "$dir/dek" init >/dev/null 2>&1; check "DEK file never overwritten" 3 $?
