@@ -94,6 +94,9 @@ struct load {
 
 static const char *const global_sections[] = {"service", "tls", "hsm", "store", "audit", "metrics"};
 
+static int set_err(struct load *l, const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static int
 set_err(struct load *l, const char *section, const char *key, const char *fmt, ...)
 {
