@@ -2,11 +2,17 @@
  * server.c - the RPC server: libuv streams, TLS 1.3 through memory BIOs,
  * frames in, dispatch, answers out.
  *
- * Ownership: a connection is referenced by its two handles (stream, timer)
- * and by each request in flight; it is freed when the last reference goes,
- * which for the handles is their close callback. A request is owned by the
- * server from decode until its answer has been queued on the loop; the
- * dispatcher only borrows it.
+ * Ownership: a connection is referenced by its two handles (stream, timer),
+ * by each uv_write in progress and by each request in flight; it is freed when
+ * the last reference goes, which for the handles is their close callback. So a
+ * request answered after its connection closed still finds the connection,
+ * sends nothing and only frees itself. A request is owned by the server from
+ * decode until its answer has been handed to uv_write; the dispatcher only
+ * borrows it.
+ *
+ * Threads: everything runs on the loop thread except vault_request_reply and
+ * vault_request_error, which encode the answer in the caller's thread and put
+ * the request on a mutex-protected queue that the loop empties (uv_async).
  */
 #include "vault/server.h"
 
@@ -17,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,19 +31,35 @@
 
 #include "vault/log.h"
 
-/* Plaintext read from TLS per SSL_read. */
-#define TLS_READ_CHUNK 16384u
-/* A connection buffers at most one frame of input. */
+/* Bytes read from the socket per read callback, and plaintext taken from TLS
+ * per SSL_read: one TLS record's worth. */
+#define IO_CHUNK 16384u
+/* A connection buffers at most one frame of input (PROTOCOL.md 7.1). */
 #define CONN_IN_MAX (API_LEN_PREFIX + API_FRAME_MAX)
-/* Room for an error response (header + fixed message + tag + retry). */
+/* Room for an error response: prefix, header, a message of API_MESSAGE_MAX
+ * and the optional errorTag and retryAfterMs fields. */
 #define ERROR_FRAME_MAX 512u
+/* Room for an OpenSSL error string in a log line. */
+#define TLS_REASON_MAX 160u
+/* The client name of every officer socket connection (server.h). */
+#define OFFICER_CLIENT "officer"
 
+/* Which deadline the connection's timer measures. */
 enum timer_mode {
-    TIMER_NONE,
-    TIMER_HANDSHAKE,
-    TIMER_FRAME,
-    TIMER_IDLE,
-    TIMER_WRITE,
+    TIMER_NONE,      /* requests in flight, nothing to wait for from the peer */
+    TIMER_HANDSHAKE, /* handshake_timeout_ms */
+    TIMER_FRAME,     /* VAULT_FRAME_TIMEOUT_MS for the frame begun */
+    TIMER_IDLE,      /* idle_timeout_ms with nothing in flight */
+    TIMER_WRITE,     /* idle_timeout_ms without write progress */
+};
+
+/* What the server keeps from the config it started with: a reload changes
+ * the clients and the log level only (server.h). */
+struct bounds {
+    unsigned max_connections;
+    unsigned max_in_flight;
+    unsigned handshake_timeout_ms;
+    unsigned idle_timeout_ms;
 };
 
 struct conn;
@@ -49,7 +72,7 @@ struct req {
     size_t bytes_len;
     struct api_writer out; /* the encoded answer */
     unsigned status;
-    struct req *next_done;
+    struct req *next_done;   /* the completion queue */
     struct req *next, *prev; /* the connection's requests in flight */
 };
 
@@ -62,16 +85,17 @@ struct conn {
     } h;
     uv_timer_t timer;
     enum timer_mode timer_mode;
+    bool timer_restart; /* progress: start the current deadline again */
     bool officer;
-    SSL *ssl;
+    SSL *ssl; /* owns rbio and wbio */
     BIO *rbio, *wbio;
-    bool ready;   /* handshake done and client known (always, on the officer socket) */
-    bool closing; /* uv_close called */
-    bool reading;
-    bool close_after_write;
+    bool ready;             /* handshake done and client known (always, on the officer socket) */
+    bool closing;           /* uv_close called */
+    bool reading;           /* uv_read_start in effect */
+    bool close_after_write; /* the last answer is queued; close once it is written */
     unsigned refs;
     unsigned in_flight;
-    size_t write_pending;
+    size_t write_pending; /* bytes handed to uv_write and not yet written */
     struct req *reqs;
     char client[API_ID_MAX + 1];
     char subject[VAULT_SUBJECT_MAX + 1];
@@ -91,7 +115,8 @@ struct write_req {
 
 struct vault_server {
     uv_loop_t *loop;
-    const struct vault_config *cfg;
+    const struct vault_config *cfg; /* clients; replaced by set_config */
+    struct bounds b;
     vault_dispatch_fn dispatch;
     void *ctx;
     struct vault_metrics *metrics;
@@ -102,10 +127,12 @@ struct vault_server {
     char officer_path[sizeof(((struct vault_config *)0)->officer_socket)];
     uv_async_t async;
     bool async_open;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* guards done_head and done_tail */
     struct req *done_head, *done_tail;
     struct conn *conns;
-    unsigned num_conns, in_flight;
+    unsigned num_conns;
+    unsigned num_tcp; /* what max_connections bounds; officers are not locked out by it */
+    unsigned in_flight;
     unsigned handles; /* listener and async handles not yet closed */
     bool draining, closing;
     void (*drained)(void *ctx);
@@ -115,9 +142,9 @@ struct vault_server {
 
 static void conn_close(struct conn *c);
 static void conn_timer_update(struct conn *c);
+static void conn_resume(struct conn *c);
 static void check_drained(struct vault_server *s);
 static void server_maybe_free(struct vault_server *s);
-static void conn_resume(struct conn *c);
 
 /* ---- requests ----------------------------------------------------------------- */
 
@@ -136,26 +163,52 @@ req_free(struct req *r)
     free(r);
 }
 
+/* One log line and one metrics sample per answered request (server.h). Only
+ * ids, names and the status: never a field value. */
 static void
-log_request(const struct req *r, const struct conn *c)
+request_done(const struct vault_server *s, const struct api_header *hdr, unsigned status,
+             const char *client, const char *merchant, uint64_t received_ns)
 {
-    const struct api_op_info *op = api_op_info(r->pub.frame.hdr.opcode);
+    const struct api_op_info *op = api_op_info(hdr->opcode);
+    enum vault_log_level level = status == API_STATUS_INTERNAL ? VAULT_LOG_ERROR : VAULT_LOG_INFO;
+    uint64_t ns = metrics_now_ns() - received_ns;
     struct vlog_line l;
-    enum vault_log_level level = r->status == API_STATUS_INTERNAL ? VAULT_LOG_ERROR : VAULT_LOG_INFO;
 
-    if (!vlog_begin(&l, level, "request"))
-        return;
-    vlog_str(&l, "op", op != NULL ? op->lower : "unknown");
-    vlog_str(&l, "status", api_status_name(r->status));
-    vlog_u64(&l, "rid", r->pub.frame.hdr.request_id);
-    vlog_str(&l, "client", c != NULL ? c->client : r->pub.client);
-    if (r->pub.merchant != NULL)
-        vlog_str(&l, "merchant", r->pub.merchant);
-    vlog_ms(&l, "ms", metrics_now_ns() - r->pub.received_ns);
-    vlog_end(&l);
+    if (vlog_begin(&l, level, "request")) {
+        vlog_str(&l, "op", op != NULL ? op->lower : "unknown");
+        vlog_str(&l, "status", api_status_name(status));
+        vlog_u64(&l, "rid", hdr->request_id);
+        vlog_str(&l, "client", client);
+        if (merchant != NULL)
+            vlog_str(&l, "merchant", merchant);
+        vlog_ms(&l, "ms", ns);
+        vlog_end(&l);
+    }
+    metrics_request(s->metrics, hdr->opcode, status, ns);
 }
 
-/* Hands an encoded answer to the loop. Any thread. */
+/* Appends the error response to |req_hdr|. api_frame_write_error has no
+ * retryAfterMs, which OVERLOADED needs. |message| is fixed ASCII text. */
+static int
+write_error_frame(struct api_writer *w, const struct api_header *req_hdr, unsigned status,
+                  uint16_t tag, const char *message, uint32_t retry_after_ms)
+{
+    struct api_header h = {API_VERSION, API_FLAG_RESPONSE, req_hdr->opcode, (uint16_t)status,
+                           req_hdr->request_id};
+    struct api_error_resp e;
+
+    memset(&e, 0, sizeof(e));
+    memcpy(e.message, message, strnlen(message, API_MESSAGE_MAX));
+    e.has_error_tag = tag != 0;
+    e.error_tag = tag;
+    e.has_retry_after_ms = retry_after_ms != 0;
+    e.retry_after_ms = retry_after_ms;
+    return api_frame_write(w, &h, api_schema_error(), &e, NULL);
+}
+
+/* Hands an encoded answer to the loop. Any thread. The wake-up is sent under
+ * the lock: once the loop has taken this request it may free the server, so
+ * this thread must be done with |s| by then. */
 static void
 req_complete(struct req *r)
 {
@@ -168,29 +221,8 @@ req_complete(struct req *r)
     else
         s->done_head = r;
     s->done_tail = r;
+    (void)uv_async_send(&s->async);
     pthread_mutex_unlock(&s->mu);
-    uv_async_send(&s->async);
-}
-
-static int
-write_error_frame(struct api_writer *w, const struct api_header *req_hdr, unsigned status,
-                  uint16_t tag, const char *message, uint32_t retry_after_ms)
-{
-    struct api_header h = {API_VERSION, API_FLAG_RESPONSE, req_hdr->opcode, (uint16_t)status,
-                           req_hdr->request_id};
-    struct api_error_resp e;
-    struct api_field_error fe;
-    size_t n = strlen(message);
-
-    memset(&e, 0, sizeof(e));
-    if (n > API_MESSAGE_MAX)
-        n = API_MESSAGE_MAX;
-    memcpy(e.message, message, n);
-    e.has_error_tag = tag != 0;
-    e.error_tag = tag;
-    e.has_retry_after_ms = retry_after_ms != 0;
-    e.retry_after_ms = retry_after_ms;
-    return api_frame_write(w, &h, api_schema_error(), &e, &fe);
 }
 
 void
@@ -205,12 +237,14 @@ vault_request_reply(struct vault_request *pub, const void *msg)
     r->status = API_STATUS_OK;
     if (api_frame_write(&r->out, &h, api_schema_response(h.opcode), msg, &fe) != 0) {
         if (vlog_begin(&l, VAULT_LOG_ERROR, "response_encode_failed")) {
+            vlog_u64(&l, "rid", h.request_id);
             vlog_u64(&l, "tag", fe.tag);
             vlog_str(&l, "reason", fe.message != NULL ? fe.message : "");
             vlog_end(&l);
         }
-        api_writer_reset(&r->out);
         r->status = API_STATUS_INTERNAL;
+        /* If even this fails (no memory) the answer stays empty and the loop
+         * closes the connection rather than leave the request unanswered. */
         (void)write_error_frame(&r->out, &pub->frame.hdr, API_STATUS_INTERNAL, 0,
                                 "internal error; see the service log", 0);
     }
@@ -227,7 +261,6 @@ vault_request_error(struct vault_request *pub, unsigned status, uint16_t tag, co
         status = API_STATUS_INTERNAL;
     r->status = status;
     if (write_error_frame(&r->out, &pub->frame.hdr, status, tag, message, retry_after_ms) != 0) {
-        api_writer_reset(&r->out);
         r->status = API_STATUS_INTERNAL;
         (void)write_error_frame(&r->out, &pub->frame.hdr, API_STATUS_INTERNAL, 0, "internal error",
                                 0);
@@ -251,6 +284,8 @@ conn_unref(struct conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->num_conns--;
+    if (!c->officer)
+        s->num_tcp--;
     SSL_free(c->ssl); /* frees both BIOs */
     OPENSSL_cleanse(c->in, sizeof(c->in));
     free(c);
@@ -270,8 +305,28 @@ conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    c->reading = false;
     uv_close((uv_handle_t *)&c->h.stream, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* Reads nothing more and closes once what is queued has been written: the
+ * peer gets its last answer (or TLS alert) before the close. */
+static void
+conn_close_after_write(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->close_after_write = true;
+    if (c->write_pending == 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->reading) {
+        (void)uv_read_stop(&c->h.stream);
+        c->reading = false;
+    }
+    conn_timer_update(c);
 }
 
 static void
@@ -299,24 +354,25 @@ on_written(uv_write_t *w, int status)
     struct conn *c = wr->conn;
 
     c->write_pending -= wr->len;
-    OPENSSL_cleanse(wr->data, wr->len);
+    OPENSSL_cleanse(wr->data, wr->len); /* may hold a PAN (officer socket: in clear) */
     free(wr);
-    if (status < 0 && !c->closing) {
+    if (c->closing) {
+        /* nothing: the close is under way */
+    } else if (status < 0) {
         conn_close(c);
-    } else if (!c->closing) {
-        if (c->close_after_write && c->write_pending == 0) {
+    } else if (c->close_after_write) {
+        if (c->write_pending == 0)
             conn_close(c);
-        } else {
-            conn_resume(c);
-            c->timer_mode = TIMER_NONE; /* progress: restart the write/idle clock */
-            conn_timer_update(c);
-        }
+    } else {
+        conn_resume(c);
+        c->timer_restart = true; /* progress: the write (or idle) clock starts again */
+        conn_timer_update(c);
     }
     check_drained(c->srv);
     conn_unref(c);
 }
 
-/* Queues |len| bytes on the stream. */
+/* Queues a copy of |len| bytes on the stream. */
 static int
 stream_write(struct conn *c, const uint8_t *data, size_t len)
 {
@@ -341,11 +397,11 @@ stream_write(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Sends what TLS has put in the write BIO. */
+/* Sends what TLS has put in the write BIO (records, alerts). */
 static int
 flush_tls(struct conn *c)
 {
-    uint8_t buf[TLS_READ_CHUNK];
+    uint8_t buf[IO_CHUNK];
     int n;
 
     while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0)
@@ -354,30 +410,27 @@ flush_tls(struct conn *c)
     return 0;
 }
 
+/* Sends |len| bytes of frames; a peer that does not read its answers stops
+ * being read once VAULT_CONN_WRITE_MAX bytes wait. */
 static void
 conn_send(struct conn *c, const uint8_t *data, size_t len)
 {
-    int r = 0;
+    int r;
 
     if (c->closing)
         return;
-    if (c->officer) {
+    if (c->officer)
         r = stream_write(c, data, len);
-    } else {
-        /* A memory BIO takes everything: SSL_write writes it all or fails. */
-        if (SSL_write(c->ssl, data, (int)len) != (int)len)
-            r = -1;
-        if (r == 0)
-            r = flush_tls(c);
-    }
+    else /* a memory BIO takes everything: SSL_write writes it all or fails */
+        r = SSL_write(c->ssl, data, (int)len) == (int)len ? flush_tls(c) : -1;
     if (r != 0) {
+        ERR_clear_error();
         conn_log(c, VAULT_LOG_WARN, "connection_write_failed", NULL);
         conn_close(c);
         return;
     }
-    /* A peer that does not read its answers stops being read. */
     if (c->reading && c->write_pending > VAULT_CONN_WRITE_MAX) {
-        uv_read_stop(&c->h.stream);
+        (void)uv_read_stop(&c->h.stream);
         c->reading = false;
     }
 }
@@ -385,21 +438,17 @@ conn_send(struct conn *c, const uint8_t *data, size_t len)
 /* An answer the server makes itself, before or instead of dispatch. */
 static void
 answer_now(struct conn *c, const struct api_header *hdr, unsigned status, uint16_t tag,
-           const char *message, uint32_t retry_after_ms, uint64_t received_ns)
+           const char *message, uint32_t retry_after_ms, const char *merchant, uint64_t received_ns)
 {
     struct api_writer w;
-    struct req log_r;
 
     api_writer_init(&w, ERROR_FRAME_MAX);
     if (write_error_frame(&w, hdr, status, tag, message, retry_after_ms) == 0)
         conn_send(c, api_writer_data(&w), api_writer_len(&w));
+    else
+        conn_close(c); /* out of memory: an unanswered request must not hang the peer */
     api_writer_cleanup(&w);
-    memset(&log_r, 0, sizeof(log_r));
-    log_r.pub.frame.hdr = *hdr;
-    log_r.pub.received_ns = received_ns;
-    log_r.status = status;
-    log_request(&log_r, c);
-    metrics_request(c->srv->metrics, hdr->opcode, status, metrics_now_ns() - received_ns);
+    request_done(c->srv, hdr, status, c->client, merchant, received_ns);
 }
 
 /* ---- connections: timers ------------------------------------------------------------- */
@@ -408,20 +457,24 @@ static void
 on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    static const char *const why[] = {"", "handshake timeout", "frame timeout", "idle timeout",
-                                      "peer not reading"};
+    static const char *const why[] = {
+        [TIMER_NONE] = "timer", [TIMER_HANDSHAKE] = "handshake timeout",
+        [TIMER_FRAME] = "frame timeout", [TIMER_IDLE] = "idle timeout",
+        [TIMER_WRITE] = "peer not reading",
+    };
 
     conn_log(c, c->timer_mode == TIMER_IDLE ? VAULT_LOG_DEBUG : VAULT_LOG_INFO, "connection_closed",
              why[c->timer_mode]);
     conn_close(c);
 }
 
-/* Chooses the one deadline that applies now. A mode that stays the same is
- * not restarted: bytes trickling into a frame do not extend its deadline. */
+/* Chooses the one deadline that applies now. A deadline that stays the same
+ * is not restarted unless timer_restart says so: bytes trickling into a frame
+ * do not extend its deadline, a write that makes progress does. */
 static void
 conn_timer_update(struct conn *c)
 {
-    const struct vault_config *cfg = c->srv->cfg;
+    const struct bounds *b = &c->srv->b;
     enum timer_mode mode;
     uint64_t ms = 0;
 
@@ -429,37 +482,47 @@ conn_timer_update(struct conn *c)
         return;
     if (!c->ready) {
         mode = TIMER_HANDSHAKE;
-        ms = cfg->handshake_timeout_ms;
+        ms = b->handshake_timeout_ms;
     } else if (c->write_pending > 0) {
         mode = TIMER_WRITE;
-        ms = cfg->idle_timeout_ms;
+        ms = b->idle_timeout_ms;
     } else if (c->in_len > 0) {
         mode = TIMER_FRAME;
         ms = VAULT_FRAME_TIMEOUT_MS;
     } else if (c->in_flight == 0) {
         mode = TIMER_IDLE;
-        ms = cfg->idle_timeout_ms;
+        ms = b->idle_timeout_ms;
     } else {
         mode = TIMER_NONE; /* the service is working on its requests */
     }
-    if (mode == c->timer_mode)
+    if (mode == c->timer_mode && !c->timer_restart)
         return;
     c->timer_mode = mode;
+    c->timer_restart = false;
     if (mode == TIMER_NONE)
-        uv_timer_stop(&c->timer);
+        (void)uv_timer_stop(&c->timer);
     else
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+        (void)uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 /* ---- connections: input ----------------------------------------------------------------- */
 
-static struct req *
-find_inflight(const struct conn *c, uint64_t id)
+static bool
+id_in_flight(const struct conn *c, uint64_t id)
 {
-    for (struct req *r = c->reqs; r != NULL; r = r->next)
+    for (const struct req *r = c->reqs; r != NULL; r = r->next)
         if (r->pub.frame.hdr.request_id == id)
-            return r;
-    return NULL;
+            return true;
+    return false;
+}
+
+/* Decode failures whose stream is no longer trusted (PROTOCOL.md 7.3): only
+ * the header rules F3..F6 give these statuses; the frame rule F7 and the field
+ * rules keep the connection. */
+static bool
+closes_connection(unsigned status)
+{
+    return status == API_STATUS_BAD_REQUEST || status == API_STATUS_UNSUPPORTED_VERSION;
 }
 
 /* One whole frame: |data| is the frame after its length prefix. */
@@ -469,45 +532,61 @@ handle_frame(struct conn *c, const uint8_t *data, size_t len)
     struct vault_server *s = c->srv;
     uint64_t now = metrics_now_ns();
     struct api_field_error fe = {0};
+    const struct vault_client *cl = NULL;
     const struct api_field *mf;
-    struct req *r;
+    const char *merchant = NULL;
+    struct req *r = NULL;
     int rc;
 
     if ((r = calloc(1, sizeof(*r))) == NULL || (r->bytes = malloc(len)) == NULL) {
-        free(r);
         conn_log(c, VAULT_LOG_ERROR, "out_of_memory", NULL);
         conn_close(c);
-        return;
+        goto out;
     }
     memcpy(r->bytes, data, len);
     r->bytes_len = len;
     r->srv = s;
     r->pub.received_ns = now;
     api_writer_init(&r->out, API_LEN_PREFIX + API_FRAME_MAX);
-    rc = api_frame_decode(&r->pub.frame, r->bytes, len, API_DIR_REQUEST, &fe);
-    if (rc != 0) {
-        answer_now(c, &r->pub.frame.hdr, (unsigned)-rc, fe.tag,
-                   fe.message != NULL ? fe.message : "malformed request", 0, now);
-        req_free(r);
-        return;
+    if ((rc = api_frame_decode(&r->pub.frame, r->bytes, len, API_DIR_REQUEST, &fe)) != 0) {
+        unsigned status = fe.status != 0 ? fe.status : API_STATUS_INTERNAL;
+
+        answer_now(c, &r->pub.frame.hdr, status, fe.tag,
+                   fe.message != NULL ? fe.message : "malformed request", 0, NULL, now);
+        if (closes_connection(status))
+            conn_close_after_write(c);
+        goto out;
+    }
+    if ((mf = api_schema_field(r->pub.frame.schema, API_TAG_MERCHANT)) != NULL)
+        merchant = (const char *)r->pub.frame.msg + mf->off;
+    /* Looked up at every request: a reload that removes a client applies to
+     * its connections already open (server.h). */
+    if (!c->officer) {
+        if ((cl = vault_config_client(s->cfg, c->subject, c->fingerprint)) == NULL) {
+            conn_log(c, VAULT_LOG_WARN, "client_removed",
+                     "no [client] section names this certificate any more");
+            answer_now(c, &r->pub.frame.hdr, API_STATUS_DENIED, 0, "client not configured", 0,
+                       merchant, now);
+            conn_close_after_write(c);
+            goto out;
+        }
+        snprintf(c->client, sizeof(c->client), "%s", cl->name);
     }
     if (s->draining) {
         answer_now(c, &r->pub.frame.hdr, API_STATUS_SHUTTING_DOWN, 0,
-                   "the service is shutting down", VAULT_RETRY_AFTER_MS, now);
-        req_free(r);
-        return;
+                   "the service is shutting down", 0, merchant, now);
+        goto out;
     }
-    if (c->in_flight >= s->cfg->max_in_flight) {
-        answer_now(c, &r->pub.frame.hdr, API_STATUS_OVERLOADED, 0,
-                   "too many requests in flight on this connection", VAULT_RETRY_AFTER_MS, now);
-        req_free(r);
-        return;
-    }
-    if (find_inflight(c, r->pub.frame.hdr.request_id) != NULL) {
+    if (id_in_flight(c, r->pub.frame.hdr.request_id)) {
         answer_now(c, &r->pub.frame.hdr, API_STATUS_BAD_REQUEST, 0, "request id already in flight",
-                   0, now);
-        req_free(r);
-        return;
+                   0, merchant, now);
+        goto out;
+    }
+    if (c->in_flight >= s->b.max_in_flight) {
+        answer_now(c, &r->pub.frame.hdr, API_STATUS_OVERLOADED, 0,
+                   "too many requests in flight on this connection", VAULT_RETRY_AFTER_MS, merchant,
+                   now);
+        goto out;
     }
     r->conn = c;
     c->refs++;
@@ -519,14 +598,14 @@ handle_frame(struct conn *c, const uint8_t *data, size_t len)
     c->reqs = r;
     r->pub.officer = c->officer;
     memcpy(r->pub.client, c->client, sizeof(r->pub.client));
-    /* Looked up at every request: a reload that removes a client or a role
-     * applies to connections already open. */
-    r->pub.client_cfg = c->officer ? NULL : vault_config_client(s->cfg, c->subject, c->fingerprint);
-    mf = api_schema_field(r->pub.frame.schema, API_TAG_MERCHANT);
-    r->pub.merchant = mf != NULL ? (const char *)r->pub.frame.msg + mf->off : NULL;
+    r->pub.client_cfg = cl;
+    r->pub.merchant = merchant;
     r->pub.server_private_ = r;
     conn_timer_update(c);
-    s->dispatch(s->ctx, &r->pub);
+    s->dispatch(s->ctx, &r->pub); /* may complete r at once, from here */
+    r = NULL;
+out:
+    req_free(r);
 }
 
 /* Plaintext bytes of the stream: frames are cut out of them. */
@@ -534,13 +613,9 @@ static void
 conn_feed(struct conn *c, const uint8_t *data, size_t len)
 {
     while (len > 0 && !c->closing && !c->close_after_write) {
-        size_t need, take;
+        size_t want = c->in_len < API_LEN_PREFIX ? API_LEN_PREFIX : API_LEN_PREFIX + c->frame_len;
+        size_t take = len < want - c->in_len ? len : want - c->in_len;
 
-        if (c->in_len < API_LEN_PREFIX)
-            need = API_LEN_PREFIX - c->in_len;
-        else
-            need = API_LEN_PREFIX + c->frame_len - c->in_len;
-        take = len < need ? len : need;
         memcpy(c->in + c->in_len, data, take);
         c->in_len += take;
         data += take;
@@ -549,30 +624,31 @@ conn_feed(struct conn *c, const uint8_t *data, size_t len)
             int rc = api_frame_length(c->in, &c->frame_len);
 
             if (rc != 0) {
-                /* The stream cannot be resynchronised: answer, then close. */
+                /* The stream cannot be resynchronised: answer, then close. No
+                 * header was read: opcode and request id 0 (PROTOCOL.md 7.3). */
                 struct api_header h = {0};
 
                 answer_now(c, &h, (unsigned)-rc, 0,
                            rc == -API_STATUS_TOO_LARGE ? "frame longer than the limit"
                                                        : "frame shorter than a header",
-                           0, metrics_now_ns());
+                           0, NULL, metrics_now_ns());
                 c->in_len = 0;
-                c->close_after_write = true;
-                if (c->write_pending == 0)
-                    conn_close(c);
+                conn_close_after_write(c);
                 return;
             }
-        }
-        if (c->in_len >= API_LEN_PREFIX && c->in_len == API_LEN_PREFIX + c->frame_len) {
+        } else if (c->in_len == API_LEN_PREFIX + c->frame_len) {
             handle_frame(c, c->in + API_LEN_PREFIX, c->frame_len);
             OPENSSL_cleanse(c->in, c->in_len);
             c->in_len = 0;
+            if (c->timer_mode == TIMER_FRAME)
+                c->timer_restart = true; /* the next frame gets its own deadline */
         }
     }
     conn_timer_update(c);
 }
 
-/* After the handshake: who is this? */
+/* After the handshake: who is this? 0, or -1 when the certificate names no
+ * configured client (logged). */
 static int
 identify(struct conn *c)
 {
@@ -580,86 +656,103 @@ identify(struct conn *c)
     const struct vault_client *cl;
     unsigned fp_len = 0;
     BIO *mem = NULL;
-    int n;
+    int n, r = -1;
 
     if (peer == NULL || X509_digest(peer, EVP_sha256(), c->fingerprint, &fp_len) != 1 ||
-        fp_len != sizeof(c->fingerprint) || (mem = BIO_new(BIO_s_mem())) == NULL)
-        goto fail;
-    if (X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) < 0)
-        goto fail;
-    n = BIO_read(mem, c->subject, sizeof(c->subject) - 1);
+        fp_len != sizeof(c->fingerprint) || (mem = BIO_new(BIO_s_mem())) == NULL ||
+        X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) < 0) {
+        conn_log(c, VAULT_LOG_WARN, "handshake_failed", "no usable client certificate");
+        goto out;
+    }
+    /* A subject cut to fit could equal another client's: refuse it whole. */
+    if (BIO_pending(mem) > (int)VAULT_SUBJECT_MAX) {
+        conn_log(c, VAULT_LOG_WARN, "unknown_client", "certificate subject too long");
+        goto out;
+    }
+    n = BIO_read(mem, c->subject, VAULT_SUBJECT_MAX);
     c->subject[n > 0 ? n : 0] = '\0';
-    BIO_free(mem);
-    mem = NULL;
     if ((cl = vault_config_client(c->srv->cfg, c->subject, c->fingerprint)) == NULL) {
         conn_log(c, VAULT_LOG_WARN, "unknown_client", "no [client] section names this certificate");
+        goto out;
+    }
+    snprintf(c->client, sizeof(c->client), "%s", cl->name);
+    conn_log(c, VAULT_LOG_DEBUG, "connection_ready", NULL);
+    r = 0;
+out:
+    BIO_free(mem);
+    ERR_clear_error();
+    return r;
+}
+
+/* Advances the handshake with what the read BIO holds. Returns 0 once the
+ * connection is ready for frames, -1 while it is not (more to read, or the
+ * connection is closing). */
+static int
+tls_handshake(struct conn *c)
+{
+    int n = SSL_do_handshake(c->ssl);
+
+    if (flush_tls(c) != 0) { /* the server's flight, or its alert */
+        conn_close(c);
         return -1;
     }
-    memcpy(c->client, cl->name, sizeof(c->client));
-    conn_log(c, VAULT_LOG_DEBUG, "connection_ready", NULL);
+    if (n != 1) {
+        char reason[TLS_REASON_MAX];
+
+        if (SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ)
+            return -1;
+        ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
+        ERR_clear_error();
+        conn_log(c, VAULT_LOG_INFO, "handshake_failed", reason);
+        conn_close_after_write(c);
+        return -1;
+    }
+    /* Closed right after the handshake, before any frame is read (PROTOCOL.md 2). */
+    if (identify(c) != 0) {
+        conn_close(c);
+        return -1;
+    }
+    c->ready = true;
+    conn_timer_update(c);
     return 0;
-fail:
-    BIO_free(mem);
-    conn_log(c, VAULT_LOG_WARN, "handshake_failed", "no usable client certificate");
-    return -1;
 }
 
 static void
 tls_input(struct conn *c, const uint8_t *data, size_t len)
 {
-    uint8_t buf[TLS_READ_CHUNK];
+    uint8_t buf[IO_CHUNK];
     int n = 0;
 
     if (BIO_write(c->rbio, data, (int)len) != (int)len) {
+        ERR_clear_error();
         conn_close(c);
         return;
     }
-    if (!c->ready) {
-        n = SSL_do_handshake(c->ssl);
-        (void)flush_tls(c); /* the server's flight, or its alert */
-        if (n != 1) {
-            int e = SSL_get_error(c->ssl, n);
-
-            if (e != SSL_ERROR_WANT_READ) {
-                char reason[160];
-
-                ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
-                conn_log(c, VAULT_LOG_INFO, "handshake_failed", reason);
-                ERR_clear_error();
-                c->close_after_write = true;
-                if (c->write_pending == 0)
-                    conn_close(c);
-            }
-            return;
-        }
-        if (identify(c) != 0) {
-            conn_close(c);
-            return;
-        }
-        c->ready = true;
-        c->timer_mode = TIMER_NONE;
-        conn_timer_update(c);
-    }
+    if (!c->ready && tls_handshake(c) != 0)
+        return;
     while (!c->closing && (n = SSL_read(c->ssl, buf, sizeof(buf))) > 0)
         conn_feed(c, buf, (size_t)n);
     OPENSSL_cleanse(buf, sizeof(buf));
-    if (!c->closing) {
-        int e = SSL_get_error(c->ssl, n);
-
-        if (e == SSL_ERROR_ZERO_RETURN || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_NONE)) {
-            ERR_clear_error();
-            conn_close(c);
-            return;
-        }
-        (void)flush_tls(c); /* post-handshake messages */
+    if (c->closing)
+        return;
+    if (SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) { /* close_notify, or a TLS error */
+        ERR_clear_error();
+        conn_close(c);
+        return;
     }
+    if (flush_tls(c) != 0) /* post-handshake messages (key updates) */
+        conn_close(c);
 }
 
 static void
 on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    static _Thread_local char chunk[TLS_READ_CHUNK];
+    /* One buffer serves every connection of the loop: it is filled and
+     * consumed (then wiped) within one read callback. */
+    static _Thread_local char chunk[IO_CHUNK];
 
+    (void)h;
+    (void)suggested;
     buf->base = chunk;
     buf->len = sizeof(chunk);
 }
@@ -673,41 +766,67 @@ on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (nread == 0 || c->closing)
+    if (nread == 0)
         return;
-    if (c->officer)
-        conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
-    else
-        tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (!c->closing && !c->close_after_write) {
+        if (c->officer)
+            conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+        else
+            tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    }
     OPENSSL_cleanse(buf->base, (size_t)nread);
 }
 
 static void
 conn_resume(struct conn *c)
 {
-    if (!c->closing && !c->reading && c->write_pending <= VAULT_CONN_WRITE_MAX &&
+    if (!c->closing && !c->close_after_write && !c->reading &&
+        c->write_pending <= VAULT_CONN_WRITE_MAX &&
         uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
         c->reading = true;
 }
 
 /* ---- accepting ----------------------------------------------------------------------- */
 
+static int
+conn_tls_init(struct conn *c)
+{
+    if ((c->ssl = SSL_new(c->srv->ssl_ctx)) == NULL || (c->rbio = BIO_new(BIO_s_mem())) == NULL ||
+        (c->wbio = BIO_new(BIO_s_mem())) == NULL) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->rbio = c->wbio = NULL;
+        ERR_clear_error();
+        return -1;
+    }
+    /* An empty read BIO means "wait for more", not end of stream. */
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    (void)uv_tcp_nodelay(&c->h.tcp, 1); /* answers are small and waited for */
+    return 0;
+}
+
 static void
 on_connection(uv_stream_t *listener, int status)
 {
     struct vault_server *s = listener->data;
     bool officer = listener == (uv_stream_t *)&s->officer;
+    const char *refused = NULL;
     struct conn *c;
 
-    if (status < 0 || (c = calloc(1, sizeof(*c))) == NULL)
+    if (status < 0 || (c = calloc(1, sizeof(*c))) == NULL) {
+        vlog_msg(VAULT_LOG_ERROR, "accept_failed", "reason",
+                 status < 0 ? uv_strerror(status) : "out of memory");
         return;
+    }
     c->srv = s;
     c->officer = officer;
     if (officer)
-        uv_pipe_init(s->loop, &c->h.pipe, 0);
+        (void)uv_pipe_init(s->loop, &c->h.pipe, 0);
     else
-        uv_tcp_init(s->loop, &c->h.tcp);
-    uv_timer_init(s->loop, &c->timer);
+        (void)uv_tcp_init(s->loop, &c->h.tcp);
+    (void)uv_timer_init(s->loop, &c->timer);
     c->h.stream.data = c;
     c->timer.data = c;
     c->refs = 2; /* the two handles */
@@ -716,35 +835,25 @@ on_connection(uv_stream_t *listener, int status)
         s->conns->prev = c;
     s->conns = c;
     s->num_conns++;
-    if (uv_accept(listener, &c->h.stream) != 0) {
-        conn_close(c);
-        return;
-    }
-    if (s->num_conns > s->cfg->max_connections || s->draining) {
-        vlog_msg(VAULT_LOG_WARN, "connection_refused",
-                 "reason", s->draining ? "draining" : "max_connections reached");
+    if (!officer)
+        s->num_tcp++;
+    if (uv_accept(listener, &c->h.stream) != 0)
+        refused = "accept failed";
+    else if (s->draining)
+        refused = "draining";
+    else if (!officer && s->num_tcp > s->b.max_connections)
+        refused = "max_connections reached";
+    else if (!officer && conn_tls_init(c) != 0)
+        refused = "out of memory";
+    if (refused != NULL) {
+        vlog_msg(VAULT_LOG_WARN, "connection_refused", "reason", refused);
         conn_close(c);
         return;
     }
     if (officer) {
-        snprintf(c->client, sizeof(c->client), "officer");
+        snprintf(c->client, sizeof(c->client), "%s", OFFICER_CLIENT);
         c->ready = true;
-    } else {
-        if ((c->ssl = SSL_new(s->ssl_ctx)) == NULL || (c->rbio = BIO_new(BIO_s_mem())) == NULL ||
-            (c->wbio = BIO_new(BIO_s_mem())) == NULL) {
-            BIO_free(c->rbio);
-            BIO_free(c->wbio);
-            c->rbio = c->wbio = NULL;
-            conn_close(c);
-            return;
-        }
-        /* An empty read BIO means "wait for more", not end of stream. */
-        BIO_set_mem_eof_return(c->rbio, -1);
-        SSL_set_bio(c->ssl, c->rbio, c->wbio);
-        SSL_set_accept_state(c->ssl);
     }
-    if (!officer)
-        (void)uv_tcp_nodelay(&c->h.tcp, 1); /* answers are small and waited for */
     conn_resume(c);
     conn_timer_update(c);
 }
@@ -765,9 +874,6 @@ on_async(uv_async_t *a)
         struct conn *c = r->conn;
 
         next = r->next_done;
-        log_request(r, c);
-        metrics_request(s->metrics, r->pub.frame.hdr.opcode, r->status,
-                        metrics_now_ns() - r->pub.received_ns);
         if (r->prev != NULL)
             r->prev->next = r->next;
         else
@@ -776,7 +882,12 @@ on_async(uv_async_t *a)
             r->next->prev = r->prev;
         c->in_flight--;
         s->in_flight--;
-        conn_send(c, api_writer_data(&r->out), api_writer_len(&r->out));
+        request_done(s, &r->pub.frame.hdr, r->status, r->pub.client, r->pub.merchant,
+                     r->pub.received_ns);
+        if (api_writer_len(&r->out) == 0)
+            conn_close(c); /* no answer could be encoded: the peer must not wait for it */
+        else
+            conn_send(c, api_writer_data(&r->out), api_writer_len(&r->out));
         conn_timer_update(c);
         req_free(r);
         conn_unref(c);
@@ -801,17 +912,17 @@ check_drained(struct vault_server *s)
 {
     void (*fn)(void *);
 
-    if (s == NULL || !s->draining || s->drained == NULL || s->in_flight > 0 || writes_pending(s))
+    if (!s->draining || s->drained == NULL || s->in_flight > 0 || writes_pending(s))
         return;
     fn = s->drained;
     s->drained = NULL;
     fn(s->drained_ctx);
 }
 
-/* The last handle's close callback frees the server: nothing else can
- * refer to it then. */
+/* The last handle's close callback frees the server: nothing else can refer
+ * to it then. */
 static void
-on_listener_closed(uv_handle_t *h)
+on_server_handle_closed(uv_handle_t *h)
 {
     struct vault_server *s = h->data;
 
@@ -827,12 +938,12 @@ close_listeners(struct vault_server *s)
 {
     if (s->tcp_open) {
         s->tcp_open = false;
-        uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
+        uv_close((uv_handle_t *)&s->tcp, on_server_handle_closed);
     }
     if (s->officer_open) {
         s->officer_open = false;
-        uv_close((uv_handle_t *)&s->officer, on_listener_closed);
-        unlink(s->officer_path);
+        uv_close((uv_handle_t *)&s->officer, on_server_handle_closed);
+        (void)unlink(s->officer_path);
     }
 }
 
@@ -853,12 +964,10 @@ vault_server_drain(struct vault_server *s, void (*drained)(void *ctx), void *ctx
 static void
 server_maybe_free(struct vault_server *s)
 {
-    if (s == NULL || !s->closing)
+    if (!s->closing || !s->async_open || s->in_flight > 0 || s->conns != NULL)
         return;
-    if (s->async_open && s->in_flight == 0 && s->conns == NULL) {
-        s->async_open = false;
-        uv_close((uv_handle_t *)&s->async, on_listener_closed);
-    }
+    s->async_open = false;
+    uv_close((uv_handle_t *)&s->async, on_server_handle_closed);
 }
 
 void
@@ -880,43 +989,48 @@ vault_server_close(struct vault_server *s)
 
 /* ---- start ------------------------------------------------------------------------------------ */
 
+/* The TLS context of every connection: TLS 1.3 only, a client certificate
+ * from [tls] client_ca required (PROTOCOL.md 2). NULL with |err| set. */
 static SSL_CTX *
 make_ssl_ctx(const struct vault_config *cfg, char *err, size_t err_len)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     STACK_OF(X509_NAME) *cas = NULL;
-    char reason[160];
+    char reason[TLS_REASON_MAX];
 
-    if (ctx == NULL)
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
+        ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
+        snprintf(err, err_len, "TLS: %s", reason);
         goto fail;
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
-        goto fail;
-    /* No resumption: every connection proves its certificate again. */
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_num_tickets(ctx, 0);
+    }
+    /* No resumption: every connection proves its certificate again, and the
+     * client list of the current config decides at every handshake. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CLEANSE_PLAINTEXT); /* received plaintext may be a PAN */
+    (void)SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* Idle connections hold no TLS buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         snprintf(err, err_len, "[tls] cert %s: cannot load", cfg->tls_cert);
-        goto out;
+        goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         snprintf(err, err_len, "[tls] key %s: cannot load or does not match the cert", cfg->tls_key);
-        goto out;
+        goto fail;
     }
     if (SSL_CTX_load_verify_locations(ctx, cfg->tls_client_ca, NULL) != 1 ||
         (cas = SSL_load_client_CA_file(cfg->tls_client_ca)) == NULL) {
         snprintf(err, err_len, "[tls] client_ca %s: cannot load", cfg->tls_client_ca);
-        goto out;
+        goto fail;
     }
-    SSL_CTX_set_client_CA_list(ctx, cas);
+    SSL_CTX_set_client_CA_list(ctx, cas); /* takes cas */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    ERR_clear_error();
     return ctx;
 fail:
-    ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
-    snprintf(err, err_len, "TLS: %s", reason);
-out:
     ERR_clear_error();
     SSL_CTX_free(ctx);
     return NULL;
@@ -934,7 +1048,7 @@ listen_tcp(struct vault_server *s, char *err, size_t err_len)
         snprintf(err, err_len, "[service] listen: '%s' is not an IP address", s->cfg->listen_host);
         return -1;
     }
-    uv_tcp_init(s->loop, &s->tcp);
+    (void)uv_tcp_init(s->loop, &s->tcp);
     s->tcp.data = s;
     s->tcp_open = true;
     s->handles++;
@@ -955,7 +1069,7 @@ listen_officer(struct vault_server *s, char *err, size_t err_len)
 {
     const char *path = s->cfg->officer_socket;
     struct stat st;
-    int rc;
+    int rc = 0;
 
     if (path[0] == '\0')
         return 0;
@@ -966,13 +1080,15 @@ listen_officer(struct vault_server *s, char *err, size_t err_len)
             snprintf(err, err_len, "[service] officer_socket %s: exists and is not a socket", path);
             return -1;
         }
-        unlink(path);
+        (void)unlink(path);
     }
-    uv_pipe_init(s->loop, &s->officer, 0);
+    (void)uv_pipe_init(s->loop, &s->officer, 0);
     s->officer.data = s;
     s->officer_open = true;
     s->handles++;
-    if ((rc = uv_pipe_bind(&s->officer, path)) != 0 || chmod(path, 0600) != 0 ||
+    /* Mode 0600 before listen: until listen, a connect is refused, so no one
+     * connects through the wider mode the umask gave at bind. */
+    if ((rc = uv_pipe_bind(&s->officer, path)) != 0 || chmod(path, S_IRUSR | S_IWUSR) != 0 ||
         (rc = uv_listen((uv_stream_t *)&s->officer, SOMAXCONN, on_connection)) != 0) {
         snprintf(err, err_len, "[service] officer_socket %s: %s", path,
                  rc != 0 ? uv_strerror(rc) : strerror(errno));
@@ -993,21 +1109,24 @@ vault_server_start(struct vault_server **out, const struct vault_server_config *
     }
     s->loop = c->loop;
     s->cfg = c->cfg;
+    s->b.max_connections = c->cfg->max_connections;
+    s->b.max_in_flight = c->cfg->max_in_flight;
+    s->b.handshake_timeout_ms = c->cfg->handshake_timeout_ms;
+    s->b.idle_timeout_ms = c->cfg->idle_timeout_ms;
     s->dispatch = c->dispatch;
     s->ctx = c->ctx;
     s->metrics = c->metrics;
-    pthread_mutex_init(&s->mu, NULL);
     if ((s->ssl_ctx = make_ssl_ctx(c->cfg, err, err_len)) == NULL) {
-        pthread_mutex_destroy(&s->mu);
         free(s);
         return -1;
     }
-    uv_async_init(s->loop, &s->async, on_async);
+    pthread_mutex_init(&s->mu, NULL);
+    (void)uv_async_init(s->loop, &s->async, on_async);
     s->async.data = s;
     s->async_open = true;
     s->handles++;
     if (listen_tcp(s, err, err_len) != 0 || listen_officer(s, err, err_len) != 0) {
-        vault_server_close(s);
+        vault_server_close(s); /* freed when the loop has closed its handles */
         return -1;
     }
     *out = s;
@@ -1024,6 +1143,7 @@ void
 vault_server_set_config(struct vault_server *s, const struct vault_config *cfg)
 {
     s->cfg = cfg;
+    vlog_set_level(cfg->log_level);
 }
 
 unsigned

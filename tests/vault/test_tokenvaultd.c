@@ -34,9 +34,12 @@
 #include "vault/audit.h"
 #include "vault/cardnum.h"
 #include "vault/keys.h"
+#include "vault/record.h"
 #include "vault/store.h"
 
 static struct tv_daemon d;
+/* Tokens kept for the restart test: a Mastercard (c-200) and an Amex (c-300). */
+static char mc_token[API_ID_MAX + 1], amex_token[API_ID_MAX + 1];
 
 #define VISA "4111111111111111"
 #define MC "5555555555554444"
@@ -385,6 +388,7 @@ test_dedup(void **state)
     (void)state;
     assert_int_equal(store(c, "m-1", "c-200", MC, &a, &err), 0);
     assert_int_equal(a.dedup, API_DEDUP_NEW);
+    memcpy(mc_token, a.token, sizeof(mc_token));
     assert_int_equal(store(c, "m-1", "c-200", MC, &b, &err), 0);
     assert_int_equal(b.dedup, API_DEDUP_EXISTING);
     assert_string_equal(b.token, a.token);
@@ -458,6 +462,7 @@ test_reveal_and_roles(void **state)
 
     (void)state;
     assert_int_equal(store(gw, "m-1", "c-300", AMEX, &sr, &err), 0);
+    memcpy(amex_token, sr.token, sizeof(amex_token));
     snprintf(q.merchant, sizeof(q.merchant), "m-1");
     snprintf(q.token, sizeof(q.token), "%s", sr.token);
     q.purpose = API_PURPOSE_AUTHORIZATION;
@@ -935,9 +940,56 @@ scan_entry(void *arg, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
+/* Swaps the sealed parts of two records in the store, as someone with write
+ * access to the file could. */
+struct swap_job {
+    struct store_write w;
+};
+
+static int
+swap_apply(struct store_write *w, struct store_txn *t)
+{
+    struct card_record a, b, tmp;
+    struct api_writer wa, wb;
+    MDB_val v;
+    int r;
+
+    (void)w;
+    if ((r = store_get(t, STORE_DB_CARDS, mc_token, strlen(mc_token), &v)) != 0 ||
+        (r = record_decode(&a, v.mv_data, v.mv_size)) != 0 ||
+        (r = store_get(t, STORE_DB_CARDS, amex_token, strlen(amex_token), &v)) != 0 ||
+        (r = record_decode(&b, v.mv_data, v.mv_size)) != 0)
+        return r;
+    tmp = a;
+    memcpy(a.iv, b.iv, sizeof(a.iv));
+    memcpy(a.ct, b.ct, b.ct_len);
+    a.ct_len = b.ct_len;
+    memcpy(b.iv, tmp.iv, sizeof(b.iv));
+    memcpy(b.ct, tmp.ct, tmp.ct_len);
+    b.ct_len = tmp.ct_len;
+    api_writer_init(&wa, RECORD_MAX);
+    api_writer_init(&wb, RECORD_MAX);
+    if ((r = record_encode(&wa, &a)) == 0 && (r = record_encode(&wb, &b)) == 0 &&
+        (r = store_put(t, STORE_DB_CARDS, mc_token, strlen(mc_token), api_writer_data(&wa),
+                       api_writer_len(&wa), 0)) == 0)
+        r = store_put(t, STORE_DB_CARDS, amex_token, strlen(amex_token), api_writer_data(&wb),
+                      api_writer_len(&wb), 0);
+    api_writer_cleanup(&wa);
+    api_writer_cleanup(&wb);
+    return r;
+}
+
+static void
+swap_done(struct store_write *w, int result)
+{
+    (void)w;
+    (void)result;
+}
+
 /* SIGTERM drains and exits 0; the audit chain verifies offline with the
  * audit key and holds the denials and the reveal; a restart serves the same
- * cards. */
+ * cards; two records whose ciphertexts were swapped on disk are refused
+ * (INTERNAL, logged), never revealed as each other. */
 static void
 test_restart_and_audit(void **state)
 {
@@ -968,6 +1020,14 @@ test_restart_and_audit(void **state)
     assert_int_equal(scan.reveals, 1);
     assert_true(scan.stores >= 8);
     assert_int_equal(scan.dek, 1);
+    {
+        struct swap_job sj = {{swap_apply, swap_done, NULL, 0}};
+
+        assert_int_equal(store_open(&st, d.store, 64ull << 20, err, sizeof(err)), 0);
+        assert_int_equal(store_writer_start(st, NULL, 4), 0);
+        assert_int_equal(store_write_wait(st, &sj.w), 0);
+        store_close(st);
+    }
 
     assert_int_equal(tv_daemon_start(&d), 0);
     c = client("client");
@@ -978,6 +1038,23 @@ test_restart_and_audit(void **state)
     assert_string_equal(list.cards[0].last4, "4444");
     api_msg_cleanup(api_schema_response(API_OP_CARD_LIST), &list);
     api_client_free(c);
+    {
+        struct api_client *rv = client("reveal-client");
+        struct api_card_reveal_req q = {0};
+        struct api_card_reveal_resp resp;
+        struct api_error_resp e;
+
+        snprintf(q.merchant, sizeof(q.merchant), "m-1");
+        snprintf(q.token, sizeof(q.token), "%s", mc_token);
+        q.purpose = API_PURPOSE_REFUND;
+        memset(&resp, 0, sizeof(resp));
+        assert_int_equal(api_call_card_reveal(rv, &q, &resp, &e), -API_STATUS_INTERNAL);
+        assert_string_equal(resp.pan, "");
+        snprintf(q.token, sizeof(q.token), "%s", amex_token);
+        assert_int_equal(api_call_card_reveal(rv, &q, &resp, &e), -API_STATUS_INTERNAL);
+        assert_int_equal(tv_file_contains(d.log, "event=record_does_not_open", 26), 1);
+        api_client_free(rv);
+    }
     /* Still one DEK: a restart loads it, never makes another. */
     assert_int_equal(tv_file_contains(d.log, "event=dek_generate", 18), 1);
 }
