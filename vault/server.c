@@ -601,7 +601,6 @@ handle_frame(struct conn *c, const uint8_t *data, size_t len)
     r->pub.client_cfg = cl;
     r->pub.merchant = merchant;
     r->pub.server_private_ = r;
-    conn_timer_update(c);
     s->dispatch(s->ctx, &r->pub); /* may complete r at once, from here */
     r = NULL;
 out:

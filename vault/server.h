@@ -10,15 +10,17 @@
  *     is required; a certificate that no [client] section names is logged and
  *     the connection closed right after the handshake;
  *   - framing errors: a bad length prefix (TOO_LARGE, shorter than a header)
- *     is answered and the connection closed (the stream cannot be
- *     resynchronised); a frame whose header or fields do not decode is
- *     answered with the decoder's status and errorTag, and the connection
- *     stays open;
- *   - bounds: past max_connections a new connection is closed at once; a
- *     request past max_in_flight on its connection is answered OVERLOADED at
- *     once (retryAfterMs set); a request id already in flight on the
- *     connection is BAD_REQUEST; while draining every new request is
- *     SHUTTING_DOWN;
+ *     or a header refused by rules F3..F6 (BAD_REQUEST, UNSUPPORTED_VERSION)
+ *     is answered and the connection closed (PROTOCOL.md 7.3: the stream is
+ *     no longer trusted); a frame with an unknown opcode or fields that do not
+ *     decode is answered with the decoder's status and errorTag, and the
+ *     connection stays open;
+ *   - bounds: past max_connections a new TCP connection is closed at once
+ *     (officer socket connections do not count, so a flood of TCP peers
+ *     cannot lock the officers out); a request past max_in_flight on its
+ *     connection is answered OVERLOADED at once (retryAfterMs set); a request
+ *     id already in flight on the connection is BAD_REQUEST; while draining
+ *     every new request is SHUTTING_DOWN;
  *   - timeouts: the handshake must finish within handshake_timeout_ms, a frame
  *     once begun within VAULT_FRAME_TIMEOUT_MS, and a connection with nothing
  *     in flight is closed after idle_timeout_ms. A peer that stops reading its
@@ -81,7 +83,9 @@ struct vault_server;
 /* vault_server_start loads the TLS certificate, key and client CA, binds the
  * TCP listener and the officer socket (mode 0600, replacing a stale socket
  * file) and starts accepting. |c->cfg| is borrowed until
- * vault_server_set_config replaces it. Returns 0, or -1 with a reason in |err|. */
+ * vault_server_set_config replaces it. Returns 0, or -1 with a reason in |err|;
+ * after -1, run the loop to let the handles already opened close (nothing is
+ * left once they have). */
 int vault_server_start(struct vault_server **out, const struct vault_server_config *c, char *err,
                        size_t err_len);
 
@@ -90,9 +94,10 @@ uint16_t vault_server_port(const struct vault_server *s);
 
 /* vault_server_set_config makes |cfg| the config for client lookups and log
  * level from now on (SIGHUP): open connections are re-checked at their next
- * request, so a removed client loses access at once. Listen address, TLS files
- * and bounds stay as started. |cfg| is borrowed; the previous one may be freed
- * once this returns. */
+ * request, so a removed client loses access at once (its request is answered
+ * DENIED and the connection closed). Listen address, TLS files and bounds stay
+ * as started. |cfg| is borrowed; the previous one may be freed once this
+ * returns. */
 void vault_server_set_config(struct vault_server *s, const struct vault_config *cfg);
 
 /* vault_server_drain stops accepting connections and answers new requests
