@@ -3,7 +3,9 @@
  *
  *   tokenvault-admin backup --store DIR --out DIR
  *
- * Exit codes: 0 ok, 1 failure, 2 usage.
+ * Every command is a row of the commands[] table: its name, the options it
+ * needs and accepts, and its function. Options are parsed once for all of
+ * them, and one a command does not take is a usage error, never ignored.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -13,9 +15,20 @@
 
 #include "vault/store.h"
 
-#define EXIT_USAGE 2
+/* Exit codes. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Room for store_backup's one-line reason: two paths and an LMDB message. */
+#define ERR_MAX 8192u
+
+/* Options, as bits for the commands table. */
+enum {
+    OPT_STORE = 1u << 0,
+    OPT_OUT = 1u << 1,
+};
 
 struct opts {
+    unsigned given; /* OPT_* bits seen */
     const char *store;
     const char *out;
 };
@@ -23,35 +36,32 @@ struct opts {
 static int
 cmd_backup(const struct opts *o)
 {
-    char err[512];
-    char data[4096];
+    char err[ERR_MAX], data[ERR_MAX];
     struct stat st;
 
-    if (o->store == NULL || o->out == NULL) {
-        fprintf(stderr, "tokenvault-admin: backup needs --store DIR and --out DIR\n");
-        return EXIT_USAGE;
-    }
     if (store_backup(o->store, o->out, err, sizeof(err)) != 0) {
         fprintf(stderr, "tokenvault-admin: backup: %s\n", err);
-        return EXIT_FAILURE;
+        return EXIT_FAIL;
     }
     snprintf(data, sizeof(data), "%s/data.mdb", o->out);
     if (stat(data, &st) != 0) {
         fprintf(stderr, "tokenvault-admin: backup: %s missing after the copy\n", data);
-        return EXIT_FAILURE;
+        return EXIT_FAIL;
     }
-    printf("backup of %s written to %s (%lld bytes, compacted)\n", o->store, data,
+    printf("backup of %s written to %s (%lld bytes, compacted, mode 0600)\n", o->store, data,
            (long long)st.st_size);
-    return EXIT_SUCCESS;
+    return EXIT_OK;
 }
 
-/* Subcommands: each takes the parsed options. */
-static const struct {
+static const struct command {
     const char *name;
+    unsigned needs;   /* OPT_* bits that must be given */
+    unsigned accepts; /* OPT_* bits that may be given (needs included) */
     int (*run)(const struct opts *o);
     const char *help;
 } commands[] = {
-    {"backup", cmd_backup, "copy a store consistently while the service runs (--store, --out)"},
+    {"backup", OPT_STORE | OPT_OUT, OPT_STORE | OPT_OUT, cmd_backup,
+     "copy a store consistently, also while the service runs (--store, --out)"},
 };
 
 static void
@@ -62,7 +72,9 @@ usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\noptions:\n"
                "  --store DIR   the store directory ([store] path of tokenvault.conf)\n"
-               "  --out DIR     an existing, empty directory for the copy\n");
+               "  --out DIR     an existing, empty directory for the copy\n"
+               "  --help        this text\n"
+               "\nexit codes: 0 ok, 1 failure, 2 usage\n");
 }
 
 int
@@ -74,14 +86,21 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    const struct command *cmd = NULL;
     struct opts o = {0};
     int c;
 
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (c) {
-        case 's': o.store = optarg; break;
-        case 'o': o.out = optarg; break;
-        case 'h': usage(stdout); return EXIT_SUCCESS;
+        case 's':
+            o.store = optarg;
+            o.given |= OPT_STORE;
+            break;
+        case 'o':
+            o.out = optarg;
+            o.given |= OPT_OUT;
+            break;
+        case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -91,8 +110,15 @@ main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[optind], commands[i].name) == 0)
-            return commands[i].run(&o);
-    fprintf(stderr, "tokenvault-admin: unknown command '%s'\n", argv[optind]);
-    usage(stderr);
-    return EXIT_USAGE;
+            cmd = &commands[i];
+    if (cmd == NULL) {
+        fprintf(stderr, "tokenvault-admin: unknown command '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if ((o.given & cmd->needs) != cmd->needs || (o.given & ~cmd->accepts) != 0) {
+        fprintf(stderr, "tokenvault-admin: %s: %s\n", cmd->name, cmd->help);
+        return EXIT_USAGE;
+    }
+    return cmd->run(&o);
 }

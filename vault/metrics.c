@@ -1,12 +1,16 @@
 /*
  * metrics.c - counters and histograms in relaxed atomics, rendered in the
  * Prometheus text format 0.0.4.
+ *
+ * Durations are kept in integer nanoseconds and written as exact decimal
+ * seconds, so a bucket bound and a sum never pass through a rounding double.
  */
 #include "vault/metrics.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +19,28 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Upper bounds of the latency buckets, seconds: 50 µs (a PKCS#11 HMAC on a
- * fast token) to 10 s (a request stuck behind a lost HSM). */
-static const double bucket_le[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                   0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0, 10.0};
-#define NUM_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
-/* Statuses are numbered below this (api/proto.h). */
+#define NS_PER_S 1000000000u
+
+/* Upper bounds of the latency buckets, in nanoseconds: 50 µs (a PKCS#11 HMAC
+ * on a fast token) to 10 s (a request stuck behind a lost HSM), in 1-2.5-5
+ * steps, so the quantiles that matter (a 2 ms card store, a 50 ms wallet
+ * decrypt) fall between close bounds. */
+static const uint64_t latency_le_ns[] = {
+    50000u,     100000u,     250000u,     500000u,     1000000u,    2500000u,
+    5000000u,   10000000u,   25000000u,   50000000u,   100000000u,  250000000u,
+    500000000u, 1000000000u, 2500000000u, 5000000000u, 10000000000u,
+};
+#define NUM_BUCKETS (sizeof(latency_le_ns) / sizeof(latency_le_ns[0]))
+
+/* Wire statuses are numbered below this (api/proto.h); a slot each. */
 #define STATUS_SLOTS 128u
+#define METRICS__STATUS_FITS(name, num, cls, desc) \
+    _Static_assert((num) < STATUS_SLOTS, "STATUS_SLOTS too small for " #name);
+API_STATUS_LIST(METRICS__STATUS_FITS)
+#undef METRICS__STATUS_FITS
+/* One more slot for a status the protocol does not define: one series,
+ * status="unknown", however many such numbers occur. */
+#define STATUS_UNKNOWN STATUS_SLOTS
 
 static const uint16_t op_codes[] = {
 #define METRICS__OP(name, num, area, verb, role, lower, summary) num,
@@ -29,8 +48,11 @@ static const uint16_t op_codes[] = {
 #undef METRICS__OP
 };
 #define NUM_OPS (sizeof(op_codes) / sizeof(op_codes[0]))
-/* One more slot for opcodes the protocol does not know. */
-#define OP_SLOTS (NUM_OPS + 1u)
+/* One more slot for opcodes the protocol does not know (op="unknown"). */
+#define OP_UNKNOWN NUM_OPS
+
+/* The label value of anything outside the protocol's tables. */
+#define UNKNOWN_LABEL "unknown"
 
 static const char *const hsm_call_names[] = {
 #define METRICS__HSM_NAME(name, str) str,
@@ -45,8 +67,8 @@ struct histogram {
 };
 
 struct vault_metrics {
-    atomic_uint_fast64_t requests[OP_SLOTS][STATUS_SLOTS];
-    struct histogram request_latency[OP_SLOTS];
+    atomic_uint_fast64_t requests[NUM_OPS + 1][STATUS_SLOTS + 1];
+    struct histogram request_latency[NUM_OPS + 1];
     struct histogram hsm_latency[METRICS_HSM_COUNT_];
     atomic_uint_fast64_t audit_ok, audit_failed;
     uint64_t start_time;
@@ -58,7 +80,7 @@ metrics_now_ns(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
 int
@@ -85,16 +107,21 @@ op_slot(uint16_t opcode)
     for (size_t i = 0; i < NUM_OPS; i++)
         if (op_codes[i] == opcode)
             return i;
-    return NUM_OPS;
+    return OP_UNKNOWN;
+}
+
+static unsigned
+status_slot(unsigned status)
+{
+    return status < STATUS_SLOTS && api_status_name(status) != NULL ? status : STATUS_UNKNOWN;
 }
 
 static void
 observe(struct histogram *h, uint64_t ns)
 {
-    double s = (double)ns / 1e9;
     size_t b = 0;
 
-    while (b < NUM_BUCKETS && s > bucket_le[b])
+    while (b < NUM_BUCKETS && ns > latency_le_ns[b])
         b++;
     if (b < NUM_BUCKETS)
         atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
@@ -109,8 +136,7 @@ metrics_request(struct vault_metrics *m, uint16_t opcode, unsigned status, uint6
 
     if (m == NULL)
         return;
-    atomic_fetch_add_explicit(&m->requests[op][status < STATUS_SLOTS ? status : STATUS_SLOTS - 1],
-                              1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->requests[op][status_slot(status)], 1, memory_order_relaxed);
     observe(&m->request_latency[op], ns);
 }
 
@@ -127,6 +153,11 @@ metrics_audit(struct vault_metrics *m, bool ok)
     if (m != NULL)
         atomic_fetch_add_explicit(ok ? &m->audit_ok : &m->audit_failed, 1, memory_order_relaxed);
 }
+
+/* ---- rendering ------------------------------------------------------------ */
+
+/* First allocation of the text; a full exposition is about this size. */
+#define TEXT_INITIAL_CAP 16384u
 
 /* A growing text buffer; a failed allocation is sticky. */
 struct text {
@@ -147,6 +178,9 @@ add(struct text *t, const char *fmt, ...)
     if (t->failed)
         return;
     for (;;) {
+        size_t cap;
+        char *p;
+
         va_start(ap, fmt);
         n = vsnprintf(t->buf != NULL ? t->buf + t->len : NULL, t->cap - t->len, fmt, ap);
         va_end(ap);
@@ -158,11 +192,10 @@ add(struct text *t, const char *fmt, ...)
             t->len += (size_t)n;
             return;
         }
-        size_t cap = t->cap ? 2 * t->cap : 16384;
+        cap = t->cap != 0 ? t->cap : TEXT_INITIAL_CAP;
         while (cap - t->len <= (size_t)n)
             cap *= 2;
-        char *p = realloc(t->buf, cap);
-        if (p == NULL) {
+        if ((p = realloc(t->buf, cap)) == NULL) {
             t->failed = true;
             return;
         }
@@ -171,34 +204,64 @@ add(struct text *t, const char *fmt, ...)
     }
 }
 
-static const char *
-op_label(size_t slot)
+/* A label value as the format wants it: '\\', '"' and newline escaped. The
+ * values written here are fixed names (op, status, call, db, key), never
+ * request data; escaping them anyway keeps the output valid whatever a table
+ * comes to hold. */
+static void
+add_label_value(struct text *t, const char *v)
 {
-    const struct api_op_info *op = slot < NUM_OPS ? api_op_info(op_codes[slot]) : NULL;
-
-    return op != NULL ? op->lower : "unknown";
+    for (; *v != '\0'; v++) {
+        if (*v == '\\')
+            add(t, "\\\\");
+        else if (*v == '"')
+            add(t, "\\\"");
+        else if (*v == '\n')
+            add(t, "\\n");
+        else
+            add(t, "%c", *v);
+    }
 }
 
-/* Label values here are fixed names (op, status, call, db), never request
- * data; the format's escaping is therefore never needed, and kept out. */
+/* Decimal seconds of |ns|, exact: "0.00005", "2.5", "10". */
 static void
-histogram(struct text *t, const char *name, const char *label, const char *value,
-          const struct histogram *h)
+seconds(char out[32], uint64_t ns)
 {
-    uint64_t cum = 0, count = atomic_load_explicit(&h->count, memory_order_relaxed);
+    int n = snprintf(out, 32, "%llu.%09llu", (unsigned long long)(ns / NS_PER_S),
+                     (unsigned long long)(ns % NS_PER_S));
 
-    for (size_t b = 0; b < NUM_BUCKETS; b++) {
-        cum += atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
-        add(t, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value, bucket_le[b],
-            (unsigned long long)cum);
+    while (out[n - 1] == '0')
+        n--;
+    if (out[n - 1] == '.')
+        n--;
+    out[n] = '\0';
+}
+
+/* Starts a sample line: name{k1="v1",k2="v2"} followed by a space; a NULL key
+ * ends the labels. The caller adds the value and newline. */
+static void
+sample(struct text *t, const char *name, const char *k1, const char *v1, const char *k2,
+       const char *v2)
+{
+    add(t, "%s", name);
+    if (k1 != NULL) {
+        add(t, "{%s=\"", k1);
+        add_label_value(t, v1);
+        if (k2 != NULL) {
+            add(t, "\",%s=\"", k2);
+            add_label_value(t, v2);
+        }
+        add(t, "\"}");
     }
-    /* Counts may move between the loads; +Inf is never below a bucket. */
-    if (count < cum)
-        count = cum;
-    add(t, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value, (unsigned long long)count);
-    add(t, "%s_sum{%s=\"%s\"} %.9f\n", name, label, value,
-        (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9);
-    add(t, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)count);
+    add(t, " ");
+}
+
+static void
+sample_u64(struct text *t, const char *name, const char *k1, const char *v1, const char *k2,
+           const char *v2, uint64_t value)
+{
+    sample(t, name, k1, v1, k2, v2);
+    add(t, "%llu\n", (unsigned long long)value);
 }
 
 static void
@@ -207,39 +270,143 @@ header(struct text *t, const char *name, const char *type, const char *help)
     add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Writes a latency histogram's series for |label|=|value|. */
+static void
+histogram(struct text *t, const char *name, const char *label, const char *value,
+          const struct histogram *h)
+{
+    char bucket[128], sum[128], count[128], le[32];
+    uint64_t cum = 0, n = atomic_load_explicit(&h->count, memory_order_relaxed);
+
+    snprintf(bucket, sizeof(bucket), "%s_bucket", name);
+    snprintf(sum, sizeof(sum), "%s_sum", name);
+    snprintf(count, sizeof(count), "%s_count", name);
+    for (size_t b = 0; b < NUM_BUCKETS; b++) {
+        cum += atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
+        seconds(le, latency_le_ns[b]);
+        sample_u64(t, bucket, label, value, "le", le, cum);
+    }
+    /* Recorders run while this reads: a bucket loaded after the count may be
+     * ahead of it. +Inf and _count are never below a finite bucket. */
+    if (n < cum)
+        n = cum;
+    sample_u64(t, bucket, label, value, "le", "+Inf", n);
+    seconds(le, atomic_load_explicit(&h->sum_ns, memory_order_relaxed));
+    sample(t, sum, label, value, NULL, NULL);
+    add(t, "%s\n", le);
+    sample_u64(t, count, label, value, NULL, NULL, n);
+}
+
+static const char *
+op_label(size_t slot)
+{
+    const struct api_op_info *op = slot < NUM_OPS ? api_op_info(op_codes[slot]) : NULL;
+
+    return op != NULL ? op->lower : UNKNOWN_LABEL;
+}
+
+static const char *
+status_label(unsigned slot)
+{
+    const char *name = slot < STATUS_SLOTS ? api_status_name(slot) : NULL;
+
+    return name != NULL ? name : UNKNOWN_LABEL;
+}
+
+static void
+render_requests(struct text *t, struct vault_metrics *m)
+{
+    header(t, "tokenvault_requests_total", "counter", "requests answered, by operation and status");
+    for (size_t op = 0; op <= NUM_OPS; op++)
+        for (unsigned st = 0; st <= STATUS_SLOTS; st++) {
+            uint64_t n = atomic_load_explicit(&m->requests[op][st], memory_order_relaxed);
+
+            if (n != 0)
+                sample_u64(t, "tokenvault_requests_total", "op", op_label(op), "status",
+                           status_label(st), n);
+        }
+    header(t, "tokenvault_request_duration_seconds", "histogram",
+           "time from a request's last byte read to its answer queued");
+    for (size_t op = 0; op <= NUM_OPS; op++)
+        if (atomic_load_explicit(&m->request_latency[op].count, memory_order_relaxed) != 0)
+            histogram(t, "tokenvault_request_duration_seconds", "op", op_label(op),
+                      &m->request_latency[op]);
+    header(t, "tokenvault_hsm_call_duration_seconds", "histogram", "PKCS#11 call latency");
+    for (unsigned c = 0; c < METRICS_HSM_COUNT_; c++)
+        histogram(t, "tokenvault_hsm_call_duration_seconds", "call", hsm_call_names[c],
+                  &m->hsm_latency[c]);
+    header(t, "tokenvault_audit_entries_total", "counter", "audit entries written by requests");
+    sample_u64(t, "tokenvault_audit_entries_total", NULL, NULL, NULL, NULL,
+               atomic_load_explicit(&m->audit_ok, memory_order_relaxed));
+    header(t, "tokenvault_audit_failures_total", "counter",
+           "audit entries that could not be written (operations refused)");
+    sample_u64(t, "tokenvault_audit_failures_total", NULL, NULL, NULL, NULL,
+               atomic_load_explicit(&m->audit_failed, memory_order_relaxed));
+}
+
+/* A gauge or counter with one unlabelled sample. */
+static void
+scalar(struct text *t, const char *name, const char *type, const char *help, uint64_t value)
+{
+    header(t, name, type, help);
+    sample_u64(t, name, NULL, NULL, NULL, NULL, value);
+}
+
 static void
 render_store(struct text *t, const struct store_stats *st)
 {
-    uint64_t cum = 0, sum_lo = 0;
+    char le[24];
+    uint64_t cum = 0;
 
-    header(t, "tokenvault_store_commits_total", "counter", "LMDB write transactions committed");
-    add(t, "tokenvault_store_commits_total %llu\n", (unsigned long long)st->commits);
-    header(t, "tokenvault_store_jobs_total", "counter", "write jobs committed (requests and timers)");
-    add(t, "tokenvault_store_jobs_total %llu\n", (unsigned long long)st->jobs);
-    /* Batch bucket i holds commits of 2^i .. 2^(i+1)-1 jobs: le = 2^(i+1)-1. */
-    header(t, "tokenvault_store_commit_batch_size", "histogram", "jobs per group commit");
+    scalar(t, "tokenvault_store_commits_total", "counter", "LMDB write transactions committed",
+           st->commits);
+    scalar(t, "tokenvault_store_jobs_total", "counter", "write jobs committed (requests and timers)",
+           st->jobs);
+    /* store_stats.batch_hist[i] counts commits of 2^i .. 2^(i+1)-1 jobs, the
+     * last bucket open-ended: so le = 2^(i+1)-1 (1, 3, 7, ... 511), and the
+     * last bucket is counted only in +Inf. The store keeps no sum of batch
+     * sizes; _sum is the jobs kept, which leaves out jobs whose own apply
+     * failed inside a committed batch (each one a refused request). */
+    header(t, "tokenvault_store_commit_batch_size", "histogram",
+           "jobs per group commit (le = 2^(i+1)-1; sum counts committed jobs only)");
     for (unsigned i = 0; i < STORE_BATCH_BUCKETS; i++) {
         cum += st->batch_hist[i];
-        sum_lo += st->batch_hist[i] << i;
-        if (i + 1 < STORE_BATCH_BUCKETS)
-            add(t, "tokenvault_store_commit_batch_size_bucket{le=\"%u\"} %llu\n", (2u << i) - 1,
-                (unsigned long long)cum);
+        if (i + 1 == STORE_BATCH_BUCKETS)
+            break;
+        snprintf(le, sizeof(le), "%llu", (unsigned long long)((2ull << i) - 1u));
+        sample_u64(t, "tokenvault_store_commit_batch_size_bucket", "le", le, NULL, NULL, cum);
     }
-    add(t, "tokenvault_store_commit_batch_size_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-    /* The store keeps bucket counts only: the sum is the jobs committed. */
-    (void)sum_lo;
-    add(t, "tokenvault_store_commit_batch_size_sum %llu\n", (unsigned long long)st->jobs);
-    add(t, "tokenvault_store_commit_batch_size_count %llu\n", (unsigned long long)cum);
+    sample_u64(t, "tokenvault_store_commit_batch_size_bucket", "le", "+Inf", NULL, NULL, cum);
+    sample_u64(t, "tokenvault_store_commit_batch_size_sum", NULL, NULL, NULL, NULL, st->jobs);
+    sample_u64(t, "tokenvault_store_commit_batch_size_count", NULL, NULL, NULL, NULL, cum);
     header(t, "tokenvault_store_entries", "gauge", "entries per database");
     for (unsigned i = 0; i < STORE_DB_COUNT_; i++)
-        add(t, "tokenvault_store_entries{db=\"%s\"} %llu\n", store_db_name((enum store_db)i),
-            (unsigned long long)st->entries[i]);
-    header(t, "tokenvault_store_map_used_bytes", "gauge", "bytes of the LMDB map in use");
-    add(t, "tokenvault_store_map_used_bytes %llu\n", (unsigned long long)st->map_used);
-    header(t, "tokenvault_store_map_size_bytes", "gauge", "size of the LMDB map");
-    add(t, "tokenvault_store_map_size_bytes %llu\n", (unsigned long long)st->map_size);
-    header(t, "tokenvault_writer_queue_depth", "gauge", "write jobs waiting for the writer");
-    add(t, "tokenvault_writer_queue_depth %llu\n", (unsigned long long)st->queued);
+        sample_u64(t, "tokenvault_store_entries", "db", store_db_name((enum store_db)i), NULL, NULL,
+                   st->entries[i]);
+    scalar(t, "tokenvault_store_map_used_bytes", "gauge", "bytes of the LMDB map in use",
+           st->map_used);
+    scalar(t, "tokenvault_store_map_size_bytes", "gauge", "size of the LMDB map", st->map_size);
+    scalar(t, "tokenvault_writer_queue_depth", "gauge", "write jobs waiting for the writer",
+           st->queued);
+}
+
+static void
+render_gauges(struct text *t, const struct metrics_gauges *g)
+{
+    if (g->store != NULL)
+        render_store(t, g->store);
+    scalar(t, "tokenvault_worker_queue_depth", "gauge", "requests waiting for a worker",
+           g->worker_queue_depth);
+    scalar(t, "tokenvault_connections", "gauge", "open client connections", g->connections);
+    scalar(t, "tokenvault_requests_in_flight", "gauge", "requests accepted and not yet answered",
+           g->requests_in_flight);
+    header(t, "tokenvault_key_version", "gauge", "current version of each versioned key");
+    if (g->dek_version != 0)
+        sample_u64(t, "tokenvault_key_version", "key", "dek", NULL, NULL, g->dek_version);
+    if (g->kek_version != 0)
+        sample_u64(t, "tokenvault_key_version", "key", "kek", NULL, NULL, g->kek_version);
+    scalar(t, "tokenvault_sealed", "gauge", "1 while waiting for unseal shares", g->sealed);
+    scalar(t, "tokenvault_hsm_ready", "gauge", "1 when the HSM answers", g->hsm_ready);
 }
 
 int
@@ -247,53 +414,11 @@ metrics_render(struct vault_metrics *m, const struct metrics_gauges *g, char **o
 {
     struct text t = {0};
 
-    header(&t, "tokenvault_requests_total", "counter", "requests answered, by operation and status");
-    for (size_t op = 0; op < OP_SLOTS; op++)
-        for (unsigned st = 0; st < STATUS_SLOTS; st++) {
-            uint64_t n = atomic_load_explicit(&m->requests[op][st], memory_order_relaxed);
-
-            if (n != 0)
-                add(&t, "tokenvault_requests_total{op=\"%s\",status=\"%s\"} %llu\n", op_label(op),
-                    api_status_name(st), (unsigned long long)n);
-        }
-    header(&t, "tokenvault_request_duration_seconds", "histogram",
-           "time from a request's last byte to its answer being queued");
-    for (size_t op = 0; op < OP_SLOTS; op++)
-        if (atomic_load_explicit(&m->request_latency[op].count, memory_order_relaxed) != 0)
-            histogram(&t, "tokenvault_request_duration_seconds", "op", op_label(op),
-                      &m->request_latency[op]);
-    header(&t, "tokenvault_hsm_call_duration_seconds", "histogram", "PKCS#11 call latency");
-    for (unsigned c = 0; c < METRICS_HSM_COUNT_; c++)
-        histogram(&t, "tokenvault_hsm_call_duration_seconds", "call", hsm_call_names[c],
-                  &m->hsm_latency[c]);
-    header(&t, "tokenvault_audit_entries_total", "counter", "audit entries written by requests");
-    add(&t, "tokenvault_audit_entries_total %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->audit_ok, memory_order_relaxed));
-    header(&t, "tokenvault_audit_failures_total", "counter",
-           "audit entries that could not be written (operations refused)");
-    add(&t, "tokenvault_audit_failures_total %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->audit_failed, memory_order_relaxed));
-    if (g != NULL) {
-        if (g->store != NULL)
-            render_store(&t, g->store);
-        header(&t, "tokenvault_worker_queue_depth", "gauge", "requests waiting for a worker");
-        add(&t, "tokenvault_worker_queue_depth %llu\n", (unsigned long long)g->worker_queue_depth);
-        header(&t, "tokenvault_connections", "gauge", "open client connections");
-        add(&t, "tokenvault_connections %llu\n", (unsigned long long)g->connections);
-        header(&t, "tokenvault_requests_in_flight", "gauge", "requests accepted and not yet answered");
-        add(&t, "tokenvault_requests_in_flight %llu\n", (unsigned long long)g->requests_in_flight);
-        header(&t, "tokenvault_key_version", "gauge", "current version of each versioned key");
-        if (g->dek_version != 0)
-            add(&t, "tokenvault_key_version{key=\"dek\"} %u\n", g->dek_version);
-        if (g->kek_version != 0)
-            add(&t, "tokenvault_key_version{key=\"kek\"} %u\n", g->kek_version);
-        header(&t, "tokenvault_sealed", "gauge", "1 while waiting for unseal shares");
-        add(&t, "tokenvault_sealed %d\n", g->sealed ? 1 : 0);
-        header(&t, "tokenvault_hsm_ready", "gauge", "1 when the HSM answers");
-        add(&t, "tokenvault_hsm_ready %d\n", g->hsm_ready ? 1 : 0);
-    }
-    header(&t, "tokenvault_start_time_seconds", "gauge", "unix time the service started");
-    add(&t, "tokenvault_start_time_seconds %llu\n", (unsigned long long)m->start_time);
+    render_requests(&t, m);
+    if (g != NULL)
+        render_gauges(&t, g);
+    scalar(&t, "tokenvault_start_time_seconds", "gauge", "unix time the service started",
+           m->start_time);
     if (t.failed) {
         free(t.buf);
         return -API_STATUS_INTERNAL;
@@ -306,7 +431,7 @@ metrics_render(struct vault_metrics *m, const struct metrics_gauges *g, char **o
 int
 metrics_write_textfile(struct vault_metrics *m, const struct metrics_gauges *g, const char *path)
 {
-    char tmp[4096], *text = NULL;
+    char tmp[PATH_MAX], *text = NULL;
     size_t len = 0, off = 0;
     int fd = -1, r = 0;
 
@@ -314,7 +439,9 @@ metrics_write_textfile(struct vault_metrics *m, const struct metrics_gauges *g, 
         return -ENAMETOOLONG;
     if (metrics_render(m, g, &text, &len) != 0)
         return -ENOMEM;
-    /* 0644: the collector runs as another user; nothing here is secret. */
+    /* 0644 whatever the umask: the collector runs as another user and nothing
+     * here is secret. O_NOFOLLOW: the textfile directory is often shared, and
+     * a planted link must not redirect the write. */
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0 ||
         fchmod(fd, 0644) != 0) {
         r = -errno;
@@ -331,17 +458,14 @@ metrics_write_textfile(struct vault_metrics *m, const struct metrics_gauges *g, 
         }
         off += (size_t)n;
     }
-    if (close(fd) != 0) {
-        fd = -1;
-        r = -errno;
-        goto out;
-    }
+    r = close(fd) != 0 ? -errno : 0;
     fd = -1;
-    if (rename(tmp, path) != 0)
+    if (r == 0 && rename(tmp, path) != 0)
         r = -errno;
 out:
     if (fd >= 0)
         close(fd);
+    /* Never leave a half-written file (or a planted link) for the next run. */
     if (r != 0)
         unlink(tmp);
     free(text);

@@ -772,26 +772,11 @@ test_duplicate_request_id(void **state)
     api_writer_cleanup(&both);
 }
 
-static long
-daemon_rss_kb(void)
-{
-    char path[64], line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)d.pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
-/* A peer that sends and never reads: the server stops reading it once its
- * answers back up, stays responsive to others, and its memory stays
- * bounded. */
+/* A peer that sends and never reads: once its answers back up past
+ * VAULT_CONN_WRITE_MAX the server stops reading it, so the peer's own writes
+ * block (the proof that the server does not buffer without bound), and other
+ * clients are still served. Memory is not measured: under ASan freed memory
+ * sits in quarantine and RSS says nothing about what is held. */
 static void
 test_slow_reader(void **state)
 {
@@ -799,22 +784,18 @@ test_slow_reader(void **state)
     struct api_ping_req p = {0};
     struct api_ping_resp pr;
     struct raw f;
-    long before, after;
     int fd, sent = 0;
     SSL *ssl = raw_connect("client", &fd);
-    struct timeval tv = {0, 200000};
+    struct timeval tv = {0, 500000};
     uint8_t echo[API_ECHO_MAX];
+    const int tries = 400000; /* ~40 MB of requests, ~50 MB of answers */
 
     (void)state;
     memset(echo, 'e', sizeof(echo));
     assert_int_equal(SSL_connect(ssl), 1);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     assert_int_equal(api_call_ping(other, &p, &pr, NULL), 0);
-    before = daemon_rss_kb();
-    /* 20000 pings of ~100 bytes each: answers far beyond what the server
-     * buffers for one peer. Writes stop succeeding once both sides' socket
-     * buffers are full. */
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < tries; i++) {
         raw_begin(&f, API_OP_PING, (uint64_t)i + 1);
         raw_field(&f, API_TAG_ECHO, echo, sizeof(echo));
         assert_int_equal(api_writer_end_u32(&f.w, f.mark), 0);
@@ -826,12 +807,8 @@ test_slow_reader(void **state)
         sent++;
     }
     assert_true(sent > 100);
+    assert_true(sent < tries); /* the server stopped reading this peer */
     assert_int_equal(api_call_ping(other, &p, &pr, NULL), 0);
-    after = daemon_rss_kb();
-    /* Bounded: the backlog of one peer is VAULT_CONN_WRITE_MAX plus socket
-     * buffers, not 20000 answers. */
-    assert_true(before > 0 && after > 0);
-    assert_true(after - before < 32 * 1024);
     raw_close(ssl, fd);
     api_client_free(other);
 }
