@@ -196,7 +196,7 @@ find_private(hsm_session *s, CK_ATTRIBUTE_TYPE by, const void *val, size_t len,
 {
     static const CK_OBJECT_CLASS classes[] = { CKO_SECRET_KEY, CKO_PRIVATE_KEY };
     CK_OBJECT_HANDLE found[2], only = CK_INVALID_HANDLE;
-    CK_ULONG num, total = 0;
+    CK_ULONG num = 0, total = 0;
     int r;
 
     for (size_t i = 0; i < 2; i++) {
@@ -269,7 +269,7 @@ read_label(hsm_session *s, CK_OBJECT_HANDLE o, char out[HSM_LABEL_MAX + 1])
 int
 hsm_key_find(hsm_session *s, const char *label, hsm_key **out)
 {
-    CK_OBJECT_HANDLE o;
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
     int r;
 
     if (s == NULL || out == NULL || !label_ok(label))
@@ -295,7 +295,7 @@ int
 hsm_key_find_by_id(hsm_session *s, const uint8_t *id, size_t id_len, hsm_key **out)
 {
     char label[HSM_LABEL_MAX + 1];
-    CK_OBJECT_HANDLE o;
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
     int r;
 
     if (s == NULL || out == NULL || id == NULL || id_len == 0 || id_len > HSM_LABEL_MAX)

@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,7 +189,8 @@ request_done(const struct vault_server *s, const struct api_header *hdr, unsigne
 }
 
 /* Appends the error response to |req_hdr|. api_frame_write_error has no
- * retryAfterMs, which OVERLOADED needs. |message| is fixed ASCII text. */
+ * retryAfterMs, which OVERLOADED needs. |message| is fixed ASCII text; NULL or
+ * "" gives the status's own description (the field may not be empty). */
 static int
 write_error_frame(struct api_writer *w, const struct api_header *req_hdr, unsigned status,
                   uint16_t tag, const char *message, uint32_t retry_after_ms)
@@ -197,6 +199,9 @@ write_error_frame(struct api_writer *w, const struct api_header *req_hdr, unsign
                            req_hdr->request_id};
     struct api_error_resp e;
 
+    if ((message == NULL || message[0] == '\0') &&
+        (message = api_status_description(status)) == NULL)
+        message = "error";
     memset(&e, 0, sizeof(e));
     memcpy(e.message, message, strnlen(message, API_MESSAGE_MAX));
     e.has_error_tag = tag != 0;
@@ -442,13 +447,15 @@ answer_now(struct conn *c, const struct api_header *hdr, unsigned status, uint16
 {
     struct api_writer w;
 
+    /* Logged first, as on_async does: the line exists once the peer has the
+     * answer. */
+    request_done(c->srv, hdr, status, c->client, merchant, received_ns);
     api_writer_init(&w, ERROR_FRAME_MAX);
     if (write_error_frame(&w, hdr, status, tag, message, retry_after_ms) == 0)
         conn_send(c, api_writer_data(&w), api_writer_len(&w));
     else
         conn_close(c); /* out of memory: an unanswered request must not hang the peer */
     api_writer_cleanup(&w);
-    request_done(c->srv, hdr, status, c->client, merchant, received_ns);
 }
 
 /* ---- connections: timers ------------------------------------------------------------- */
@@ -499,10 +506,14 @@ conn_timer_update(struct conn *c)
         return;
     c->timer_mode = mode;
     c->timer_restart = false;
-    if (mode == TIMER_NONE)
+    if (mode == TIMER_NONE) {
         (void)uv_timer_stop(&c->timer);
-    else
-        (void)uv_timer_start(&c->timer, on_timer, ms, 0);
+        return;
+    }
+    /* The loop's clock is read once per iteration; after a long one it is
+     * behind, and the deadline would come early. */
+    uv_update_time(c->srv->loop);
+    (void)uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 /* ---- connections: input ----------------------------------------------------------------- */
@@ -551,8 +562,7 @@ handle_frame(struct conn *c, const uint8_t *data, size_t len)
     if ((rc = api_frame_decode(&r->pub.frame, r->bytes, len, API_DIR_REQUEST, &fe)) != 0) {
         unsigned status = fe.status != 0 ? fe.status : API_STATUS_INTERNAL;
 
-        answer_now(c, &r->pub.frame.hdr, status, fe.tag,
-                   fe.message != NULL ? fe.message : "malformed request", 0, NULL, now);
+        answer_now(c, &r->pub.frame.hdr, status, fe.tag, fe.message, 0, NULL, now);
         if (closes_connection(status))
             conn_close_after_write(c);
         goto out;
@@ -690,22 +700,23 @@ static int
 tls_handshake(struct conn *c)
 {
     int n = SSL_do_handshake(c->ssl);
+    bool failed = n != 1 && SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ;
 
+    if (failed) { /* logged before the alert goes out */
+        char reason[TLS_REASON_MAX];
+
+        ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
+        ERR_clear_error();
+        conn_log(c, VAULT_LOG_INFO, "handshake_failed", reason);
+    }
     if (flush_tls(c) != 0) { /* the server's flight, or its alert */
         conn_close(c);
         return -1;
     }
-    if (n != 1) {
-        char reason[TLS_REASON_MAX];
-
-        if (SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ)
-            return -1;
-        ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
-        ERR_clear_error();
-        conn_log(c, VAULT_LOG_INFO, "handshake_failed", reason);
+    if (failed)
         conn_close_after_write(c);
+    if (n != 1)
         return -1;
-    }
     /* Closed right after the handshake, before any frame is read (PROTOCOL.md 2). */
     if (identify(c) != 0) {
         conn_close(c);
@@ -814,6 +825,9 @@ on_connection(uv_stream_t *listener, int status)
     const char *refused = NULL;
     struct conn *c;
 
+    /* Known limit: without memory the connection is left pending, and libuv
+     * offers no other on this listener until one is accepted. On Linux an
+     * allocation this size fails only when the process is being killed. */
     if (status < 0 || (c = calloc(1, sizeof(*c))) == NULL) {
         vlog_msg(VAULT_LOG_ERROR, "accept_failed", "reason",
                  status < 0 ? uv_strerror(status) : "out of memory");
@@ -986,7 +1000,7 @@ vault_server_close(struct vault_server *s)
     server_maybe_free(s);
 }
 
-/* ---- start ------------------------------------------------------------------------------------ */
+/* ---- start ------------------------------------------------------------------------------ */
 
 /* The TLS context of every connection: TLS 1.3 only, a client certificate
  * from [tls] client_ca required (PROTOCOL.md 2). NULL with |err| set. */
@@ -1017,7 +1031,8 @@ make_ssl_ctx(const struct vault_config *cfg, char *err, size_t err_len)
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(err, err_len, "[tls] key %s: cannot load or does not match the cert", cfg->tls_key);
+        snprintf(err, err_len, "[tls] key %s: cannot load or does not match the cert",
+                 cfg->tls_key);
         goto fail;
     }
     if (SSL_CTX_load_verify_locations(ctx, cfg->tls_client_ca, NULL) != 1 ||
@@ -1100,9 +1115,18 @@ int
 vault_server_start(struct vault_server **out, const struct vault_server_config *c, char *err,
                    size_t err_len)
 {
-    struct vault_server *s = calloc(1, sizeof(*s));
+    struct sigaction ign;
+    struct vault_server *s = NULL;
 
-    if (s == NULL) {
+    /* server.h: a write to a peer that reset its connection must fail with
+     * EPIPE, not kill the service. */
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &ign, NULL) != 0) {
+        snprintf(err, err_len, "ignoring SIGPIPE: %s", strerror(errno));
+        return -1;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
         snprintf(err, err_len, "out of memory");
         return -1;
     }

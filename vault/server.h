@@ -83,7 +83,10 @@ struct vault_server;
 /* vault_server_start loads the TLS certificate, key and client CA, binds the
  * TCP listener and the officer socket (mode 0600, replacing a stale socket
  * file) and starts accepting. |c->cfg| is borrowed until
- * vault_server_set_config replaces it. Returns 0, or -1 with a reason in |err|;
+ * vault_server_set_config replaces it. It also sets SIGPIPE to be ignored in
+ * the process: libuv writes with write(2), and a peer that resets its
+ * connection would otherwise kill the service (the error comes back as
+ * EPIPE instead). Returns 0, or -1 with a reason in |err|;
  * after -1, run the loop to let the handles already opened close (nothing is
  * left once they have). */
 int vault_server_start(struct vault_server **out, const struct vault_server_config *c, char *err,

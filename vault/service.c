@@ -219,9 +219,10 @@ on_stop_signal(uv_signal_t *h, int signum)
     vault_server_drain(svc->server, on_drained, svc);
 }
 
-/* SIGHUP: the client list, merchant settings and log level are re-read; the
- * rest (listen address, TLS files, HSM, store, bounds) needs a restart. A
- * config that does not load changes nothing. */
+/* SIGHUP: clients, merchant settings, log level, queue_depth and the metrics
+ * file come from the new config; listeners, TLS files, HSM, store, workers,
+ * the server's bounds and timeouts and the checkpoint timer stay as started
+ * (docs/OPERATIONS.md). A config that does not load changes nothing. */
 static void
 on_hup(uv_signal_t *h, int signum)
 {
