@@ -16,9 +16,14 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "hsm/hsm.h"
+#include "vault/audit.h"
+#include "vault/store.h"
 
 /* Exit codes: distinct for usage errors, HSM refusals and missing keys. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_HSM = 3, EXIT_NOT_FOUND = 4 };
@@ -46,6 +51,8 @@ struct opts {
     const char *dek_file;
     const char *label;
     const char *kind;
+    const char *store;
+    const char *pubkey;
 };
 
 static void
@@ -63,6 +70,9 @@ usage(FILE *f)
             "  probe           the token's mechanisms and the path each wallet format takes\n"
             "  audit-key       print the audit key's public half (PEM), to verify the\n"
             "                  audit log's checkpoints offline\n"
+            "  audit-verify    check a store's audit log offline: --store DIR (a copy made\n"
+            "                  by tokenvault-admin backup, or the live store) and --pubkey\n"
+            "                  FILE (from audit-key); needs no HSM\n"
             "  wallet-keygen   generate a wallet key: --label L --kind ec|rsa|rsa-decrypt;\n"
             "                  prints its public key (DER SubjectPublicKeyInfo, base64)\n"
             "\n"
@@ -375,6 +385,109 @@ cmd_audit_key(hsm_session *s)
     return EXIT_OK;
 }
 
+/* What audit-verify reports beyond audit_verify's counts: where the last
+ * signed checkpoint is. */
+static int
+last_checkpoint_visit(void *ctx, const MDB_val *key, const MDB_val *val)
+{
+    uint64_t *last = ctx;
+    struct audit_entry e;
+
+    if (audit_decode(&e, val->mv_data, val->mv_size) == 0 && e.type == AUDIT_CHECKPOINT)
+        *last = e.seq;
+    return 0;
+}
+
+/* Reads an EC P-256 public key from PEM into DER SubjectPublicKeyInfo. */
+static int
+read_pubkey(const char *path, uint8_t *out, size_t cap, size_t *out_len)
+{
+    FILE *f = fopen(path, "r");
+    EVP_PKEY *pk = NULL;
+    unsigned char *p = out;
+    int n, rc = EXIT_FAIL;
+
+    if (f == NULL) {
+        fprintf(stderr, "tokenvault-ceremony: %s: %s\n", path, strerror(errno));
+        return EXIT_FAIL;
+    }
+    pk = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC) {
+        fprintf(stderr, "tokenvault-ceremony: %s: not an EC public key in PEM\n", path);
+        goto out;
+    }
+    if ((n = i2d_PUBKEY(pk, NULL)) <= 0 || (size_t)n > cap || i2d_PUBKEY(pk, &p) != n) {
+        fprintf(stderr, "tokenvault-ceremony: %s: cannot encode the key\n", path);
+        goto out;
+    }
+    *out_len = (size_t)n;
+    rc = EXIT_OK;
+out:
+    EVP_PKEY_free(pk);
+    ERR_clear_error();
+    return rc;
+}
+
+/* audit-verify: the hash chain from entry 1, every checkpoint's signature
+ * under the exported key; the first broken entry is named. */
+static int
+cmd_audit_verify(const struct opts *o)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    uint64_t entries = 0, checkpoints = 0, bad = 0, last_cp = 0;
+    struct vault_store *st = NULL;
+    struct store_txn t = {0};
+    char err[512];
+    int r, rc;
+
+    if (o->store == NULL || o->pubkey == NULL) {
+        fprintf(stderr, "tokenvault-ceremony: audit-verify needs --store DIR and --pubkey FILE\n");
+        return EXIT_USAGE;
+    }
+    if ((rc = read_pubkey(o->pubkey, spki, sizeof(spki), &spki_len)) != EXIT_OK)
+        return rc;
+    if (store_open_readonly(&st, o->store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokenvault-ceremony: %s\n", err);
+        return EXIT_FAIL;
+    }
+    if (store_read_begin(st, &t) != 0) {
+        store_close(st);
+        fprintf(stderr, "tokenvault-ceremony: %s: cannot read the store\n", o->store);
+        return EXIT_FAIL;
+    }
+    r = audit_verify(&t, spki, spki_len, &entries, &checkpoints, &bad);
+    if (r == 0)
+        r = store_each(&t, STORE_DB_AUDIT, NULL, 0, last_checkpoint_visit, &last_cp);
+    store_read_end(&t);
+    store_close(st);
+    if (r == -API_STATUS_SIGNATURE_INVALID || r == -API_STATUS_INTERNAL) {
+        printf("audit log BROKEN at entry %llu: %s; the %llu entries before it verify\n",
+               (unsigned long long)bad,
+               r == -API_STATUS_INTERNAL ? "the entry is malformed"
+                                         : "its chain link or checkpoint signature does not verify",
+               (unsigned long long)entries);
+        return EXIT_FAIL;
+    }
+    if (r != 0) {
+        fprintf(stderr, "tokenvault-ceremony: reading the audit log: %s\n",
+                api_status_name((unsigned)-r));
+        return EXIT_FAIL;
+    }
+    printf("audit log verified: %llu entries, %llu signed checkpoints\n",
+           (unsigned long long)entries, (unsigned long long)checkpoints);
+    if (last_cp == 0)
+        printf("no checkpoint yet: the chain links, but no entry is signed\n");
+    else if (last_cp < entries)
+        printf("entries %llu..%llu come after the last checkpoint (%llu): chained, not yet signed\n",
+               (unsigned long long)last_cp + 1, (unsigned long long)entries,
+               (unsigned long long)last_cp);
+    else
+        printf("every entry is covered by the last checkpoint (%llu)\n", (unsigned long long)last_cp);
+    return EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -383,6 +496,7 @@ main(int argc, char **argv)
         { "token-uri", required_argument, NULL, 'u' }, { "pin-file", required_argument, NULL, 'p' },
         { "dek", required_argument, NULL, 'd' },    { "label", required_argument, NULL, 'l' },
         { "kind", required_argument, NULL, 'k' },   { "help", no_argument, NULL, 'h' },
+        { "store", required_argument, NULL, 's' },  { "pubkey", required_argument, NULL, 'P' },
         { NULL, 0, NULL, 0 },
     };
     struct opts o = { .module = DEFAULT_MODULE };
@@ -402,6 +516,8 @@ main(int argc, char **argv)
         case 'd': o.dek_file = optarg; break;
         case 'l': o.label = optarg; break;
         case 'k': o.kind = optarg; break;
+        case 's': o.store = optarg; break;
+        case 'P': o.pubkey = optarg; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -411,6 +527,9 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     cmd = argv[optind];
+    /* Offline: a copy of the store and a public key, no HSM. */
+    if (strcmp(cmd, "audit-verify") == 0)
+        return cmd_audit_verify(&o);
     if (strcmp(cmd, "init") != 0 && strcmp(cmd, "keys") != 0 && strcmp(cmd, "probe") != 0 &&
         strcmp(cmd, "wallet-keygen") != 0 && strcmp(cmd, "audit-key") != 0) {
         fprintf(stderr, "tokenvault-ceremony: unknown command %s\n", cmd);

@@ -40,6 +40,7 @@ static const struct {
 
 struct vault_store {
     MDB_env *env;
+    bool readonly; /* store_open_readonly: no writer, no changes */
     MDB_dbi dbi[STORE_DB_COUNT_];
 
     pthread_mutex_t mu;
@@ -139,16 +140,21 @@ open_dbs(struct vault_store *s, char *err, size_t err_len)
 {
     MDB_txn *txn = NULL;
     MDB_val k = {sizeof(META_SCHEMA) - 1, (void *)META_SCHEMA}, v;
+    unsigned create = s->readonly ? 0 : MDB_CREATE;
     uint8_t ver[4];
     int rc, r;
 
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+    if ((rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn)) != 0)
         goto mdb_fail;
     for (unsigned i = 0; i < STORE_DB_COUNT_; i++)
-        if ((rc = mdb_dbi_open(txn, db_defs[i].name, db_defs[i].flags | MDB_CREATE, &s->dbi[i])) != 0)
+        if ((rc = mdb_dbi_open(txn, db_defs[i].name, db_defs[i].flags | create, &s->dbi[i])) != 0)
             goto mdb_fail;
     rc = mdb_get(txn, s->dbi[STORE_DB_META], &k, &v);
-    if (rc == MDB_NOTFOUND) {
+    if (rc == MDB_NOTFOUND && s->readonly) {
+        snprintf(err, err_len, "store: no schema version: not a tokenvault store");
+        r = -API_STATUS_INTERNAL;
+        goto out;
+    } else if (rc == MDB_NOTFOUND) {
         ver[0] = (uint8_t)(STORE_SCHEMA_VERSION >> 24);
         ver[1] = (uint8_t)(STORE_SCHEMA_VERSION >> 16);
         ver[2] = (uint8_t)(STORE_SCHEMA_VERSION >> 8);
@@ -191,14 +197,14 @@ out:
     return r;
 }
 
-int
-store_open(struct vault_store **out, const char *path, uint64_t map_size, char *err, size_t err_len)
+/* Both opens: |map_size| 0 keeps the size the store recorded. */
+static int
+open_env(struct vault_store **out, const char *path, uint64_t map_size, bool readonly, char *err,
+         size_t err_len)
 {
     struct vault_store *s = NULL;
     int rc, r;
 
-    if ((r = check_dir(path, err, err_len)) != 0)
-        return r;
     if ((s = calloc(1, sizeof(*s))) == NULL) {
         snprintf(err, err_len, "store: out of memory");
         return -API_STATUS_INTERNAL;
@@ -208,7 +214,7 @@ store_open(struct vault_store **out, const char *path, uint64_t map_size, char *
     pthread_cond_init(&s->cv_done, NULL);
     if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, STORE_READERS_MAX)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, (size_t)map_size)) != 0) {
+        (map_size != 0 && (rc = mdb_env_set_mapsize(s->env, (size_t)map_size)) != 0)) {
         snprintf(err, err_len, "store: %s", mdb_strerror(rc));
         r = map_mdb(rc);
         goto fail;
@@ -216,7 +222,8 @@ store_open(struct vault_store **out, const char *path, uint64_t map_size, char *
     /* MDB_NOTLS: read transactions are begun and ended by libuv's worker
      * threads, which LMDB must not pin to reader slots. Durability is LMDB's
      * default (sync at every commit): group commit pays for it. */
-    rc = mdb_env_open(s->env, path, MDB_NOTLS, 0600);
+    s->readonly = readonly;
+    rc = mdb_env_open(s->env, path, MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0600);
     if (rc != 0) {
         snprintf(err, err_len, "store: %s: %s", path, mdb_strerror(rc));
         r = map_mdb(rc);
@@ -230,6 +237,22 @@ store_open(struct vault_store **out, const char *path, uint64_t map_size, char *
 fail:
     store_close(s);
     return r;
+}
+
+int
+store_open(struct vault_store **out, const char *path, uint64_t map_size, char *err, size_t err_len)
+{
+    int r;
+
+    if ((r = check_dir(path, err, err_len)) != 0)
+        return r;
+    return open_env(out, path, map_size, false, err, err_len);
+}
+
+int
+store_open_readonly(struct vault_store **out, const char *path, char *err, size_t err_len)
+{
+    return open_env(out, path, 0, true, err, err_len);
 }
 
 void
@@ -543,7 +566,7 @@ store_writer_start(struct vault_store *s, hsm *h, unsigned queue_max)
 {
     int rc;
 
-    if (s->running)
+    if (s->running || s->readonly)
         return -API_STATUS_INTERNAL;
     s->hsm = h;
     s->queue_max = queue_max;

@@ -76,6 +76,13 @@ struct store_txn {
 int store_open(struct vault_store **out, const char *path, uint64_t map_size, char *err,
                size_t err_len);
 
+/* store_open_readonly opens an existing store (a live one or a copy) to
+ * read it only: nothing is created or written, no writer may start, and the
+ * map keeps the size the store recorded. For tools (audit verification).
+ * Returns 0 or a negated status with a reason in |err|; a directory that
+ * holds no tokenvault store, or one of another schema version, is refused. */
+int store_open_readonly(struct vault_store **out, const char *path, char *err, size_t err_len);
+
 /* store_close stops the writer (store_writer_stop) if running and closes the
  * environment. Accepts NULL. No read transaction may be open. */
 void store_close(struct vault_store *s);

@@ -963,6 +963,57 @@ swap_done(struct store_write *w, int result)
     (void)result;
 }
 
+/* Flips a bit of audit entry 3's time. */
+static int
+tamper_apply(struct store_write *w, struct store_txn *t)
+{
+    static const uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 3};
+    uint8_t val[AUDIT_ENTRY_MAX];
+    MDB_val v;
+    int r;
+
+    (void)w;
+    if ((r = store_get(t, STORE_DB_AUDIT, key, sizeof(key), &v)) != 0)
+        return r;
+    memcpy(val, v.mv_data, v.mv_size);
+    val[17] ^= 0x01; /* the low byte of its time: still well formed */
+    return store_put(t, STORE_DB_AUDIT, key, sizeof(key), val, v.mv_size, 0);
+}
+
+/* tokenvault-ceremony audit-key exports the audit key; audit-verify checks
+ * the log offline from the store (no HSM), and names the first broken entry
+ * of a copy whose entry 3 was altered (entry 4's link no longer holds). */
+static void
+audit_verify_offline(void)
+{
+    char pem[400], out[400], copy[400], cmd[2048], msg[256];
+    struct vault_store *st = NULL;
+    struct store_write w = {tamper_apply, swap_done, NULL, 0};
+
+    snprintf(pem, sizeof(pem), "%s/audit.pem", d.token.dir);
+    snprintf(out, sizeof(out), "%s/verify.out", d.token.dir);
+    snprintf(copy, sizeof(copy), "%s/copy", d.token.dir);
+    snprintf(cmd, sizeof(cmd), "%s --module %s --token %s --pin-file %s audit-key > %s", TV_CEREMONY,
+             TV_SOFTHSM_MODULE, TV_TEST_LABEL, d.token.pin_file, pem);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s --store %s --pubkey %s audit-verify > %s", TV_CEREMONY, d.store,
+             pem, out);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tv_file_contains(out, "audit log verified", 18), 1);
+
+    assert_int_equal(mkdir(copy, 0700), 0);
+    snprintf(cmd, sizeof(cmd), "%s backup --store %s --out %s >/dev/null", TV_ADMIN, d.store, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(store_open(&st, copy, 64ull << 20, msg, sizeof(msg)), 0);
+    assert_int_equal(store_writer_start(st, NULL, 4), 0);
+    assert_int_equal(store_write_wait(st, &w), 0);
+    store_close(st);
+    snprintf(cmd, sizeof(cmd), "%s --store %s --pubkey %s audit-verify > %s", TV_CEREMONY, copy, pem,
+             out);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 1);
+    assert_int_equal(tv_file_contains(out, "BROKEN at entry 4", 17), 1);
+}
+
 /* SIGTERM drains and exits 0; the audit chain verifies offline with the
  * audit key and holds the denials and the reveal; a restart serves the same
  * cards; two records whose ciphertexts were swapped on disk are refused
@@ -993,6 +1044,7 @@ test_restart_and_audit(void **state)
     assert_int_equal(store_each(&t, STORE_DB_AUDIT, NULL, 0, scan_entry, &scan), 0);
     store_read_end(&t);
     store_close(st);
+    audit_verify_offline();
     assert_true(scan.denied >= 4);
     assert_int_equal(scan.reveals, 1);
     assert_true(scan.stores >= 8);
