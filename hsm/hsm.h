@@ -157,6 +157,14 @@ HSM_WUR int hsm_session_acquire(hsm *h, hsm_session **out);
 /* Returns a session to the pool (or closes it if it failed). NULL accepted. */
 void hsm_session_release(hsm_session *s);
 
+/* hsm_user_pin_change sets a new user PIN (C_SetPIN; the old one is read
+ * from the hsm's PIN source) on the logged-in token. The login stays valid;
+ * the PIN source is from now on stale, so a re-login with it fails: the
+ * caller (pin-split) closes the hsm soon after. HSM_ERR_INPUT if the token
+ * refuses the new PIN's length or characters, HSM_ERR_LOGIN if it refuses
+ * the old one. The caller wipes |new_pin|. */
+HSM_WUR int hsm_user_pin_change(hsm_session *s, const uint8_t *new_pin, size_t new_len);
+
 /* ---- Keys --------------------------------------------------------------- */
 
 /* The kinds of long-term key in DESIGN.md section 4, each with its template. */
@@ -168,6 +176,10 @@ typedef enum hsm_key_kind {
     HSM_KIND_RSA_UNWRAP,  /* RSA-2048 pair: unwrap only, sensitive results */
     HSM_KIND_RSA_DECRYPT, /* RSA-2048 pair: raw decrypt for the OAEP-SHA256 fallback */
     HSM_KIND_DEK,         /* AES-256 session object unwrapped from the KEK: GCM only */
+    /* Wallet keys that must sign their own certificate request (proof of
+     * possession); the trade-off is explained at their templates (keys.c). */
+    HSM_KIND_EC_DERIVE_SIGN,  /* EC P-256 pair: ECDH derive + ECDSA (Apple Pay EC_v1) */
+    HSM_KIND_RSA_UNWRAP_SIGN, /* RSA-2048 pair: unwrap + SHA256-RSA-PKCS sign (Samsung Pay) */
 } hsm_key_kind;
 
 /* Name of a kind ("kek", "hmac", ...). Never NULL. */
@@ -205,6 +217,7 @@ typedef struct hsm_key_info {
     hsm_key_kind kind;
     const char *type;        /* "AES-256", "GENERIC-SECRET-256", "EC-P256", "RSA-2048" */
     int token, private_, sensitive, extractable, always_sensitive, never_extractable;
+    int wrap_with_trusted; /* extractable only under an SO-made trusted key */
     int modifiable, copyable;
     int encrypt, decrypt, sign, verify, wrap, unwrap, derive;
     /* Key check value: for secret keys CKA_CHECK_VALUE as computed by the token
@@ -331,7 +344,7 @@ void hsm_obj_destroy(hsm_session *s, hsm_obj obj);
 #define HSM_ECDH_P256_Z_LEN 32
 
 /* hsm_ecdh_derive runs ECDH (CKM_ECDH1_DERIVE, CKD_NULL) between the private
- * key |key| (HSM_KIND_EC_DERIVE) and the peer's uncompressed P-256 point, into
+ * key |key| (HSM_KIND_EC_DERIVE or HSM_KIND_EC_DERIVE_SIGN) and the peer's uncompressed P-256 point, into
  * a 32-byte generic secret session object that is SENSITIVE and not
  * EXTRACTABLE. Z never reaches host memory. HSM_ERR_INPUT if the point is not
  * a valid P-256 point (checked on the host first: tokens disagree on whether
@@ -373,8 +386,9 @@ HSM_WUR int hsm_ec_public_import(hsm_session *s, const uint8_t *spki, size_t spk
 HSM_WUR int hsm_ecdsa_verify(hsm_session *s, hsm_obj pub, const uint8_t *digest, size_t digest_len,
                              const uint8_t *sig, size_t sig_len);
 
-/* hsm_ecdsa_sign signs |digest| with a HSM_KIND_EC_SIGN key; the signature is
- * written as DER ECDSA-Sig-Value. */
+/* hsm_ecdsa_sign signs |digest| with a HSM_KIND_EC_SIGN (or, for its CSR, a
+ * HSM_KIND_EC_DERIVE_SIGN) key; the signature is written as DER
+ * ECDSA-Sig-Value. */
 HSM_WUR int hsm_ecdsa_sign(hsm_session *s, hsm_key *key, const uint8_t *digest, size_t digest_len,
                            uint8_t *out, size_t cap, size_t *out_len);
 
@@ -417,6 +431,52 @@ HSM_WUR int hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, co
 HSM_WUR int hsm_oaep_sha256_decode(const uint8_t *em, size_t em_len, uint8_t *out, size_t cap,
                                    size_t *out_len);
 
+/* ---- Backup and restore (clone to a second HSM) ------------------------- */
+
+/* The transport key of a key backup: AES-256, made from bytes the ceremony
+ * drew from the HSM's RNG and split among officers. */
+#define HSM_TRANSPORT_KEY_LEN 32
+/* Largest wrapped key in a backup (an RSA-2048 PKCS#8 is about 1.2 KB). */
+#define HSM_BACKUP_WRAPPED_MAX 4096
+
+/* hsm_transport_key_trusted logs the token's SO in (PIN from |so_pin|),
+ * creates the transport key as a CKA_TRUSTED, wrap-only, public session
+ * object (only the SO may set CKA_TRUSTED, and only a trusted key may wrap
+ * the vault's keys, which carry CKA_WRAP_WITH_TRUSTED), and logs the user
+ * back in. |s| must be the only session lent; key handles are found again
+ * afterwards. HSM_ERR_LOGIN if the SO PIN is refused. Destroy the object
+ * with hsm_obj_destroy as soon as the backup is written. */
+HSM_WUR int hsm_transport_key_trusted(hsm_session *s, hsm_pin_source *so_pin,
+                                      const uint8_t key[HSM_TRANSPORT_KEY_LEN], hsm_obj *out);
+
+/* hsm_transport_key_import creates the transport key on the restoring token
+ * as an unwrap-only, sensitive session object (no SO needed to unwrap). */
+HSM_WUR int hsm_transport_key_import(hsm_session *s, const uint8_t key[HSM_TRANSPORT_KEY_LEN],
+                                     hsm_obj *out);
+
+/* hsm_key_backup_wrap wraps a long-term key (secret or private) under the
+ * transport key with CKM_AES_KEY_WRAP_PAD. A DEK is refused: DEKs travel
+ * wrapped under the KEK in the store. HSM_ERR_BUFFER if |cap| is short. */
+HSM_WUR int hsm_key_backup_wrap(hsm_session *s, hsm_obj transport, hsm_key *key, uint8_t *out,
+                                size_t cap, size_t *out_len);
+
+/* hsm_key_restore unwraps |wrapped| under the transport key as a token key
+ * of |kind| labelled |label|, with the attributes hsm_key_generate gives that
+ * kind (less CKA_MODIFIABLE, which SoftHSM refuses in an unwrap template),
+ * and for a key pair creates its public half from |spki| (DER
+ * SubjectPublicKeyInfo). HSM_ERR_EXISTS if the label is taken,
+ * HSM_ERR_VERIFY if the blob does not unwrap (wrong transport key, altered
+ * blob), HSM_ERR_INPUT for a public key that does not fit the kind. */
+HSM_WUR int hsm_key_restore(hsm_session *s, hsm_obj transport, hsm_key_kind kind, const char *label,
+                            const uint8_t *wrapped, size_t wrapped_len, const uint8_t *spki,
+                            size_t spki_len, hsm_key **out);
+
+/* hsm_key_digest_kcv: the first HSM_KCV_LEN bytes of SHA-256 of a secret
+ * key's value, computed in the token (C_DigestKey). The same on every token
+ * that holds the key, so a backup and its restore can be compared even where
+ * a token keeps no CKA_CHECK_VALUE for keys it unwrapped (SoftHSM 2.6). */
+HSM_WUR int hsm_key_digest_kcv(hsm_session *s, hsm_key *key, uint8_t out[HSM_KCV_LEN]);
+
 /* ---- Mechanism probe ------------------------------------------------------ */
 
 /* Which path each key derivation takes on this token, chosen at hsm_open. */
@@ -443,5 +503,131 @@ const hsm_probe *hsm_probe_get(hsm *h);
 
 /* Human name of a path ("in-token", "digest-key", ...). */
 const char *hsm_path_name(hsm_path p);
+
+/* ---- Wallet objects: certificates, trust anchors, CSRs -------------------
+ *
+ * (objects.c, csr.c; used by the wallet-key ceremonies, tools/ceremony/wallet.c)
+ *
+ * Wallet keys come with objects that are not keys: the certificate a wallet
+ * issued for one of our key pairs (Apple Pay's Payment Processing
+ * certificate), and the trust anchors that wallet signatures are checked
+ * against (Apple Root CA - G3; Google's root signing keys). All are token
+ * objects with CKA_PRIVATE=TRUE, CKA_MODIFIABLE=FALSE and CKA_COPYABLE=FALSE:
+ * PKCS#11 lets a session that never logged in create *public* token objects,
+ * so only private ones prove that a PIN holder put them there, and whoever
+ * looks an anchor up must put CKA_PRIVATE=TRUE in the template. CKA_TRUSTED is
+ * not set: only the SO may set it, and the SO can create only public objects
+ * (HSM-NOTES Q10), so it would prove less, not more. */
+
+/* Every trust anchor belongs to a set named by HSM_ANCHOR_ID_PREFIX and the
+ * set name: "anchor:apple-root", "anchor:google-ECv2" (Google's keys are
+ * grouped by protocolVersion, which decides what they may verify). The set id
+ * is the CKA_ID of an anchor certificate and the CKA_APPLICATION of an anchor
+ * key's data object, so one C_FindObjects finds a whole set. */
+#define HSM_ANCHOR_ID_PREFIX "anchor:"
+#define HSM_ANCHOR_SET_APPLE_ROOT "apple-root"
+#define HSM_ANCHOR_SET_GOOGLE_PREFIX "google-"
+/* Longest set name (the CKA_ID is the prefix and this). */
+#define HSM_ANCHOR_SET_MAX 32
+/* Largest certificate stored; Apple's are about 1 KB. */
+#define HSM_CERT_MAX 8192
+
+/* hsm_label_check_free returns HSM_OK if no token object of any class is
+ * labelled |label|, HSM_ERR_EXISTS if one is, HSM_ERR_INVALID_ARG for a label
+ * that breaks the label rule. A ceremony that stores several objects checks
+ * every label first, so it refuses before it stores any. */
+HSM_WUR int hsm_label_check_free(hsm_session *s, const char *label);
+
+/* hsm_key_cert_store stores |der|, an X.509 certificate a wallet issued for
+ * the key pair |key|, as a CKO_CERTIFICATE token object of category "token
+ * user" with the key's label and the key's CKA_ID, and the certificate's
+ * subject, issuer and serial number. No CKA_START_DATE/CKA_END_DATE: on
+ * SoftHSM 2.6 reading a date of a private object fails (CKR_GENERAL_ERROR),
+ * and the validity is in the certificate. The certificate must be DER
+ * without trailing bytes (HSM_ERR_INPUT) and certify exactly the key's public
+ * key (HSM_ERR_VERIFY). One certificate per key (a wallet renews a
+ * certificate for a new key): HSM_ERR_EXISTS if the key has one.
+ * HSM_ERR_KEY_TYPE if |key| is no key pair or has no CKA_ID. */
+HSM_WUR int hsm_key_cert_store(hsm_session *s, hsm_key *key, const uint8_t *der, size_t der_len);
+
+/* hsm_key_cert_get copies the certificate stored for |key| (DER) to |out|.
+ * HSM_ERR_KEY_NOT_FOUND if there is none; HSM_ERR_BUFFER with *out_len set to
+ * the size needed. */
+HSM_WUR int hsm_key_cert_get(hsm_session *s, hsm_key *key, uint8_t *out, size_t cap,
+                             size_t *out_len);
+
+/* hsm_anchor_cert_store stores a trust anchor certificate (DER, category
+ * "authority") labelled |label| in the anchor set |set|. It checks only that
+ * the bytes are one certificate (HSM_ERR_INPUT): what the certificate must be
+ * (self-signed, a CA, the expected fingerprint) is the caller's policy.
+ * HSM_ERR_EXISTS if the label is taken. */
+HSM_WUR int hsm_anchor_cert_store(hsm_session *s, const char *label, const char *set,
+                                  const uint8_t *der, size_t der_len);
+
+/* hsm_anchor_key_store stores an EC P-256 public key (DER
+ * SubjectPublicKeyInfo) with its expiry (epoch milliseconds, 0 for none) as a
+ * trust anchor labelled |label| in the set |set|: a CKO_DATA object whose
+ * CKA_VALUE is an anchor record (below). Not a CKO_PUBLIC_KEY with
+ * CKA_END_DATE: a date has a day's resolution where Google's keyExpiration has
+ * milliseconds, and SoftHSM 2.6 cannot read a date back from a private object.
+ * The vault imports the key with hsm_ec_public_import and verifies with it
+ * inside the token. HSM_ERR_INPUT for a bad SPKI, another curve or a point off
+ * the curve; HSM_ERR_EXISTS if the label is taken. */
+HSM_WUR int hsm_anchor_key_store(hsm_session *s, const char *label, const char *set,
+                                 const uint8_t *spki, size_t spki_len, uint64_t expiration_ms);
+
+/* The anchor record: version (u8, 1), expiry in epoch milliseconds (u64
+ * big-endian, 0: none), then a u32-prefixed DER SubjectPublicKeyInfo. */
+#define HSM_ANCHOR_RECORD_VERSION 1
+#define HSM_ANCHOR_RECORD_MAX (1 + 8 + 4 + HSM_SPKI_MAX)
+
+/* hsm_anchor_record_decode parses an anchor record (as read from a token,
+ * where anyone logged in could have written it): exact length, known
+ * version, an EC P-256 SPKI with its point on the curve. *out_spki points
+ * into |rec|. HSM_ERR_INPUT on anything else. For the vault's anchor loader
+ * and the fuzz target. */
+HSM_WUR int hsm_anchor_record_decode(const uint8_t *rec, size_t len, uint64_t *out_expiration_ms,
+                                     const uint8_t **out_spki, size_t *out_spki_len);
+
+typedef enum hsm_wallet_obj_type {
+    HSM_WOBJ_KEY_CERT = 1, /* a wallet's certificate for one of our key pairs */
+    HSM_WOBJ_ANCHOR_CERT,  /* a trust anchor certificate */
+    HSM_WOBJ_ANCHOR_KEY,   /* a trust anchor public key (anchor record) */
+} hsm_wallet_obj_type;
+
+typedef struct hsm_wallet_obj {
+    hsm_wallet_obj_type type;
+    char label[HSM_LABEL_MAX + 1];
+    char set[HSM_ANCHOR_SET_MAX + 1]; /* anchors: the set name; "" otherwise */
+    const uint8_t *der;               /* the certificate, or the anchor key's SPKI (DER);
+                                       * borrowed, valid during the visit only */
+    size_t der_len;
+    uint64_t expiration_ms;           /* anchor keys: expiry (0: none); certificates: 0,
+                                       * their validity is in |der| */
+} hsm_wallet_obj;
+
+/* hsm_wallet_obj_list visits every private certificate object and every
+ * anchor key record on the token, ordered by type, then label; |fn| returns 0
+ * to continue. Objects it cannot read as one of ours are skipped. */
+typedef int (*hsm_wallet_obj_visit_fn)(void *ctx, const hsm_wallet_obj *obj);
+HSM_WUR int hsm_wallet_obj_list(hsm_session *s, hsm_wallet_obj_visit_fn fn, void *ctx);
+
+/* Longest subject common name (RFC 5280 ub-common-name). */
+#define HSM_CSR_CN_MAX 64
+/* Largest DER CSR: RSA-2048 requests are under 1 KB. */
+#define HSM_CSR_MAX 4096
+
+/* hsm_csr_make builds a PKCS#10 certification request (RFC 2986) for the key
+ * pair |key| with the subject CN=|common_name| (printable ASCII, 1 to
+ * HSM_CSR_CN_MAX characters) and no attributes. OpenSSL encodes the
+ * CertificationRequestInfo; the key signs it inside the token (proof of
+ * possession: the private key never leaves the HSM): ecdsa-with-SHA256 over
+ * its SHA-256 for HSM_KIND_EC_DERIVE_SIGN and HSM_KIND_EC_SIGN,
+ * sha256WithRSAEncryption (CKM_SHA256_RSA_PKCS) for HSM_KIND_RSA_UNWRAP_SIGN;
+ * HSM_ERR_KEY_TYPE for any other kind. The signed request is verified against
+ * the key's public key before it is returned (HSM_ERR_INTERNAL if it fails).
+ * DER in |out|; HSM_ERR_BUFFER with *out_len set to the size needed. */
+HSM_WUR int hsm_csr_make(hsm_session *s, hsm_key *key, const char *common_name, uint8_t *out,
+                         size_t cap, size_t *out_len);
 
 #endif /* TOKENVAULT_HSM_HSM_H */

@@ -132,12 +132,35 @@ uint64_t hsm__now_ms(void);
 void hsm__mark_down(struct hsm *h, uint64_t generation);
 
 /* keys.c */
+/* Finds up to |cap| objects matching |tmpl|. */
+int hsm__find_objects(hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
+                      CK_ULONG cap, CK_ULONG *out_num);
 /* Resolves the key's handle for this session's generation, re-finding it (or
  * re-unwrapping a DEK) after a re-login. */
 int hsm__key_handle(hsm_session *s, hsm_key *key, CK_OBJECT_HANDLE *out);
 void hsm__keys_free(struct hsm *h);
+/* Labels are short printable ASCII without spaces (keys.c has the rule). */
+bool hsm__label_ok(const char *label);
 /* Reads CKA_KEY_TYPE etc. to name a key's kind. */
 int hsm__key_attr_bool(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, int *out);
+
+/* A key kind's template, for generation and for restore (unwrap): the
+ * storage its attributes point to, the secret or private half, and the
+ * public half's usages (without the curve or modulus when |unwrap|). */
+struct hsm__key_tmpl {
+    bool secret, ec;
+    CK_OBJECT_CLASS klass;
+    CK_KEY_TYPE type;
+    CK_ULONG value_len, bits;
+    CK_MECHANISM_TYPE gen_mech;
+    CK_ATTRIBUTE unwrap_tmpl[2];
+    CK_ATTRIBUTE priv[28];
+    CK_ULONG priv_n;
+    CK_ATTRIBUTE pub[16];
+    CK_ULONG pub_n;
+};
+void hsm__key_tmpl_build(struct hsm__key_tmpl *k, hsm_key_kind kind, const char *label, bool unwrap);
+bool hsm__kind_is_ec(hsm_key_kind kind);
 
 /* probe.c */
 int hsm__probe(struct hsm *h, hsm_session *s);
@@ -152,7 +175,13 @@ int hsm__ec_pkey_from_point(const char *group, const uint8_t *point, size_t len,
                             struct evp_pkey_st **out);
 /* Unwraps a DER OCTET STRING (CKA_EC_POINT) in place: *out points into |der|. */
 int hsm__der_octets(const uint8_t *der, size_t len, const uint8_t **out, size_t *out_len);
-/* Reads a variable-length attribute into a malloc'd buffer (caller frees). */
+/* Reads a variable-length attribute of at most |max| bytes into a malloc'd
+ * buffer (caller frees); an empty one gives NULL and 0; a longer one is
+ * HSM_ERR_INPUT. */
+int hsm__attr_read_max(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, size_t max,
+                       uint8_t **out, size_t *out_len);
+/* The same for attributes that must be present, up to HSM_SPKI_MAX bytes
+ * (HSM_ERR_INTERNAL otherwise). */
 int hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **out,
                    size_t *out_len);
 

@@ -28,6 +28,8 @@ hsm_key_kind_name(hsm_key_kind kind)
     case HSM_KIND_RSA_UNWRAP: return "rsa-unwrap";
     case HSM_KIND_RSA_DECRYPT: return "rsa-decrypt";
     case HSM_KIND_DEK: return "dek";
+    case HSM_KIND_EC_DERIVE_SIGN: return "ec-derive-sign";
+    case HSM_KIND_RSA_UNWRAP_SIGN: return "rsa-unwrap-sign";
     }
     return "unknown";
 }
@@ -59,6 +61,12 @@ label_ok(const char *label)
     return true;
 }
 
+bool
+hsm__label_ok(const char *label)
+{
+    return label_ok(label);
+}
+
 int
 hsm_key_versioned_label(char *out, size_t cap, const char *base, unsigned version)
 {
@@ -72,9 +80,8 @@ hsm_key_versioned_label(char *out, size_t cap, const char *base, unsigned versio
     return HSM_OK;
 }
 
-/* Finds up to |cap| objects matching |tmpl|. */
-static int
-find_objects(hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out, CK_ULONG cap,
+int
+hsm__find_objects(hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out, CK_ULONG cap,
              CK_ULONG *out_num)
 {
     CK_FUNCTION_LIST_PTR p11 = s->h->p11;
@@ -144,14 +151,17 @@ classify(hsm_session *s, CK_OBJECT_HANDLE o, CK_OBJECT_CLASS *out_class, hsm_key
         *out_kind = wrap == 1 ? HSM_KIND_KEK : HSM_KIND_DEK;
     else if (klass == CKO_SECRET_KEY && type == CKK_GENERIC_SECRET)
         *out_kind = HSM_KIND_HMAC;
+    else if (klass == CKO_PRIVATE_KEY && type == CKK_EC && derive == 1 && sign == 1)
+        *out_kind = HSM_KIND_EC_DERIVE_SIGN;
     else if (klass == CKO_PRIVATE_KEY && type == CKK_EC)
         *out_kind = derive == 1 ? HSM_KIND_EC_DERIVE : HSM_KIND_EC_SIGN;
+    else if (klass == CKO_PRIVATE_KEY && type == CKK_RSA && decrypt != 1 && sign == 1)
+        *out_kind = HSM_KIND_RSA_UNWRAP_SIGN;
     else if (klass == CKO_PRIVATE_KEY && type == CKK_RSA)
         *out_kind = decrypt == 1 ? HSM_KIND_RSA_DECRYPT : HSM_KIND_RSA_UNWRAP;
     else
         return hsm__fail(HSM_ERR_KEY_TYPE, "object of class %lu type %lu is no vault key",
                          (unsigned long)klass, (unsigned long)type);
-    (void)sign;
     *out_class = (CK_OBJECT_CLASS)klass;
     return HSM_OK;
 }
@@ -202,7 +212,7 @@ find_private(hsm_session *s, CK_ATTRIBUTE_TYPE by, const void *val, size_t len,
     for (size_t i = 0; i < 2; i++) {
         CK_ATTRIBUTE t[] = { ATTR(CKA_CLASS, &classes[i], sizeof(classes[i])),
                              ATTR(by, val, len), BOOL_ATTR(CKA_TOKEN, 1) };
-        r = find_objects(s, t, 3, found, 2, &num);
+        r = hsm__find_objects(s, t, 3, found, 2, &num);
         if (r != HSM_OK)
             return r;
         total += num;
@@ -399,7 +409,7 @@ hsm_key_list(hsm_session *s, hsm_key_visit_fn fn, void *ctx)
                              BOOL_ATTR(CKA_TOKEN, 1) };
         CK_ULONG num = 0;
 
-        r = find_objects(s, t, 2, objs, KEY_LIST_MAX, &num);
+        r = hsm__find_objects(s, t, 2, objs, KEY_LIST_MAX, &num);
         if (r != HSM_OK)
             goto out;
         for (CK_ULONG i = 0; i < num; i++) {
@@ -474,116 +484,167 @@ label_taken(hsm_session *s, const char *label)
     CK_OBJECT_HANDLE o[1];
     CK_ATTRIBUTE t[] = { ATTR(CKA_LABEL, label, strlen(label)), BOOL_ATTR(CKA_TOKEN, 1) };
     CK_ULONG num = 0;
-    int r = find_objects(s, t, 2, o, 1, &num);
+    int r = hsm__find_objects(s, t, 2, o, 1, &num);
 
     if (r != HSM_OK)
         return r;
     return num > 0 ? hsm__fail(HSM_ERR_EXISTS, "a key labelled %s exists", label) : HSM_OK;
 }
 
-/* Templates. Every usage attribute is set explicitly: SoftHSM defaults most of
- * them to TRUE (HSM-NOTES Q10). */
-static int
-generate_secret(hsm_session *s, hsm_key_kind kind, const char *label, CK_OBJECT_HANDLE *out)
-{
-    static const CK_MECHANISM_TYPE kek_mechs[] = { CKM_AES_KEY_WRAP_PAD };
-    static const CK_MECHANISM_TYPE hmac_mechs[] = { CKM_SHA256_HMAC };
-    static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
-    CK_KEY_TYPE type = kind == HSM_KIND_KEK ? CKK_AES : CKK_GENERIC_SECRET;
-    CK_ULONG value_len = 32;
-    bool kek = kind == HSM_KIND_KEK;
-    /* What the KEK unwraps must stay sensitive and non-extractable. */
-    CK_ATTRIBUTE unwrap_tmpl[] = { BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0) };
-    CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, &secret, sizeof(secret)),
-        ATTR(CKA_KEY_TYPE, &type, sizeof(type)),
-        ATTR(CKA_VALUE_LEN, &value_len, sizeof(value_len)),
-        ATTR(CKA_LABEL, label, strlen(label)),
-        ATTR(CKA_ID, label, strlen(label)),
-        BOOL_ATTR(CKA_TOKEN, 1),
-        BOOL_ATTR(CKA_PRIVATE, 1),
-        BOOL_ATTR(CKA_SENSITIVE, 1),
-        BOOL_ATTR(CKA_EXTRACTABLE, 0),
-        BOOL_ATTR(CKA_MODIFIABLE, 0),
-        BOOL_ATTR(CKA_COPYABLE, 0),
-        BOOL_ATTR(CKA_ENCRYPT, 0),
-        BOOL_ATTR(CKA_DECRYPT, 0),
-        BOOL_ATTR(CKA_SIGN, !kek),
-        BOOL_ATTR(CKA_VERIFY, !kek),
-        BOOL_ATTR(CKA_WRAP, kek),
-        BOOL_ATTR(CKA_UNWRAP, kek),
-        BOOL_ATTR(CKA_DERIVE, 0),
-        ATTR(CKA_ALLOWED_MECHANISMS, kek ? kek_mechs : hmac_mechs,
-             kek ? sizeof(kek_mechs) : sizeof(hmac_mechs)),
-        ATTR(CKA_UNWRAP_TEMPLATE, unwrap_tmpl, sizeof(unwrap_tmpl)),
-    };
-    CK_MECHANISM mech = { kek ? CKM_AES_KEY_GEN : CKM_GENERIC_SECRET_KEY_GEN, NULL, 0 };
-    CK_ULONG n = sizeof(t) / sizeof(t[0]) - (kek ? 0 : 1);
-    CK_RV rv = s->h->p11->C_GenerateKey(s->handle, &mech, t, n, out);
+/* Mechanisms each kind may use (CKA_ALLOWED_MECHANISMS). */
+static const CK_MECHANISM_TYPE kek_mechs[] = { CKM_AES_KEY_WRAP_PAD };
+static const CK_MECHANISM_TYPE hmac_mechs[] = { CKM_SHA256_HMAC };
+static const CK_MECHANISM_TYPE sign_mechs[] = { CKM_ECDSA };
+static const CK_MECHANISM_TYPE derive_mechs[] = { CKM_ECDH1_DERIVE };
+static const CK_MECHANISM_TYPE unwrap_mechs[] = { CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP };
+static const CK_MECHANISM_TYPE decrypt_mechs[] = { CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP, CKM_RSA_X_509 };
+/* Wallet keys that sign their own CSR: proof of possession needs the
+ * private key to sign, and a key generated in the token cannot be given
+ * SIGN for one operation only (MODIFIABLE=F freezes the flags; leaving it
+ * modifiable would let any PIN holder re-enable anything). So they keep
+ * SIGN, narrowed by ALLOWED_MECHANISMS to the one signature scheme the
+ * CSR needs. The cost: whoever holds the PIN can sign with a wallet key.
+ * Nobody relies on such signatures (the wallets only encrypt to the key),
+ * and no decryption mechanism is added, so no decryption oracle:
+ * CKM_RSA_X_509 (raw RSA) stays forbidden on the Samsung key. */
+static const CK_MECHANISM_TYPE derive_sign_mechs[] = { CKM_ECDH1_DERIVE, CKM_ECDSA };
+static const CK_MECHANISM_TYPE unwrap_sign_mechs[] = { CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP,
+                                                       CKM_SHA256_RSA_PKCS };
+static const uint8_t rsa_exponent[] = { 0x01, 0x00, 0x01 };
 
-    return hsm__ckr(s, "C_GenerateKey", rv);
+/* Sets |mechs| and |mechs_len| in hsm__key_tmpl_build. */
+#define MECHS(a) (mechs = (a), mechs_len = sizeof(a))
+
+bool
+hsm__kind_is_ec(hsm_key_kind kind)
+{
+    return kind == HSM_KIND_EC_SIGN || kind == HSM_KIND_EC_DERIVE ||
+           kind == HSM_KIND_EC_DERIVE_SIGN;
+}
+
+/* Templates. Every usage attribute is set explicitly: SoftHSM defaults most of
+ * them to TRUE (HSM-NOTES Q10). Long-term keys are SENSITIVE and EXTRACTABLE
+ * only under a CKA_TRUSTED key (CKA_WRAP_WITH_TRUSTED): only the SO can make
+ * a trusted key, so a user who holds the PIN cannot wrap them under a key of
+ * their own (HSM-NOTES Q10: CKR_KEY_NOT_WRAPPABLE), while the backup ceremony,
+ * with the SO present, can clone them to a second HSM. A restore (unwrap)
+ * gets the same attributes, less the two SoftHSM refuses in an unwrap
+ * template: CKA_VALUE_LEN and CKA_MODIFIABLE. */
+void
+hsm__key_tmpl_build(struct hsm__key_tmpl *k, hsm_key_kind kind, const char *label, bool unwrap)
+{
+    bool ec = hsm__kind_is_ec(kind), secret = kind == HSM_KIND_KEK || kind == HSM_KIND_HMAC;
+    bool kek = kind == HSM_KIND_KEK;
+    const CK_MECHANISM_TYPE *mechs;
+    size_t mechs_len;
+    CK_ULONG n = 0;
+
+    memset(k, 0, sizeof(*k));
+    k->secret = secret;
+    k->ec = ec;
+    k->value_len = 32;
+    k->bits = 2048;
+    switch (kind) {
+    case HSM_KIND_KEK: MECHS(kek_mechs); break;
+    case HSM_KIND_HMAC: MECHS(hmac_mechs); break;
+    case HSM_KIND_EC_SIGN: MECHS(sign_mechs); break;
+    case HSM_KIND_EC_DERIVE: MECHS(derive_mechs); break;
+    case HSM_KIND_RSA_UNWRAP: MECHS(unwrap_mechs); break;
+    case HSM_KIND_EC_DERIVE_SIGN: MECHS(derive_sign_mechs); break;
+    case HSM_KIND_RSA_UNWRAP_SIGN: MECHS(unwrap_sign_mechs); break;
+    default: MECHS(decrypt_mechs); break;
+    }
+    /* What a KEK or an RSA key unwraps must stay sensitive and
+     * non-extractable. */
+    k->unwrap_tmpl[0] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_SENSITIVE, 1);
+    k->unwrap_tmpl[1] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_EXTRACTABLE, 0);
+    k->klass = secret ? CKO_SECRET_KEY : CKO_PRIVATE_KEY;
+    k->type = kek ? CKK_AES : secret ? CKK_GENERIC_SECRET : ec ? CKK_EC : CKK_RSA;
+    k->gen_mech = kek ? CKM_AES_KEY_GEN : secret ? CKM_GENERIC_SECRET_KEY_GEN
+                : ec ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN;
+
+    /* The secret or private half. */
+    if (secret || unwrap) {
+        k->priv[n++] = (CK_ATTRIBUTE)ATTR(CKA_CLASS, &k->klass, sizeof(k->klass));
+        k->priv[n++] = (CK_ATTRIBUTE)ATTR(CKA_KEY_TYPE, &k->type, sizeof(k->type));
+    }
+    if (secret && !unwrap)
+        k->priv[n++] = (CK_ATTRIBUTE)ATTR(CKA_VALUE_LEN, &k->value_len, sizeof(k->value_len));
+    k->priv[n++] = (CK_ATTRIBUTE)ATTR(CKA_LABEL, label, strlen(label));
+    k->priv[n++] = (CK_ATTRIBUTE)ATTR(CKA_ID, label, strlen(label));
+    k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_TOKEN, 1);
+    k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_PRIVATE, 1);
+    k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_SENSITIVE, 1);
+    k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_EXTRACTABLE, 1);
+    k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_WRAP_WITH_TRUSTED, 1);
+    if (!unwrap)
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_MODIFIABLE, 0);
+    k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_COPYABLE, 0);
+    if (secret) {
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_ENCRYPT, 0);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_DECRYPT, 0);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_SIGN, !kek);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_VERIFY, !kek);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_WRAP, kek);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_UNWRAP, kek);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_DERIVE, 0);
+    } else {
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_SIGN, kind == HSM_KIND_EC_SIGN ||
+                                                             kind == HSM_KIND_EC_DERIVE_SIGN ||
+                                                             kind == HSM_KIND_RSA_UNWRAP_SIGN);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_SIGN_RECOVER, 0);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_DERIVE, kind == HSM_KIND_EC_DERIVE ||
+                                                               kind == HSM_KIND_EC_DERIVE_SIGN);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_DECRYPT, kind == HSM_KIND_RSA_DECRYPT);
+        k->priv[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_UNWRAP, !ec);
+    }
+    k->priv[n++] = (CK_ATTRIBUTE)ATTR(CKA_ALLOWED_MECHANISMS, mechs, mechs_len);
+    if (kek || (!secret && !ec))
+        k->priv[n++] = (CK_ATTRIBUTE)ATTR(CKA_UNWRAP_TEMPLATE, k->unwrap_tmpl,
+                                          sizeof(k->unwrap_tmpl));
+    k->priv_n = n;
+
+    /* The public half: its usages; the curve or modulus is added by the
+     * caller (generation: the curve or modulus size; restore: the key). */
+    if (secret)
+        return;
+    n = 0;
+    k->pub[n++] = (CK_ATTRIBUTE)ATTR(CKA_LABEL, label, strlen(label));
+    k->pub[n++] = (CK_ATTRIBUTE)ATTR(CKA_ID, label, strlen(label));
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_TOKEN, 1);
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_PRIVATE, 0);
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_MODIFIABLE, 0);
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_VERIFY, kind == HSM_KIND_EC_SIGN);
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_ENCRYPT, !ec);
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_WRAP, !ec);
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_DERIVE, 0);
+    if (!unwrap) {
+        if (ec) {
+            k->pub[n++] = (CK_ATTRIBUTE)ATTR(CKA_EC_PARAMS, hsm__p256_oid, sizeof(hsm__p256_oid));
+        } else {
+            k->pub[n++] = (CK_ATTRIBUTE)ATTR(CKA_MODULUS_BITS, &k->bits, sizeof(k->bits));
+            k->pub[n++] = (CK_ATTRIBUTE)ATTR(CKA_PUBLIC_EXPONENT, rsa_exponent,
+                                             sizeof(rsa_exponent));
+        }
+    }
+    k->pub_n = n;
 }
 
 static int
-generate_pair(hsm_session *s, hsm_key_kind kind, const char *label, CK_OBJECT_HANDLE *out)
+generate(hsm_session *s, hsm_key_kind kind, const char *label, CK_OBJECT_HANDLE *out)
 {
-    static const CK_MECHANISM_TYPE sign_mechs[] = { CKM_ECDSA };
-    static const CK_MECHANISM_TYPE derive_mechs[] = { CKM_ECDH1_DERIVE };
-    static const CK_MECHANISM_TYPE unwrap_mechs[] = { CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP };
-    static const CK_MECHANISM_TYPE decrypt_mechs[] = { CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP,
-                                                       CKM_RSA_X_509 };
-    static const uint8_t exponent[] = { 0x01, 0x00, 0x01 };
-    bool ec = kind == HSM_KIND_EC_SIGN || kind == HSM_KIND_EC_DERIVE;
-    CK_ULONG bits = 2048;
-    const CK_MECHANISM_TYPE *mechs;
-    size_t mechs_len;
-    CK_ATTRIBUTE unwrap_tmpl[] = { BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0) };
+    struct hsm__key_tmpl k;
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
-    CK_MECHANISM mech = { ec ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
+    CK_MECHANISM mech = { 0, NULL, 0 };
     CK_RV rv;
 
-    switch (kind) {
-    case HSM_KIND_EC_SIGN: mechs = sign_mechs; mechs_len = sizeof(sign_mechs); break;
-    case HSM_KIND_EC_DERIVE: mechs = derive_mechs; mechs_len = sizeof(derive_mechs); break;
-    case HSM_KIND_RSA_UNWRAP: mechs = unwrap_mechs; mechs_len = sizeof(unwrap_mechs); break;
-    default: mechs = decrypt_mechs; mechs_len = sizeof(decrypt_mechs); break;
+    hsm__key_tmpl_build(&k, kind, label, false);
+    mech.mechanism = k.gen_mech;
+    if (k.secret) {
+        rv = s->h->p11->C_GenerateKey(s->handle, &mech, k.priv, k.priv_n, out);
+        return hsm__ckr(s, "C_GenerateKey", rv);
     }
-    CK_ATTRIBUTE pub_t[] = {
-        ATTR(CKA_LABEL, label, strlen(label)),
-        ATTR(CKA_ID, label, strlen(label)),
-        BOOL_ATTR(CKA_TOKEN, 1),
-        BOOL_ATTR(CKA_PRIVATE, 0),
-        BOOL_ATTR(CKA_MODIFIABLE, 0),
-        BOOL_ATTR(CKA_VERIFY, kind == HSM_KIND_EC_SIGN),
-        BOOL_ATTR(CKA_ENCRYPT, !ec),
-        BOOL_ATTR(CKA_WRAP, !ec),
-        BOOL_ATTR(CKA_DERIVE, 0),
-        /* curve or modulus last: the two kinds differ only there */
-        ec ? (CK_ATTRIBUTE)ATTR(CKA_EC_PARAMS, hsm__p256_oid, sizeof(hsm__p256_oid))
-           : (CK_ATTRIBUTE)ATTR(CKA_MODULUS_BITS, &bits, sizeof(bits)),
-        ATTR(CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent)),
-    };
-    CK_ATTRIBUTE priv_t[] = {
-        ATTR(CKA_LABEL, label, strlen(label)),
-        ATTR(CKA_ID, label, strlen(label)),
-        BOOL_ATTR(CKA_TOKEN, 1),
-        BOOL_ATTR(CKA_PRIVATE, 1),
-        BOOL_ATTR(CKA_SENSITIVE, 1),
-        BOOL_ATTR(CKA_EXTRACTABLE, 0),
-        BOOL_ATTR(CKA_MODIFIABLE, 0),
-        BOOL_ATTR(CKA_COPYABLE, 0),
-        BOOL_ATTR(CKA_SIGN, kind == HSM_KIND_EC_SIGN),
-        BOOL_ATTR(CKA_SIGN_RECOVER, 0),
-        BOOL_ATTR(CKA_DERIVE, kind == HSM_KIND_EC_DERIVE),
-        BOOL_ATTR(CKA_DECRYPT, kind == HSM_KIND_RSA_DECRYPT),
-        BOOL_ATTR(CKA_UNWRAP, !ec),
-        ATTR(CKA_ALLOWED_MECHANISMS, mechs, mechs_len),
-        ATTR(CKA_UNWRAP_TEMPLATE, unwrap_tmpl, sizeof(unwrap_tmpl)),
-    };
-    CK_ULONG pub_n = sizeof(pub_t) / sizeof(pub_t[0]) - (ec ? 1 : 0);
-    CK_ULONG priv_n = sizeof(priv_t) / sizeof(priv_t[0]) - (ec ? 1 : 0);
-
-    rv = s->h->p11->C_GenerateKeyPair(s->handle, &mech, pub_t, pub_n, priv_t, priv_n, &pub, out);
+    rv = s->h->p11->C_GenerateKeyPair(s->handle, &mech, k.pub, k.pub_n, k.priv, k.priv_n, &pub, out);
     return hsm__ckr(s, "C_GenerateKeyPair", rv);
 }
 
@@ -595,15 +656,12 @@ hsm_key_generate(hsm_session *s, hsm_key_kind kind, const char *label, hsm_key *
 
     if (s == NULL || out == NULL || !label_ok(label))
         return hsm__fail(HSM_ERR_INVALID_ARG, "bad key label");
-    if (kind < HSM_KIND_KEK || kind > HSM_KIND_RSA_DECRYPT)
+    if (kind < HSM_KIND_KEK || kind > HSM_KIND_RSA_UNWRAP_SIGN || kind == HSM_KIND_DEK)
         return hsm__fail(HSM_ERR_INVALID_ARG, "kind %d cannot be generated as a token key", kind);
     r = label_taken(s, label);
     if (r != HSM_OK)
         return r;
-    if (kind == HSM_KIND_KEK || kind == HSM_KIND_HMAC)
-        r = generate_secret(s, kind, label, &o);
-    else
-        r = generate_pair(s, kind, label, &o);
+    r = generate(s, kind, label, &o);
     if (r != HSM_OK)
         return r;
     return bind_key(s, o, label, out);
@@ -634,6 +692,7 @@ hsm_key_info_get(hsm_session *s, hsm_key *key, hsm_key_info *out)
         { CKA_SENSITIVE, &info.sensitive }, { CKA_EXTRACTABLE, &info.extractable },
         { CKA_ALWAYS_SENSITIVE, &info.always_sensitive },
         { CKA_NEVER_EXTRACTABLE, &info.never_extractable },
+        { CKA_WRAP_WITH_TRUSTED, &info.wrap_with_trusted },
         { CKA_MODIFIABLE, &info.modifiable }, { CKA_COPYABLE, &info.copyable },
         { CKA_ENCRYPT, &info.encrypt }, { CKA_DECRYPT, &info.decrypt }, { CKA_SIGN, &info.sign },
         { CKA_VERIFY, &info.verify }, { CKA_WRAP, &info.wrap }, { CKA_UNWRAP, &info.unwrap },
@@ -654,13 +713,21 @@ hsm_key_info_get(hsm_session *s, hsm_key *key, hsm_key_info *out)
         CK_ATTRIBUTE a = ATTR(CKA_CHECK_VALUE, info.kcv, sizeof(info.kcv));
         CK_RV rv = s->h->p11->C_GetAttributeValue(s->handle, o, &a, 1);
 
-        if (rv != CKR_OK || a.ulValueLen != sizeof(info.kcv))
-            return hsm__ckr(s, "C_GetAttributeValue(CKA_CHECK_VALUE)",
-                            rv != CKR_OK ? rv : CKR_ATTRIBUTE_VALUE_INVALID);
+        bool token_kcv = rv == CKR_OK && a.ulValueLen == sizeof(info.kcv);
+
+        /* A key restored from a backup was unwrapped, and SoftHSM 2.6 keeps no
+         * CKA_CHECK_VALUE for those: the token's digest of the value stands
+         * in (the backup records the same digest, so they compare). */
+        if (!token_kcv && (r = hsm_key_digest_kcv(s, key, info.kcv)) != HSM_OK)
+            return r;
         r = attr_ulong(s, o, CKA_VALUE_LEN, &len);
         if (r != HSM_OK)
             return r;
-        if (key->kind == HSM_KIND_HMAC) {
+        if (!token_kcv) {
+            /* VALUE_LEN reads 0 on unwrapped keys; ours are all 32 bytes. */
+            info.type = key->kind == HSM_KIND_HMAC ? "GENERIC-SECRET-256" : "AES-256";
+            info.kcv_method = "SHA-256(value), C_DigestKey";
+        } else if (key->kind == HSM_KIND_HMAC) {
             info.type = len == 32 ? "GENERIC-SECRET-256" : "GENERIC-SECRET";
             info.kcv_method = "SHA-1(value)";
         } else {
@@ -675,8 +742,10 @@ hsm_key_info_get(hsm_session *s, hsm_key *key, hsm_key_info *out)
         SHA256(spki, spki_len, digest);
         memcpy(info.kcv, digest, sizeof(info.kcv));
         info.kcv_method = "SHA-256(SPKI)";
-        info.type = key->kind == HSM_KIND_EC_SIGN || key->kind == HSM_KIND_EC_DERIVE ? "EC-P256"
-                                                                                     : "RSA-2048";
+        info.type = key->kind == HSM_KIND_EC_SIGN || key->kind == HSM_KIND_EC_DERIVE ||
+                            key->kind == HSM_KIND_EC_DERIVE_SIGN
+                        ? "EC-P256"
+                        : "RSA-2048";
     }
     *out = info;
     return HSM_OK;

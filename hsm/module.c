@@ -136,6 +136,27 @@ out:
     return r;
 }
 
+int
+hsm_user_pin_change(hsm_session *s, const uint8_t *new_pin, size_t new_len)
+{
+    uint8_t old[HSM_PIN_BUF];
+    size_t old_len = 0;
+    CK_RV rv;
+    int r;
+
+    if (s == NULL || new_pin == NULL || new_len == 0 || new_len > HSM_PIN_MAX)
+        return hsm__fail(HSM_ERR_INVALID_ARG, "hsm_user_pin_change: bad arguments");
+    if ((r = hsm_pin_source_read(s->h->pin, old, sizeof(old), &old_len)) != HSM_OK)
+        goto out;
+    rv = s->h->p11->C_SetPIN(s->handle, old, old_len, (CK_UTF8CHAR_PTR)new_pin, new_len);
+    r = hsm__ckr(s, "C_SetPIN", rv);
+    if (r != HSM_OK && r != HSM_ERR_UNAVAILABLE)
+        r = rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID ? HSM_ERR_INPUT : HSM_ERR_LOGIN;
+out:
+    OPENSSL_cleanse(old, sizeof(old));
+    return r;
+}
+
 static void
 pool_drop_free(struct hsm *h)
 {

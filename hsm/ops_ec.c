@@ -47,7 +47,7 @@ hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point
 
     if (s == NULL || key == NULL || point == NULL || out_z == NULL)
         return HSM_ERR_INVALID_ARG;
-    if (key->kind != HSM_KIND_EC_DERIVE)
+    if (key->kind != HSM_KIND_EC_DERIVE && key->kind != HSM_KIND_EC_DERIVE_SIGN)
         return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not an ECDH key", key->label);
     /* Tokens differ on off-curve points (SoftHSM: CKR_GENERAL_ERROR); check
      * on the host so every token refuses them the same way. */
@@ -295,7 +295,7 @@ hsm_ecdsa_sign(hsm_session *s, hsm_key *key, const uint8_t *digest, size_t diges
     if (s == NULL || key == NULL || digest == NULL || digest_len == 0 || digest_len > 64 ||
         out_len == NULL)
         return HSM_ERR_INVALID_ARG;
-    if (key->kind != HSM_KIND_EC_SIGN)
+    if (key->kind != HSM_KIND_EC_SIGN && key->kind != HSM_KIND_EC_DERIVE_SIGN)
         return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not a signing key", key->label);
     if ((r = hsm__key_handle(s, key, &k)) != HSM_OK)
         return r;

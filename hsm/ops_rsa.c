@@ -97,7 +97,8 @@ hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, const uint8_t 
         (key_len != 16 && key_len != 32) ||
         (use != HSM_USE_AES_GCM_DECRYPT && use != HSM_USE_AES_GCM_ENCRYPT))
         return HSM_ERR_INVALID_ARG;
-    if (key->kind != HSM_KIND_RSA_UNWRAP && key->kind != HSM_KIND_RSA_DECRYPT)
+    if (key->kind != HSM_KIND_RSA_UNWRAP && key->kind != HSM_KIND_RSA_DECRYPT &&
+        key->kind != HSM_KIND_RSA_UNWRAP_SIGN)
         return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not an RSA unwrap key", key->label);
     if (wrapped_len < RSA_BLOCK_MIN || wrapped_len > RSA_BLOCK_MAX)
         return hsm__fail(HSM_ERR_INPUT, "wrapped key of %zu bytes", wrapped_len);

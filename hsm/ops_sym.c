@@ -2,6 +2,7 @@
  * ops_sym.c - symmetric operations in the token: RNG, HMAC, AES-GCM, AES-CTR,
  * and transient secret keys.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -155,12 +156,34 @@ gcm(hsm_session *s, CK_OBJECT_HANDLE k, bool encrypt, const uint8_t *aad, size_t
         rv = s->h->p11->C_Encrypt(s->handle, (CK_BYTE_PTR)in, in_len, out, &n);
         r = hsm__ckr(s, "C_Encrypt", rv);
     } else {
+        /* SoftHSM wants room for ciphertext and tag in the output, and a
+         * CKR_BUFFER_TOO_SMALL leaves the operation active, poisoning the
+         * session: a caller buffer sized for the plaintext alone gets the
+         * plaintext through a scratch buffer of the full length. */
+        uint8_t *dst = out, *scratch = NULL;
+
+        if (cap < in_len) {
+            if ((scratch = malloc(in_len)) == NULL)
+                return HSM_ERR_NO_MEMORY;
+            dst = scratch;
+            n = in_len;
+        }
         rv = s->h->p11->C_DecryptInit(s->handle, &mech, k);
-        if ((r = hsm__ckr(s, "C_DecryptInit", rv)) != HSM_OK)
-            return r;
-        rv = s->h->p11->C_Decrypt(s->handle, (CK_BYTE_PTR)in, in_len, out, &n);
-        /* Any failure here is a failed tag (modules differ on the CKR). */
-        r = hsm__ckr_verify(s, "C_Decrypt", rv);
+        if ((r = hsm__ckr(s, "C_DecryptInit", rv)) == HSM_OK) {
+            rv = s->h->p11->C_Decrypt(s->handle, (CK_BYTE_PTR)in, in_len, dst, &n);
+            if (rv == CKR_BUFFER_TOO_SMALL)
+                s->broken = true; /* the operation is still active: close it */
+            /* Any failure here is a failed tag (modules differ on the CKR). */
+            r = hsm__ckr_verify(s, "C_Decrypt", rv);
+        }
+        if (r == HSM_OK && n > cap)
+            r = HSM_ERR_BUFFER;
+        if (r == HSM_OK && scratch != NULL)
+            memcpy(out, scratch, n);
+        if (scratch != NULL) {
+            OPENSSL_cleanse(scratch, in_len);
+            free(scratch);
+        }
         if (r != HSM_OK)
             OPENSSL_cleanse(out, cap);
     }

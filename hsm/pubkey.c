@@ -21,9 +21,11 @@ const uint8_t hsm__p384_oid[7] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
 #define P256_POINT_LEN 65
 #define P384_POINT_LEN 97
 
+/* Reads a variable-length attribute of at most |max| bytes into a malloc'd
+ * buffer. An empty attribute gives *out = NULL, *out_len = 0. */
 int
-hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **out,
-               size_t *out_len)
+hsm__attr_read_max(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, size_t max, uint8_t **out,
+              size_t *out_len)
 {
     CK_ATTRIBUTE a = ATTR(t, NULL, 0);
     uint8_t *buf = NULL;
@@ -32,11 +34,15 @@ hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t 
     rv = s->h->p11->C_GetAttributeValue(s->handle, o, &a, 1);
     if (rv != CKR_OK)
         return hsm__ckr(s, "C_GetAttributeValue", rv);
-    if (a.ulValueLen == 0 || a.ulValueLen > HSM_SPKI_MAX)
-        return hsm__fail(HSM_ERR_INTERNAL, "attribute 0x%lx of %lu bytes", (unsigned long)t,
+    if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > max)
+        return hsm__fail(HSM_ERR_INPUT, "attribute 0x%lx of %lu bytes", (unsigned long)t,
                          (unsigned long)a.ulValueLen);
-    buf = malloc(a.ulValueLen);
-    if (buf == NULL)
+    if (a.ulValueLen == 0) {
+        *out = NULL;
+        *out_len = 0;
+        return HSM_OK;
+    }
+    if ((buf = malloc(a.ulValueLen)) == NULL)
         return HSM_ERR_NO_MEMORY;
     a.pValue = buf;
     rv = s->h->p11->C_GetAttributeValue(s->handle, o, &a, 1);
@@ -47,6 +53,17 @@ hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t 
     *out = buf;
     *out_len = a.ulValueLen;
     return HSM_OK;
+}
+
+int
+hsm__attr_read(hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **out,
+               size_t *out_len)
+{
+    int r = hsm__attr_read_max(s, o, t, HSM_SPKI_MAX, out, out_len);
+
+    if (r == HSM_OK && *out_len == 0)
+        return hsm__fail(HSM_ERR_INTERNAL, "attribute 0x%lx is empty", (unsigned long)t);
+    return r == HSM_ERR_INPUT ? HSM_ERR_INTERNAL : r;
 }
 
 int
@@ -184,7 +201,8 @@ hsm_key_public_spki(hsm_session *s, hsm_key *key, uint8_t *out, size_t cap, size
     r = find_public(s, key->label, &o);
     if (r != HSM_OK)
         return r;
-    if (key->kind == HSM_KIND_EC_SIGN || key->kind == HSM_KIND_EC_DERIVE) {
+    if (key->kind == HSM_KIND_EC_SIGN || key->kind == HSM_KIND_EC_DERIVE ||
+        key->kind == HSM_KIND_EC_DERIVE_SIGN) {
         r = hsm__attr_read(s, o, CKA_EC_POINT, &a, &a_len);
         if (r != HSM_OK)
             goto out;

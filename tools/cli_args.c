@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include "api/hex.h"
 #include "api/writer.h"
 #include "tools/cli_args.h"
 
@@ -213,18 +214,6 @@ parse_date(const char *s, uint8_t out[DATE_WIRE_LEN])
     return 0;
 }
 
-static int
-hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Stores an integer of the tag's width; the range was checked. */
 static void
 store_uint(uint8_t *m, enum api_type type, uint64_t x)
@@ -332,14 +321,9 @@ parse_bytes(const struct api_field *f, const struct api_tag_info *info, const ch
         return refuse(why, f, "must be %llu..%llu bytes as hex", (unsigned long long)info->min,
                       (unsigned long long)info->max);
     }
-    for (size_t i = 0; i < len; i++) {
-        int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            OPENSSL_cleanse(m + BYTES_DATA_OFF, i);
-            return refuse(why, f, "not hex");
-        }
-        m[BYTES_DATA_OFF + i] = (uint8_t)(hi << 4 | lo);
+    if (hex_decode(m + BYTES_DATA_OFF, len, text) != 0) {
+        OPENSSL_cleanse(m + BYTES_DATA_OFF, len);
+        return refuse(why, f, "not hex");
     }
     memcpy(m, &len, sizeof(len));
     return 0;

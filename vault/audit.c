@@ -337,3 +337,37 @@ audit_verify(struct store_txn *t, const uint8_t *spki, size_t spki_len, uint64_t
         *out_bad_seq = c.bad_seq;
     return r;
 }
+
+/* One write job that appends a few events together. */
+struct record_job {
+    struct store_write w;
+    const struct vault_audit *a;
+    const struct audit_event *events;
+    size_t num;
+};
+
+static int
+record_apply(struct store_write *w, struct store_txn *t)
+{
+    struct record_job *j = (struct record_job *)w;
+    int r = 0;
+
+    for (size_t i = 0; i < j->num && r == 0; i++)
+        r = audit_append(j->a, t, &j->events[i]);
+    return r;
+}
+
+static void
+record_done(struct store_write *w, int result)
+{
+}
+
+int
+audit_record(const struct vault_audit *a, struct vault_store *s, const struct audit_event *events,
+             size_t num)
+{
+    struct record_job j = {.w = {.apply = record_apply, .done = record_done},
+                           .a = a, .events = events, .num = num};
+
+    return store_write_wait(s, &j.w);
+}

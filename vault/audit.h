@@ -90,6 +90,12 @@ struct vault_audit {
  * of it commits. */
 int audit_append(const struct vault_audit *a, struct store_txn *t, const struct audit_event *e);
 
+/* audit_record appends |num| events in one write job through |s|'s writer
+ * and waits for the commit: for events outside a request (start-up, unseal,
+ * ceremonies). Never on the event loop. 0 or a negated status. */
+int audit_record(const struct vault_audit *a, struct vault_store *s, const struct audit_event *events,
+                 size_t num);
+
 /* audit_checkpoint appends a checkpoint now, if any event came after the last
  * one (the timer's checkpoint). 0 or -API_STATUS_AUDIT_UNAVAILABLE. */
 int audit_checkpoint(const struct vault_audit *a, struct store_txn *t);

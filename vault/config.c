@@ -69,6 +69,7 @@ static const struct key_def keys[] = {
     {"hsm", "token", K_STR, F(hsm_token), 0, 0, NULL, true},
     {"hsm", "pin_source", K_ENUM, F(pin_source), 0, 0, pin_sources, false},
     {"hsm", "pin_file", K_PATH, F(pin_file), 0, 0, NULL, false},
+    {"hsm", "share_set", K_PATH, F(share_set), 0, 0, NULL, false},
     {"store", "path", K_PATH, F(store_path), 0, 0, NULL, true},
     /* 1 MB is far too small for a real vault; it is allowed so the tests can
      * fill a map and prove the service fails closed when it is full. */
@@ -537,8 +538,16 @@ check_all(struct load *l)
     } else if (c->pin_file[0] != '\0') {
         return set_err(l, "hsm", "pin_file", "not used with pin_source = sealed; remove it");
     }
-    if (c->pin_source == VAULT_PIN_SEALED && c->officer_socket[0] == '\0')
-        return set_err(l, "service", "officer_socket", "required when pin_source = sealed");
+    if (c->pin_source == VAULT_PIN_SEALED) {
+        if (c->officer_socket[0] == '\0')
+            return set_err(l, "service", "officer_socket", "required when pin_source = sealed");
+        if (c->share_set[0] == '\0')
+            return set_err(l, "hsm", "share_set", "required when pin_source = sealed");
+        if (check_file(l, "hsm", "share_set", c->share_set, false) == 0)
+            return 0;
+    } else if (c->share_set[0] != '\0') {
+        return set_err(l, "hsm", "share_set", "used only with pin_source = sealed; remove it");
+    }
     if (c->num_clients == 0)
         return set_err(l, "client", NULL, "no [client NAME] section: nobody could connect");
     for (size_t i = 0; i < c->num_clients; i++)

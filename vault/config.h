@@ -96,6 +96,7 @@ struct vault_config {
     char hsm_token[PATH_MAX]; /* a token label or an RFC 7512 pkcs11: URI */
     enum vault_pin_source pin_source;
     char pin_file[PATH_MAX];
+    char share_set[PATH_MAX]; /* sealed start: the public share set file */
 
     /* [store] */
     char store_path[PATH_MAX];

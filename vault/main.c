@@ -96,7 +96,7 @@ main(int argc, char **argv)
         return EXIT_FAILURE;
     if (vault_service_open(&svc, &loop, config) == 0) {
         uv_run(&loop, UV_RUN_DEFAULT);
-        rc = EXIT_SUCCESS;
+        rc = svc.failed ? EXIT_FAILURE : EXIT_SUCCESS;
     } else if (svc.server != NULL) {
         vault_server_close(svc.server);
         svc.server = NULL;

@@ -1148,12 +1148,23 @@ vault_server_start(struct vault_server **out, const struct vault_server_config *
     s->async.data = s;
     s->async_open = true;
     s->handles++;
-    if (listen_tcp(s, err, err_len) != 0 || listen_officer(s, err, err_len) != 0) {
+    if ((!c->officer_only && listen_tcp(s, err, err_len) != 0) ||
+        listen_officer(s, err, err_len) != 0) {
         vault_server_close(s); /* freed when the loop has closed its handles */
         return -1;
     }
     *out = s;
     return 0;
+}
+
+int
+vault_server_listen_tcp(struct vault_server *s, char *err, size_t err_len)
+{
+    if (s->tcp_open) {
+        snprintf(err, err_len, "the TCP listener is already open");
+        return -1;
+    }
+    return listen_tcp(s, err, err_len);
 }
 
 uint16_t

@@ -76,6 +76,8 @@ struct vault_server_config {
     vault_dispatch_fn dispatch;
     void *ctx;
     struct vault_metrics *metrics; /* may be NULL */
+    bool officer_only; /* sealed start: the TCP listener waits for
+                          vault_server_listen_tcp */
 };
 
 struct vault_server;
@@ -91,6 +93,10 @@ struct vault_server;
  * left once they have). */
 int vault_server_start(struct vault_server **out, const struct vault_server_config *c, char *err,
                        size_t err_len);
+
+/* vault_server_listen_tcp binds the TCP listener of a server started
+ * officer_only (sealed start, once unsealed). 0, or -1 with a reason. */
+int vault_server_listen_tcp(struct vault_server *s, char *err, size_t err_len);
 
 /* The TCP port bound (useful when the config asked for port 0). */
 uint16_t vault_server_port(const struct vault_server *s);

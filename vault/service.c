@@ -12,6 +12,9 @@
 #include "vault/log.h"
 #include "vault/ops/ops.h"
 
+/* retryAfterMs with SEALED: officers take minutes; callers need not spin. */
+#define SEALED_RETRY_AFTER_MS 5000u
+
 /* The operations this release serves, beyond PING (answered on the loop). */
 static const struct {
     uint16_t opcode;
@@ -93,6 +96,19 @@ vault_service_dispatch(void *ctx, struct vault_request *req)
         answer_ping(req);
         return;
     }
+    if (op->opcode == API_OP_UNSEAL_SHARE) {
+        vault_service_unseal_share(svc, req);
+        return;
+    }
+    if (svc->sealed) {
+        if (op->opcode == API_OP_STATUS)
+            vault_service_status_sealed(svc, req);
+        else
+            vault_request_error(req, API_STATUS_SEALED, 0,
+                                "the service waits for the officers' unseal shares",
+                                SEALED_RETRY_AFTER_MS);
+        return;
+    }
     if ((handler = handler_of(op->opcode)) == NULL) {
         vault_request_error(req, API_STATUS_UNKNOWN_OPCODE, 0,
                             "operation not served by this release", 0);
@@ -148,6 +164,8 @@ on_checkpoint_timer(uv_timer_t *t)
 {
     struct vault_service *svc = t->data;
 
+    if (svc->sealed)
+        return; /* no audit key before the HSM is open */
     if (atomic_exchange(&checkpoint_job.busy, true))
         return; /* the last one is still queued */
     checkpoint_job.svc = svc;
@@ -170,10 +188,11 @@ write_metrics(struct vault_service *svc)
     g.worker_queue_depth = atomic_load(&svc->queued);
     g.connections = svc->server != NULL ? vault_server_connections(svc->server) : 0;
     g.requests_in_flight = svc->server != NULL ? vault_server_in_flight(svc->server) : 0;
-    g.dek_version = svc->keys.dek_current;
-    g.kek_version = svc->keys.kek_version;
-    g.sealed = false;
-    g.hsm_ready = true;
+    /* While sealed the keys are being loaded by the unseal worker. */
+    g.dek_version = svc->sealed ? 0 : svc->keys.dek_current;
+    g.kek_version = svc->sealed ? 0 : svc->keys.kek_version;
+    g.sealed = svc->sealed;
+    g.hsm_ready = !svc->sealed;
     if ((r = metrics_write_textfile(svc->metrics, &g, svc->cfg->metrics_textfile)) != 0)
         vlog_msg(VAULT_LOG_WARN, "metrics_write_failed", "reason", strerror(-r));
 }
@@ -207,6 +226,15 @@ on_drained(void *ctx)
     svc->server = NULL;
 }
 
+void
+vault_service_stop(struct vault_service *svc)
+{
+    if (svc->stopping)
+        return;
+    svc->stopping = true;
+    vault_server_drain(svc->server, on_drained, svc);
+}
+
 static void
 on_stop_signal(uv_signal_t *h, int signum)
 {
@@ -214,9 +242,8 @@ on_stop_signal(uv_signal_t *h, int signum)
 
     if (svc->stopping)
         return;
-    svc->stopping = true;
     vlog_msg(VAULT_LOG_INFO, "service_stopping", "signal", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    vault_server_drain(svc->server, on_drained, svc);
+    vault_service_stop(svc);
 }
 
 /* SIGHUP: clients, merchant settings, log level, queue_depth and the metrics
@@ -250,18 +277,15 @@ fail(const char *event, const char *reason)
     return -1;
 }
 
-static int
-open_hsm(struct vault_service *svc)
+/* Opens the HSM with the PIN source made at open (the file, or sealed
+ * start's callback). Runs on the start-up thread, or a worker at unseal. */
+int
+vault_service_open_hsm(struct vault_service *svc, char *reason, size_t reason_len)
 {
     const struct vault_config *c = svc->cfg;
     hsm_config hc = {0};
-    char reason[256];
     int e;
 
-    if (c->pin_source != VAULT_PIN_FILE)
-        return fail("hsm_open", "pin_source = sealed is not available in this release; use file");
-    if ((e = hsm_pin_source_file(&svc->pin, c->pin_file)) != 0)
-        return fail("hsm_pin", hsm_strerror(e));
     hc.module_path = c->hsm_module;
     if (strncmp(c->hsm_token, "pkcs11:", 7) == 0)
         hc.token_uri = c->hsm_token;
@@ -269,10 +293,40 @@ open_hsm(struct vault_service *svc)
         hc.token_label = c->hsm_token;
     hc.max_sessions = c->workers + EXTRA_SESSIONS;
     if ((e = hsm_open(&svc->hsm, &hc, svc->pin)) != 0) {
-        snprintf(reason, sizeof(reason), "%s (%s)", hsm_strerror(e), hsm_last_detail());
-        return fail("hsm_open", reason);
+        snprintf(reason, reason_len, "%s (%s)", hsm_strerror(e), hsm_last_detail());
+        return -1;
     }
     return 0;
+}
+
+/* With the HSM open: the writer, then the keys (which may write DEK 1). */
+int
+vault_service_open_keys(struct vault_service *svc, char *reason, size_t reason_len)
+{
+    if (store_writer_start(svc->store, svc->hsm, svc->cfg->queue_depth) != 0) {
+        snprintf(reason, reason_len, "cannot start the writer thread");
+        return -1;
+    }
+    svc->audit.checkpoint_entries = svc->cfg->audit_checkpoint_entries;
+    if (keys_load(&svc->keys, svc->hsm, svc->store, &svc->audit, reason, reason_len) != 0)
+        return -1;
+    return 0;
+}
+
+void
+vault_service_log_started(struct vault_service *svc)
+{
+    struct vlog_line l;
+
+    if (vlog_begin(&l, VAULT_LOG_INFO, "service_started")) {
+        vlog_str(&l, "version", VAULT_VERSION_TEXT);
+        vlog_str(&l, "listen", svc->cfg->listen_host);
+        vlog_u64(&l, "port", vault_server_port(svc->server));
+        vlog_str(&l, "appliance_id", svc->keys.appliance_id);
+        vlog_u64(&l, "dek_version", svc->keys.dek_current);
+        vlog_u64(&l, "kek_version", svc->keys.kek_version);
+        vlog_end(&l);
+    }
 }
 
 static int
@@ -306,6 +360,7 @@ vault_service_open(struct vault_service *svc, uv_loop_t *loop, const char *confi
     struct vault_server_config sc = {0};
     char err[VAULT_CONFIG_ERR_MAX], threads[16];
     struct vlog_line l;
+    bool sealed;
     int r;
 
     memset(svc, 0, sizeof(*svc));
@@ -319,15 +374,21 @@ vault_service_open(struct vault_service *svc, uv_loop_t *loop, const char *confi
     snprintf(threads, sizeof(threads), "%u", svc->cfg->workers);
     setenv("UV_THREADPOOL_SIZE", threads, 1);
 
-    if (open_hsm(svc) != 0)
-        return -1;
+    sealed = svc->cfg->pin_source == VAULT_PIN_SEALED;
+    if (sealed) {
+        if (seal_load(&svc->seal, svc->cfg->share_set, err, sizeof(err)) != 0)
+            return fail("seal", err);
+        if (hsm_pin_source_callback(&svc->pin, seal_pin_get, &svc->seal) != 0)
+            return fail("hsm_pin", "out of memory");
+        svc->sealed = true;
+    } else if ((r = hsm_pin_source_file(&svc->pin, svc->cfg->pin_file)) != 0) {
+        return fail("hsm_pin", hsm_strerror(r));
+    }
     if ((r = store_open(&svc->store, svc->cfg->store_path, svc->cfg->map_size, err, sizeof(err))) != 0)
         return fail("store_open", err);
-    if (store_writer_start(svc->store, svc->hsm, svc->cfg->queue_depth) != 0)
-        return fail("store_writer", "cannot start the writer thread");
-    svc->audit.checkpoint_entries = svc->cfg->audit_checkpoint_entries;
-    if (keys_load(&svc->keys, svc->hsm, svc->store, &svc->audit, err, sizeof(err)) != 0)
-        return fail("keys", err);
+    if (!sealed && (vault_service_open_hsm(svc, err, sizeof(err)) != 0 ||
+                    vault_service_open_keys(svc, err, sizeof(err)) != 0))
+        return fail(svc->hsm == NULL ? "hsm_open" : "keys", err);
     if (metrics_new(&svc->metrics) != 0)
         return fail("metrics", "out of memory");
 
@@ -336,19 +397,21 @@ vault_service_open(struct vault_service *svc, uv_loop_t *loop, const char *confi
     sc.dispatch = vault_service_dispatch;
     sc.ctx = svc;
     sc.metrics = svc->metrics;
+    sc.officer_only = sealed;
     if (vault_server_start(&svc->server, &sc, err, sizeof(err)) != 0)
         return fail("server_start", err);
     if (start_handles(svc) != 0)
         return -1;
-    if (vlog_begin(&l, VAULT_LOG_INFO, "service_started")) {
-        vlog_str(&l, "version", VAULT_VERSION_TEXT);
-        vlog_str(&l, "listen", svc->cfg->listen_host);
-        vlog_u64(&l, "port", vault_server_port(svc->server));
-        vlog_str(&l, "appliance_id", svc->keys.appliance_id);
-        vlog_u64(&l, "dek_version", svc->keys.dek_current);
-        vlog_u64(&l, "kek_version", svc->keys.kek_version);
-        vlog_end(&l);
+    if (sealed) {
+        if (vlog_begin(&l, VAULT_LOG_INFO, "service_sealed")) {
+            vlog_str(&l, "version", VAULT_VERSION_TEXT);
+            vlog_str(&l, "officer_socket", svc->cfg->officer_socket);
+            vlog_u64(&l, "shares_needed", svc->seal.set.threshold);
+            vlog_end(&l);
+        }
+        return 0;
     }
+    vault_service_log_started(svc);
     return 0;
 }
 
@@ -363,6 +426,7 @@ vault_service_close(struct vault_service *svc)
     svc->hsm = NULL;
     hsm_pin_source_free(svc->pin);
     svc->pin = NULL;
+    seal_wipe(&svc->seal);
     metrics_free(svc->metrics);
     svc->metrics = NULL;
     vault_config_free(svc->cfg);

@@ -23,6 +23,7 @@
 #include "vault/config.h"
 #include "vault/keys.h"
 #include "vault/metrics.h"
+#include "vault/seal.h"
 #include "vault/server.h"
 #include "vault/store.h"
 
@@ -42,6 +43,16 @@ struct vault_service {
     atomic_uint queued; /* requests waiting for a worker */
     uint64_t started_at; /* unix seconds */
     bool stopping;
+    bool failed; /* stopped because it could not run (tokenvaultd exits 1) */
+
+    /* Sealed start (pin_source = sealed): until unsealed only the officer
+     * socket listens and only PING, STATUS and UNSEAL_SHARE are served. */
+    bool sealed;
+    struct vault_seal seal;
+    uv_work_t unseal_work;
+    struct vault_request *unseal_req; /* the share that completed the set */
+    int unseal_result;
+    char unseal_reason[256];
 
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t checkpoint_timer, metrics_timer;
@@ -58,5 +69,21 @@ void vault_service_close(struct vault_service *svc);
 
 /* The dispatcher given to the server (ctx is the service). */
 void vault_service_dispatch(void *ctx, struct vault_request *req);
+
+/* vault_service_stop drains and stops, as SIGTERM does (loop thread). */
+void vault_service_stop(struct vault_service *svc);
+
+/* Start-up steps shared by a normal start and an unseal: open the HSM with
+ * svc->pin, then start the writer and load the keys. 0, or -1 with a reason. */
+int vault_service_open_hsm(struct vault_service *svc, char *reason, size_t reason_len);
+int vault_service_open_keys(struct vault_service *svc, char *reason, size_t reason_len);
+/* The service_started log line. */
+void vault_service_log_started(struct vault_service *svc);
+
+/* ops/officer.c, on the loop thread: UNSEAL_SHARE (counts a share, and with
+ * the M-th opens the HSM on a worker and answers when the service runs), and
+ * STATUS while sealed (the seal's progress; no HSM). */
+void vault_service_unseal_share(struct vault_service *svc, struct vault_request *req);
+void vault_service_status_sealed(struct vault_service *svc, struct vault_request *req);
 
 #endif

@@ -78,9 +78,11 @@ test_generate_every_kind(void **state)
         assert_int_equal(info.token, 1);
         assert_int_equal(info.private_, 1);
         assert_int_equal(info.sensitive, 1);
-        assert_int_equal(info.extractable, 0);
+        /* Extractable only under a trusted key (the backup ceremony). */
+        assert_int_equal(info.extractable, 1);
+        assert_int_equal(info.wrap_with_trusted, 1);
         assert_int_equal(info.always_sensitive, 1);
-        assert_int_equal(info.never_extractable, 1);
+        assert_int_equal(info.never_extractable, 0);
         assert_int_equal(info.modifiable, 0);
         assert_int_equal(info.copyable, 0);
         if (want[i].encrypt >= 0)
@@ -123,12 +125,13 @@ test_usage_is_enforced_by_the_token(void **state)
     /* The KEK does not encrypt data, and cannot sign. */
     assert_int_not_equal(s->h->p11->C_EncryptInit(s->handle, &m_gcm, kek->handle), CKR_OK);
     assert_int_not_equal(s->h->p11->C_SignInit(s->handle, &m_hmac, kek->handle), CKR_OK);
-    /* No long-term key can be wrapped out, not even by another KEK. */
+    /* No long-term key can be wrapped out by a user's key, not even by
+     * another KEK: only a CKA_TRUSTED key, which only the SO can make. */
     assert_int_equal(s->h->p11->C_WrapKey(s->handle, &m_kwp, kek2->handle, fpk->handle, buf, &n),
-                     CKR_KEY_UNEXTRACTABLE);
+                     CKR_KEY_NOT_WRAPPABLE);
     n = sizeof(buf);
     assert_int_equal(s->h->p11->C_WrapKey(s->handle, &m_kwp, kek2->handle, kek->handle, buf, &n),
-                     CKR_KEY_UNEXTRACTABLE);
+                     CKR_KEY_NOT_WRAPPABLE);
     /* The HMAC key does not encrypt or wrap. */
     assert_int_not_equal(s->h->p11->C_EncryptInit(s->handle, &m_gcm, fpk->handle), CKR_OK);
     n = sizeof(buf);
@@ -136,8 +139,12 @@ test_usage_is_enforced_by_the_token(void **state)
                          CKR_OK);
     /* Attributes cannot be loosened afterwards. */
     {
-        CK_BBOOL t = CK_TRUE;
-        CK_ATTRIBUTE a = { CKA_EXTRACTABLE, &t, sizeof(t) };
+        CK_BBOOL f = CK_FALSE, t = CK_TRUE;
+        CK_ATTRIBUTE a = { CKA_WRAP_WITH_TRUSTED, &f, sizeof(f) };
+        CK_ATTRIBUTE b = { CKA_SENSITIVE, &f, sizeof(f) };
+        CK_ATTRIBUTE c = { CKA_ENCRYPT, &t, sizeof(t) };
+        assert_int_not_equal(s->h->p11->C_SetAttributeValue(s->handle, fpk->handle, &b, 1), CKR_OK);
+        assert_int_not_equal(s->h->p11->C_SetAttributeValue(s->handle, fpk->handle, &c, 1), CKR_OK);
         assert_int_not_equal(s->h->p11->C_SetAttributeValue(s->handle, fpk->handle, &a, 1), CKR_OK);
     }
 }

@@ -833,14 +833,15 @@ test_unwrap_key_attributes(void **state)
     assert_int_equal(info.sign, 0);
     assert_int_equal(info.derive, 0);
     assert_int_equal(info.sensitive, 1);
-    assert_int_equal(info.extractable, 0);
+    /* Extractable only under an SO-made trusted key (the backup ceremony). */
+    assert_int_equal(info.wrap_with_trusted, 1);
 
     memset(&info, 0, sizeof(info));
     assert_hsm(hsm_key_info_get(s, decrypt_key, &info), HSM_OK);
     assert_int_equal(info.kind, HSM_KIND_RSA_DECRYPT);
     assert_int_equal(info.decrypt, 1);
     assert_int_equal(info.sensitive, 1);
-    assert_int_equal(info.extractable, 0);
+    assert_int_equal(info.wrap_with_trusted, 1);
 
     /* White-box: the token itself refuses to decrypt with the unwrap key, so
      * an unwrapped content key can never come out as plaintext. */

@@ -4,8 +4,10 @@
 #include "tests/support/daemon.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -61,7 +63,12 @@ int
 tv_daemon_write_config(struct tv_daemon *d, const char *extra)
 {
     const struct tv_daemon_opts *o = &d->opts;
-    char text[8192];
+    char text[8192], pin[PATH_MAX + 64];
+
+    if (o->share_set != NULL)
+        snprintf(pin, sizeof(pin), "pin_source = sealed\nshare_set = %s\n", o->share_set);
+    else
+        snprintf(pin, sizeof(pin), "pin_source = file\npin_file = %s\n", d->token.pin_file);
 
     snprintf(text, sizeof(text),
              "[service]\n"
@@ -81,8 +88,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
              "[hsm]\n"
              "module = %s\n"
              "token = %s\n"
-             "pin_source = file\n"
-             "pin_file = %s\n"
+             "%s"
              "[store]\n"
              "path = %s\n"
              "map_size_mb = %u\n"
@@ -114,7 +120,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
              d->port, d->officer, or_default(o->max_connections, 64), or_default(o->max_in_flight, 64),
              or_default(o->queue_depth, 1024), or_default(o->workers, 2),
              or_default(o->handshake_timeout_ms, 5000), or_default(o->idle_timeout_ms, 60000),
-             d->certs, d->certs, d->certs, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d->token.pin_file,
+             d->certs, d->certs, d->certs, TV_SOFTHSM_MODULE, TV_TEST_LABEL, pin,
              d->store, or_default(o->map_size_mb, 64), or_default(o->checkpoint_entries, 1000),
              d->metrics, extra != NULL ? extra : "");
     return tv_write_file(d->conf, text, 0600);
@@ -157,7 +163,7 @@ tv_daemon_setup(struct tv_daemon *d, const struct tv_daemon_opts *opts)
     d->pid = -1;
     if (opts != NULL)
         d->opts = *opts;
-    if (tv_token_setup(&d->token) != 0 || make_keys(d) != 0) {
+    if (tv_token_setup(&d->token) != 0 || (!d->opts.no_keys && make_keys(d) != 0)) {
         fprintf(stderr, "tv_daemon_setup: token or keys failed\n");
         return -1;
     }
@@ -181,13 +187,32 @@ tv_daemon_setup(struct tv_daemon *d, const struct tv_daemon_opts *opts)
     return 0;
 }
 
+void
+tv_daemon_use_token(const struct tv_daemon *d)
+{
+    setenv("SOFTHSM2_CONF", d->token.conf, 1);
+}
+
 int
 tv_daemon_start(struct tv_daemon *d)
 {
+    return tv_daemon_start_until(d, "service_started");
+}
+
+int
+tv_daemon_start_until(struct tv_daemon *d, const char *event)
+{
     char *argv[] = {TV_TOKENVAULTD, "--config", d->conf, NULL};
     posix_spawn_file_actions_t fa;
+    char mark[64];
     int fd, status;
 
+    /* A test that failed half-way may have left its daemon running: stop it
+     * rather than orphan it (an orphan holds ctest's output pipe open). */
+    if (d->pid > 0)
+        (void)tv_daemon_stop(d, SIGKILL);
+    tv_daemon_use_token(d); /* the daemon inherits it */
+    snprintf(mark, sizeof(mark), "event=%s", event);
     if ((fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
         return -1;
     posix_spawn_file_actions_init(&fa);
@@ -201,8 +226,7 @@ tv_daemon_start(struct tv_daemon *d)
     posix_spawn_file_actions_destroy(&fa);
     close(fd);
     for (int waited = 0; waited < START_TIMEOUT_MS; waited += 20) {
-        /* Every start appends "service_started"; count them against stops. */
-        static const char mark[] = "event=service_started";
+        /* Every start appends |event|; count them against stops. */
         FILE *f = fopen(d->log, "r");
         char line[4096];
         int starts = 0, stops = 0;
@@ -303,4 +327,58 @@ out:
     free(buf);
     fclose(f);
     return r;
+}
+
+uint16_t
+tv_future_year(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    return (uint16_t)(tm.tm_year + 1900 + 3);
+}
+
+void
+tv_card_store_req(struct api_card_store_req *q, const char *merchant, const char *customer,
+                  const char *pan)
+{
+    memset(q, 0, sizeof(*q));
+    snprintf(q->merchant, sizeof(q->merchant), "%s", merchant);
+    snprintf(q->customer_number, sizeof(q->customer_number), "%s", customer);
+    snprintf(q->pan, sizeof(q->pan), "%s", pan);
+    q->exp_month = 7;
+    q->exp_year = tv_future_year();
+    q->has_holder = true;
+    snprintf(q->holder, sizeof(q->holder), "%s", TV_HOLDER);
+    q->has_email = true;
+    snprintf(q->email, sizeof(q->email), "%s", TV_EMAIL);
+    q->consent = true;
+    q->verification = API_VERIFICATION_CVC2_3DS;
+}
+
+int
+tv_run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    int st, n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(cmd))
+        return -1;
+    st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+tv_file_has(const char *path, const char *needle)
+{
+    if (tv_file_contains(path, needle, strlen(needle)) == 1)
+        return 1;
+    fprintf(stderr, "%s lacks '%s'; it holds:\n", path, needle);
+    (void)tv_run("cat %s >&2", path);
+    return 0;
 }

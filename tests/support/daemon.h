@@ -31,6 +31,8 @@ struct tv_daemon_opts {
     unsigned idle_timeout_ms;
     unsigned map_size_mb;
     unsigned checkpoint_entries;
+    const char *share_set; /* sealed start with this share set file; NULL: PIN file */
+    int no_keys;           /* an empty token (a restore target) */
 };
 
 struct tv_daemon {
@@ -51,6 +53,10 @@ struct tv_daemon {
  * and the config. Returns 0 or -1 with a message on stderr. */
 int tv_daemon_setup(struct tv_daemon *d, const struct tv_daemon_opts *opts);
 
+/* tv_daemon_use_token points SOFTHSM2_CONF (inherited by the daemon and
+ * the tools run after) at |d|'s token: for tests with two appliances. */
+void tv_daemon_use_token(const struct tv_daemon *d);
+
 /* tv_daemon_write_config rewrites the config from d->opts (for SIGHUP tests,
  * |extra| is appended verbatim; NULL for none). */
 int tv_daemon_write_config(struct tv_daemon *d, const char *extra);
@@ -58,6 +64,10 @@ int tv_daemon_write_config(struct tv_daemon *d, const char *extra);
 /* tv_daemon_start runs tokenvaultd (TV_TOKENVAULTD) and waits until its log
  * says service_started (or it exits: -1). */
 int tv_daemon_start(struct tv_daemon *d);
+
+/* The same, waiting for the log event |event| ("service_sealed" for a
+ * sealed start) instead of service_started. */
+int tv_daemon_start_until(struct tv_daemon *d, const char *event);
 
 /* tv_daemon_stop sends |sig| and waits for the exit; returns the exit status
  * (0..255), or -1 if it died by a signal or would not stop in 20 s (then it
@@ -71,6 +81,24 @@ void tv_daemon_teardown(struct tv_daemon *d);
  * ("client", "list-client", "other-client", "reveal-client",
  * "unknown-client", "rogue-client", or NULL for none). */
 int tv_daemon_client(const struct tv_daemon *d, const char *who, struct api_client **out);
+
+/* Holder and e-mail of every test card (tests scan files for them). */
+#define TV_HOLDER "Ada Lovelace"
+#define TV_EMAIL "ada.lovelace@example.com"
+/* A card's expiry year three years from now. */
+uint16_t tv_future_year(void);
+/* A CARD_STORE request for |pan| with the test holder and e-mail, expiry
+ * 07/tv_future_year(), consent and CVC2+3DS verification. */
+void tv_card_store_req(struct api_card_store_req *q, const char *merchant, const char *customer,
+                       const char *pan);
+
+/* tv_run runs a shell command line (printf format) and returns its exit
+ * status, or -1 if it did not exit or the line was too long. */
+int tv_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* tv_file_has: 1 if the text file holds |needle|; else prints the file to
+ * stderr, for the failing test's log, and returns 0. */
+int tv_file_has(const char *path, const char *needle);
 
 /* tv_file_contains: whether the file holds |needle| anywhere (1), not (0),
  * or cannot be read (-1). */

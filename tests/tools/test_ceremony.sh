@@ -25,7 +25,8 @@ for k in vault-kek-v1 vault-fingerprint vault-session-mac vault-audit-sign vault
     has "init prints $k" "^$k .*KCV [0-9A-F]\{6\}" "$dir/init.out"
 done
 has "KEK wraps only" "usage:     !encrypt !decrypt !sign !verify wrap unwrap !derive" "$dir/init.out"
-has "keys never extractable" "sensitive !extractable always-sensitive never-extractable" "$dir/init.out"
+has "keys extractable only under a trusted key" "sensitive extractable always-sensitive !never-extractable wrap-with-trusted" "$dir/init.out"
+if grep -q UNSAFE "$dir/init.out"; then echo "FAIL init: a key is unsafe"; fails=$((fails + 1)); fi
 [ "$(stat -c %a "$dir/dek")" = 600 ]; check "DEK file is 0600" 0 $?
 dek_kcv=$(awk '/^vault-dek-v1/ {print $5}' "$dir/init.out")
 

@@ -322,6 +322,8 @@ test_file_errors(void **state)
                          "[service] officer_socket: required when pin_source = sealed");
     expect_variant_error("token = vault\n", "token = vault\npin_source = sealed\n", client_ok,
                          "not used with pin_source = sealed");
+    expect_variant_error("token = vault\n", "token = vault\nshare_set = /etc/pin.set\n", client_ok,
+                         "[hsm] share_set: used only with pin_source = sealed");
     assert_int_equal(load_variant(&c, "pin_file = %1$s/pin\n", "pin_source = sealed\n",
                                   "[service]\nofficer_socket = /run/tv.sock\n" "[client a]\nsubject = CN=a\nroles = store\nmerchants = *\n",
                                   err, sizeof(err)), -1);
@@ -357,19 +359,36 @@ test_sealed_start(void **state)
         "module = " TV_SOFTHSM_MODULE "\n"
         "token = pkcs11:token=vault\n"
         "pin_source = sealed\n"
+        "share_set = %1$s/pin.set\n"
         "[store]\n"
         "path = %1$s/data\n"
         "map_size_mb = 64\n"
         "[client a]\nsubject = CN=a\nroles = store\nmerchants = *\n";
     struct vault_config *c = NULL;
-    char err[VAULT_CONFIG_ERR_MAX] = "", text[2048];
+    char err[VAULT_CONFIG_ERR_MAX] = "", text[2048], set[600];
     int n = snprintf(text, sizeof(text), fmt, dir);
     (void)state;
 
+    /* Sealed start needs a share set: without the key, and with a file
+     * that does not exist. */
+    {
+        char *line = strstr(text, "share_set = ");
+        char cut[2048];
+        int m = snprintf(cut, sizeof(cut), "%.*s%s", (int)(line - text), text, strchr(line, '\n') + 1);
+
+        assert_int_equal(write_file(conf, cut, (size_t)m, 0644), 0);
+        assert_int_equal(vault_config_load(&c, conf, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "[hsm] share_set: required when pin_source = sealed"));
+    }
     assert_int_equal(write_file(conf, text, (size_t)n, 0644), 0);
+    assert_int_equal(vault_config_load(&c, conf, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "[hsm] share_set: "));
+    snprintf(set, sizeof(set), "%s/pin.set", dir);
+    assert_int_equal(write_file(set, "# set\n", 6, 0644), 0);
     if (vault_config_load(&c, conf, err, sizeof(err)) != 0)
         fail_msg("%s", err);
     assert_int_equal(c->pin_source, VAULT_PIN_SEALED);
+    assert_string_equal(c->share_set, set);
     assert_string_equal(c->officer_socket, "/run/tokenvault/officer.sock");
     assert_string_equal(c->hsm_token, "pkcs11:token=vault");
     assert_int_equal(c->log_level, VAULT_LOG_DEBUG);

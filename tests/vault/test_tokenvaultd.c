@@ -45,18 +45,8 @@ static char mc_token[API_ID_MAX + 1], amex_token[API_ID_MAX + 1];
 #define MC "5555555555554444"
 #define AMEX "378282246310005"
 #define DISCOVER "6011111111111117"
-#define HOLDER "Ada Lovelace"
-#define EMAIL "ada.lovelace@example.com"
-
-static uint16_t
-future_year(void)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-
-    gmtime_r(&now, &tm);
-    return (uint16_t)(tm.tm_year + 1900 + 3);
-}
+#define HOLDER TV_HOLDER
+#define EMAIL TV_EMAIL
 
 static struct api_client *
 client(const char *who)
@@ -67,23 +57,6 @@ client(const char *who)
     return c;
 }
 
-static void
-store_req(struct api_card_store_req *q, const char *merchant, const char *customer, const char *pan)
-{
-    memset(q, 0, sizeof(*q));
-    snprintf(q->merchant, sizeof(q->merchant), "%s", merchant);
-    snprintf(q->customer_number, sizeof(q->customer_number), "%s", customer);
-    snprintf(q->pan, sizeof(q->pan), "%s", pan);
-    q->exp_month = 7;
-    q->exp_year = future_year();
-    q->has_holder = true;
-    snprintf(q->holder, sizeof(q->holder), "%s", HOLDER);
-    q->has_email = true;
-    snprintf(q->email, sizeof(q->email), "%s", EMAIL);
-    q->consent = true;
-    q->verification = API_VERIFICATION_CVC2_3DS;
-}
-
 static int
 store(struct api_client *c, const char *merchant, const char *customer, const char *pan,
       struct api_card_store_resp *resp, struct api_error_resp *err)
@@ -91,7 +64,7 @@ store(struct api_client *c, const char *merchant, const char *customer, const ch
     struct api_card_store_req q;
     int r;
 
-    store_req(&q, merchant, customer, pan);
+    tv_card_store_req(&q, merchant, customer, pan);
     r = api_call_card_store(c, &q, resp, err);
     api_msg_cleanup(api_schema_request(API_OP_CARD_STORE), &q);
     return r;
@@ -236,7 +209,7 @@ raw_store(struct raw *f, uint16_t skip)
         raw_str(f, API_TAG_CUSTOMER_NUMBER, "c-raw");
     raw_str(f, API_TAG_PAN, DISCOVER);
     raw_u8(f, API_TAG_EXP_MONTH, 7);
-    raw_u16(f, API_TAG_EXP_YEAR, future_year());
+    raw_u16(f, API_TAG_EXP_YEAR, tv_future_year());
     if (skip != API_TAG_HOLDER)
         raw_str(f, API_TAG_HOLDER, HOLDER);
     raw_u8(f, API_TAG_CONSENT, 1);
@@ -393,7 +366,7 @@ test_dedup(void **state)
     assert_int_equal(b.dedup, API_DEDUP_EXISTING);
     assert_string_equal(b.token, a.token);
 
-    store_req(&q, "m-1", "c-200", MC);
+    tv_card_store_req(&q, "m-1", "c-200", MC);
     q.exp_month = 11;
     assert_int_equal(api_call_card_store(c, &q, &b, &err), 0);
     assert_int_equal(b.dedup, API_DEDUP_EXPIRY_UPDATED);
@@ -509,17 +482,17 @@ test_bad_input(void **state)
     uint64_t before = record_count();
 
     (void)state;
-    store_req(&q, "m-1", "c-bad", "4111111111111112");
+    tv_card_store_req(&q, "m-1", "c-bad", "4111111111111112");
     assert_int_equal(api_call_card_store(c, &q, &r, &err), -API_STATUS_CARD_INVALID);
     assert_int_equal(err.error_tag, API_TAG_PAN);
-    store_req(&q, "m-1", "c-bad", "411111111111116"); /* 15-digit Visa, Luhn-valid */
+    tv_card_store_req(&q, "m-1", "c-bad", "411111111111116"); /* 15-digit Visa, Luhn-valid */
     assert_true(cardnum_luhn(q.pan, strlen(q.pan)));
     assert_int_equal(api_call_card_store(c, &q, &r, &err), -API_STATUS_CARD_INVALID);
-    store_req(&q, "m-1", "c-bad", VISA);
+    tv_card_store_req(&q, "m-1", "c-bad", VISA);
     q.exp_year = 2020;
     assert_int_equal(api_call_card_store(c, &q, &r, &err), -API_STATUS_CARD_EXPIRED);
     assert_int_equal(err.error_tag, API_TAG_EXP_YEAR);
-    store_req(&q, "m-1", "c-bad", VISA);
+    tv_card_store_req(&q, "m-1", "c-bad", VISA);
     q.consent = false;
     assert_int_equal(api_call_card_store(c, &q, &r, &err), -API_STATUS_CONSENT_REQUIRED);
     assert_int_equal(err.error_tag, API_TAG_CONSENT);

@@ -16,8 +16,11 @@ ops_status(struct op_job *j)
     hsm_session *s = NULL;
 
     memset(&resp, 0, sizeof(resp));
+    /* Unsealed (STATUS while sealed is answered on the loop, ops/officer.c):
+     * a sealed-start service reports the M shares it took. */
     resp.sealed = false;
-    resp.shares_needed = 0; /* sealed start comes with the key ceremonies */
+    if (svc->seal.set.threshold != 0) /* set at open; never changes */
+        resp.shares_needed = resp.shares_received = svc->seal.set.threshold;
     /* The HSM is ready when a session can be had now: the pool re-opens a
      * lost token, within its backoff. */
     resp.hsm_ready = hsm_session_acquire(svc->hsm, &s) == 0;

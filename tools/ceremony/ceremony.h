@@ -1,0 +1,108 @@
+/*
+ * ceremony.h - what the subcommands of tokenvault-ceremony share: the
+ * options, exit codes, error reporting, key printing and the rules for the
+ * files a ceremony writes. Each subcommand lives in the source file of its
+ * ceremony (keys.c, audit.c, shares.c, backup.c, ...); main.c dispatches.
+ */
+#ifndef TOKENVAULT_TOOLS_CEREMONY_CEREMONY_H
+#define TOKENVAULT_TOOLS_CEREMONY_CEREMONY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hsm/hsm.h"
+
+/* Exit codes: distinct for usage errors, HSM refusals and missing keys. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_HSM = 3, EXIT_NOT_FOUND = 4,
+       EXIT_UNSAFE = 5 /* a key's attributes are unsafe (keys, init) */ };
+
+#define CEREMONY_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+/* Officers named on one command line (--officer, repeated). */
+#define CEREMONY_OFFICERS_MAX 16
+
+struct ceremony_opts {
+    const char *module;
+    const char *token;
+    const char *token_uri;
+    const char *pin_file;
+    const char *so_pin_file;
+    const char *dek_file;
+    const char *label;
+    const char *kind;
+    const char *store;
+    const char *pubkey;
+    const char *out;        /* a file a ceremony writes */
+    const char *share_dir;  /* where pin-split and backup write share files */
+    const char *in;         /* a file a ceremony reads */
+    const char *set_file;   /* the public share-set file */
+    const char *socket;     /* tokenvaultd's officer socket */
+    const char *transcript; /* where the ceremony transcript goes */
+    const char *subject;    /* CSR subject common name (applepay-key, samsungpay-key) */
+    const char *shares[CEREMONY_OFFICERS_MAX]; /* --share FILE, repeated */
+    size_t num_shares;
+    const char *officers[CEREMONY_OFFICERS_MAX];
+    size_t num_officers;
+    unsigned threshold, count; /* --threshold M --shares N */
+    int keep_pin;
+};
+
+/* Prints "tokenvault-ceremony: WHAT: HSM_ERR_X (detail)" and returns the
+ * exit code for the error. */
+int ceremony_report(const char *what, int err);
+/* The exit code for an HSM_ERR_* code. */
+int ceremony_exit_for(int err);
+/* Prints an error line "tokenvault-ceremony: ..." (printf format). */
+void ceremony_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void ceremony_print_hex(const uint8_t *b, size_t n);
+/* The key's label, kind, type, KCV and attributes, as officers record them;
+ * |role| (may be NULL) says what the key is for. Each unsafe attribute
+ * (readable value, extractable under any key, modifiable, copyable, a usage
+ * its kind must not have) gets an UNSAFE line, and EXIT_UNSAFE is returned. */
+int ceremony_print_key(hsm_session *s, hsm_key *key, const char *role);
+
+/* Writes |len| bytes to a new file |path| of mode 0600 (O_EXCL: a ceremony
+ * never overwrites a file that may hold the only copy of something) and
+ * fsyncs it. Returns EXIT_OK or EXIT_FAIL with the reason printed. */
+int ceremony_write_new(const char *path, const void *data, size_t len);
+
+/* Reads a whole small file (at most |cap| bytes; a larger one is refused)
+ * into |buf|. Returns EXIT_OK or EXIT_FAIL with the reason printed. */
+int ceremony_read_small(const char *path, char *buf, size_t cap, size_t *out_len);
+
+/* Shares (vault/shares.h), for pin-split, backup, restore and unseal.
+ * Each returns EXIT_OK or an exit code with the reason printed. */
+struct share_set;
+struct share;
+int ceremony_read_share_set(const char *path, struct share_set *out);
+int ceremony_read_share_file(const char *path, struct share *out);
+/* Usage error unless --share-dir is given or both ends are a terminal. */
+int ceremony_check_share_dest(const struct ceremony_opts *o);
+/* Writes each share to DIR/share-<i>-of-<N>.txt (new, 0600), or with |dir|
+ * NULL shows them on the terminal one officer at a time; on failure removes
+ * the files written. */
+int ceremony_deal_shares(const char *dir, const struct share *sh, unsigned count);
+/* The set id and each share's check value, for the transcript. */
+void ceremony_print_set(const struct share_set *set);
+
+/* The subcommands. Those given |s| run with an open, logged-in HSM. */
+int cmd_init(hsm_session *s, const struct ceremony_opts *o);
+int cmd_keys(hsm_session *s, const struct ceremony_opts *o);
+int cmd_probe(hsm *h);
+int cmd_wallet_keygen(hsm_session *s, const struct ceremony_opts *o);
+int cmd_audit_key(hsm_session *s);
+int cmd_audit_verify(const struct ceremony_opts *o);
+int cmd_pin_split(hsm *h, hsm_session *s, const struct ceremony_opts *o);
+int cmd_share_check(const struct ceremony_opts *o);
+int cmd_unseal(const struct ceremony_opts *o);
+int cmd_backup(hsm *h, hsm_session *s, const struct ceremony_opts *o);
+int cmd_restore(hsm *h, hsm_session *s, const struct ceremony_opts *o);
+/* Wallet keys, their certificates and trust anchors (wallet.c). */
+int cmd_applepay_key(hsm_session *s, const struct ceremony_opts *o);
+int cmd_applepay_cert(hsm_session *s, const struct ceremony_opts *o);
+int cmd_googlepay_key(hsm_session *s, const struct ceremony_opts *o);
+int cmd_samsungpay_key(hsm_session *s, const struct ceremony_opts *o);
+int cmd_trust_anchor(hsm_session *s, const struct ceremony_opts *o);
+int cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o);
+
+#endif

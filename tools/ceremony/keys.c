@@ -1,0 +1,212 @@
+/*
+ * keys.c - init, keys, probe and wallet-keygen: the vault's key set made in
+ * the HSM and listed as officers record it (label, type, attributes, KCV).
+ */
+#include "tools/ceremony/ceremony.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "api/hex.h"
+
+/* The key set of DESIGN.md section 4 that `init` generates, in order. */
+static const struct {
+    const char *label;
+    hsm_key_kind kind;
+    const char *role;
+} vault_keys[] = {
+    { "vault-kek-v1", HSM_KIND_KEK, "KEK: wraps the DEKs" },
+    { "vault-fingerprint", HSM_KIND_HMAC, "FPK: keyed PAN fingerprints (dedup)" },
+    { "vault-session-mac", HSM_KIND_HMAC, "SIG: sale-session and QR token MACs" },
+    { "vault-audit-sign", HSM_KIND_EC_SIGN, "AUD: signs audit-log checkpoints" },
+};
+#define DEK_LABEL "vault-dek-v1"
+
+/* The DEK file: "<wrapped DEK, hex> <KCV, hex>\n". Until the LMDB store keeps
+ * the wrapped DEK in its meta database, this file carries it. */
+#define DEK_FILE_LEN (2 * HSM_WRAPPED_DEK_LEN + 1 + 2 * HSM_KCV_LEN + 1)
+
+/* Writes the wrapped DEK to a new 0600 file (never over a DEK that may still
+ * protect data). */
+static int
+write_dek(const char *path, const uint8_t wrapped[HSM_WRAPPED_DEK_LEN],
+          const uint8_t kcv[HSM_KCV_LEN])
+{
+    char line[DEK_FILE_LEN + 1];
+
+    if (hex_encode(line, sizeof(line), wrapped, HSM_WRAPPED_DEK_LEN) != 0)
+        return EXIT_FAIL;
+    line[2 * HSM_WRAPPED_DEK_LEN] = ' ';
+    for (size_t i = 0; i < HSM_KCV_LEN; i++)
+        snprintf(line + 2 * HSM_WRAPPED_DEK_LEN + 1 + 2 * i, 3, "%02X", kcv[i]);
+    line[DEK_FILE_LEN - 1] = '\n';
+    return ceremony_write_new(path, line, DEK_FILE_LEN);
+}
+
+static int
+read_dek(const char *path, uint8_t wrapped[HSM_WRAPPED_DEK_LEN], uint8_t kcv[HSM_KCV_LEN])
+{
+    char line[DEK_FILE_LEN + 1];
+    size_t n = 0;
+
+    if (ceremony_read_small(path, line, sizeof(line), &n) != EXIT_OK)
+        return EXIT_FAIL;
+    if (n != DEK_FILE_LEN || line[2 * HSM_WRAPPED_DEK_LEN] != ' ' || line[n - 1] != '\n' ||
+        hex_decode(wrapped, HSM_WRAPPED_DEK_LEN, line) != 0 ||
+        hex_decode(kcv, HSM_KCV_LEN, line + 2 * HSM_WRAPPED_DEK_LEN + 1) != 0) {
+        ceremony_err("%s: not a wrapped-DEK file", path);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+int
+cmd_init(hsm_session *s, const struct ceremony_opts *o)
+{
+    uint8_t wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    hsm_key *key = NULL, *kek = NULL, *dek = NULL;
+    int r, rc;
+
+    for (size_t i = 0; i < sizeof(vault_keys) / sizeof(vault_keys[0]); i++) {
+        r = hsm_key_generate(s, vault_keys[i].kind, vault_keys[i].label, &key);
+        if (r != HSM_OK)
+            return ceremony_report(vault_keys[i].label, r);
+        if (vault_keys[i].kind == HSM_KIND_KEK)
+            kek = key;
+    }
+    /* Without --dek, tokenvaultd makes DEK 1 at its first start and keeps it
+     * wrapped in its store; --dek makes one here, for a token that has no
+     * store yet to check (the file is the only copy). */
+    if (o->dek_file != NULL) {
+        r = hsm_dek_generate(s, kek, wrapped, kcv);
+        if (r != HSM_OK)
+            return ceremony_report("DEK generation", r);
+        rc = write_dek(o->dek_file, wrapped, kcv);
+        if (rc != EXIT_OK)
+            return rc;
+        r = hsm_dek_load(s, kek, DEK_LABEL, wrapped, sizeof(wrapped), kcv, &dek);
+        if (r != HSM_OK)
+            return ceremony_report("DEK unwrap", r);
+    }
+    printf("generated in the HSM:\n\n");
+    for (size_t i = 0; i < sizeof(vault_keys) / sizeof(vault_keys[0]); i++) {
+        r = hsm_key_find(s, vault_keys[i].label, &key);
+        if (r != HSM_OK)
+            return ceremony_report(vault_keys[i].label, r);
+        if ((rc = ceremony_print_key(s, key, vault_keys[i].role)) != EXIT_OK)
+            return rc;
+    }
+    if (dek == NULL) {
+        printf("\nno DEK made here: tokenvaultd makes DEK 1 at its first start and keeps it\n"
+               "wrapped under vault-kek-v1 in its store\n");
+        return EXIT_OK;
+    }
+    if ((rc = ceremony_print_key(s, dek, "DEK: encrypts card records (session object, unwrapped from the KEK)")) !=
+        EXIT_OK)
+        return rc;
+    printf("\nwrapped DEK (AES-KWP under vault-kek-v1) written to %s\n", o->dek_file);
+    return EXIT_OK;
+}
+
+struct listing {
+    hsm_session *s;
+    unsigned unsafe;
+};
+
+static int
+list_visit(void *ctx, hsm_key *key)
+{
+    struct listing *l = ctx;
+
+    if (ceremony_print_key(l->s, key, NULL) != EXIT_OK)
+        l->unsafe++;
+    return 0;
+}
+
+int
+cmd_keys(hsm_session *s, const struct ceremony_opts *o)
+{
+    uint8_t wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    hsm_key *kek = NULL, *dek = NULL;
+    struct listing l = {.s = s};
+    unsigned version = 0;
+    int r, rc;
+
+    r = hsm_key_list(s, list_visit, &l);
+    if (r != HSM_OK)
+        return ceremony_report("key list", r);
+    if (l.unsafe > 0) {
+        printf("\n%u key(s) have unsafe attributes or could not be read: see UNSAFE above\n",
+               l.unsafe);
+        return EXIT_UNSAFE;
+    }
+    if (o->dek_file == NULL)
+        return EXIT_OK;
+    if ((rc = read_dek(o->dek_file, wrapped, kcv)) != EXIT_OK)
+        return rc;
+    r = hsm_key_find_latest(s, "vault-kek", &kek, &version);
+    if (r != HSM_OK)
+        return ceremony_report("vault-kek", r);
+    r = hsm_dek_load(s, kek, DEK_LABEL, wrapped, sizeof(wrapped), kcv, &dek);
+    if (r != HSM_OK)
+        return ceremony_report("DEK unwrap", r);
+    return ceremony_print_key(s, dek, NULL);
+}
+
+int
+cmd_probe(hsm *h)
+{
+    const hsm_probe *p = hsm_probe_get(h);
+    hsm_token_info ti;
+
+    hsm_token_info_get(h, &ti);
+    printf("token:            %s (%s %s, serial %s, Cryptoki %u.%u)\n", ti.label, ti.manufacturer,
+           ti.model, ti.serial, ti.cryptoki_major, ti.cryptoki_minor);
+    printf("Apple Pay EC_v1:  %s\n", hsm_path_name(p->apple_ec_kdf));
+    printf("Google Pay ECv2:  %s\n", hsm_path_name(p->google_hkdf));
+    printf("RSA-OAEP-SHA256:  %s\n", hsm_path_name(p->rsa_oaep_sha256));
+    printf("RSA-OAEP-SHA1:    %s\n", hsm_path_name(p->rsa_oaep_sha1));
+    printf("RSA PKCS#1 v1.5:  %s\n", hsm_path_name(p->rsa_pkcs1));
+    printf("missing:          %s\n", p->missing[0] != '\0' ? p->missing : "(none)");
+    return EXIT_OK;
+}
+
+int
+cmd_wallet_keygen(hsm_session *s, const struct ceremony_opts *o)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    unsigned char b64[2 * HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    hsm_key_kind kind;
+    hsm_key *key = NULL;
+    int r, rc;
+
+    if (o->label == NULL || o->kind == NULL) {
+        fprintf(stderr, "tokenvault-ceremony: wallet-keygen needs --label and --kind\n");
+        return EXIT_USAGE;
+    }
+    if (strcmp(o->kind, "ec") == 0)
+        kind = HSM_KIND_EC_DERIVE;
+    else if (strcmp(o->kind, "rsa") == 0)
+        kind = HSM_KIND_RSA_UNWRAP;
+    else if (strcmp(o->kind, "rsa-decrypt") == 0)
+        kind = HSM_KIND_RSA_DECRYPT;
+    else {
+        fprintf(stderr, "tokenvault-ceremony: --kind is ec, rsa or rsa-decrypt\n");
+        return EXIT_USAGE;
+    }
+    r = hsm_key_generate(s, kind, o->label, &key);
+    if (r != HSM_OK)
+        return ceremony_report(o->label, r);
+    if ((rc = ceremony_print_key(s, key, NULL)) != EXIT_OK)
+        return rc;
+    r = hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len);
+    if (r != HSM_OK)
+        return ceremony_report("public key", r);
+    EVP_EncodeBlock(b64, spki, (int)spki_len);
+    printf("    public key (SPKI, base64): %s\n", b64);
+    return EXIT_OK;
+}
+

@@ -1,0 +1,332 @@
+/*
+ * tokenvault-ceremony - the security officers' key tool.
+ *
+ * Every key is generated and used inside the HSM through hsm/; this program
+ * only asks for them and prints what an officer records in the ceremony
+ * transcript: label, type, attributes and key check value. The PIN comes from
+ * a 0600 file named with --pin-file, or from officers' shares, never from the
+ * command line. One subcommand per ceremony (docs/OPERATIONS.md has the
+ * procedure for each, with who must be present).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/ceremony/ceremony.h"
+
+/* How a subcommand runs: offline (no HSM), or with the HSM open and a user
+ * session. */
+enum needs { OFFLINE, WITH_HSM };
+
+struct command {
+    const char *name;
+    enum needs needs;
+    int (*offline)(const struct ceremony_opts *o);
+    int (*with_hsm)(hsm *h, hsm_session *s, const struct ceremony_opts *o);
+};
+
+static int
+run_init(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_init(s, o);
+}
+
+static int
+run_keys(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_keys(s, o);
+}
+
+static int
+run_probe(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)s;
+    (void)o;
+    return cmd_probe(h);
+}
+
+static int
+run_wallet_keygen(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_wallet_keygen(s, o);
+}
+
+static int
+run_audit_key(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    (void)o;
+    return cmd_audit_key(s);
+}
+
+/* The wallet-key ceremonies (wallet.c) need only the session. */
+static int
+run_applepay_key(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_applepay_key(s, o);
+}
+
+static int
+run_applepay_cert(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_applepay_cert(s, o);
+}
+
+static int
+run_googlepay_key(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_googlepay_key(s, o);
+}
+
+static int
+run_samsungpay_key(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_samsungpay_key(s, o);
+}
+
+static int
+run_trust_anchor(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_trust_anchor(s, o);
+}
+
+static int
+run_wallet_keys(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_wallet_keys(s, o);
+}
+
+static const struct command commands[] = {
+    {"init", WITH_HSM, NULL, run_init},
+    {"keys", WITH_HSM, NULL, run_keys},
+    {"probe", WITH_HSM, NULL, run_probe},
+    {"wallet-keygen", WITH_HSM, NULL, run_wallet_keygen},
+    {"audit-key", WITH_HSM, NULL, run_audit_key},
+    {"audit-verify", OFFLINE, cmd_audit_verify, NULL},
+    {"pin-split", WITH_HSM, NULL, cmd_pin_split},
+    {"share-check", OFFLINE, cmd_share_check, NULL},
+    {"unseal", OFFLINE, cmd_unseal, NULL},
+    {"backup", WITH_HSM, NULL, cmd_backup},
+    {"restore", WITH_HSM, NULL, cmd_restore},
+    {"applepay-key", WITH_HSM, NULL, run_applepay_key},
+    {"applepay-cert", WITH_HSM, NULL, run_applepay_cert},
+    {"googlepay-key", WITH_HSM, NULL, run_googlepay_key},
+    {"samsungpay-key", WITH_HSM, NULL, run_samsungpay_key},
+    {"trust-anchor", WITH_HSM, NULL, run_trust_anchor},
+    {"wallet-keys", WITH_HSM, NULL, run_wallet_keys},
+    {NULL, OFFLINE, NULL, NULL},
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tokenvault-ceremony [options] COMMAND\n"
+            "\n"
+            "commands (docs/OPERATIONS.md has the procedure for each):\n"
+            "  init            generate the vault key set in the HSM; with --dek FILE also\n"
+            "                  a DEK, written wrapped to FILE (new file, 0600); without it\n"
+            "                  tokenvaultd makes the first DEK in its store\n"
+            "  keys            list every key: type, attributes, key check value, and a\n"
+            "                  warning for any key whose attributes are unsafe\n"
+            "                  (with --dek FILE, the DEK too, unwrapped in the HSM)\n"
+            "  probe           the token's mechanisms and the path each wallet format takes\n"
+            "  pin-split       set a fresh random user PIN (from the HSM's RNG) and split it\n"
+            "                  into --shares N shares, any --threshold M of which rebuild it;\n"
+            "                  --share-dir DIR writes one 0600 file per officer, otherwise each\n"
+            "                  share is shown on the terminal to one officer at a time;\n"
+            "                  --set-file FILE gets the public check values tokenvaultd\n"
+            "                  needs for sealed start; --keep-pin splits the current PIN\n"
+            "  backup          clone the HSM's keys: a transport key from the HSM's RNG,\n"
+            "                  made CKA_TRUSTED by the SO (--so-pin-file), split into\n"
+            "                  --shares N shares (--threshold M, --share-dir DIR,\n"
+            "                  --set-file FILE); every key wrapped under it into --out FILE\n"
+            "  restore         on another token: --in FILE, --set-file FILE and M --share FILE\n"
+            "                  rebuild the transport key; every key is unwrapped with its\n"
+            "                  attributes and its check value compared with the backup's\n"
+            "  share-check     print a share's set, index and check value (--share FILE), and\n"
+            "                  with --set-file whether it belongs to that set; needs no HSM\n"
+            "  unseal          submit one share (--share FILE) to a sealed tokenvaultd over\n"
+            "                  its officer socket (--socket PATH), as --officer NAME\n"
+            "  audit-key       print the audit key's public half (PEM), to verify the\n"
+            "                  audit log's checkpoints offline\n"
+            "  audit-verify    check a store's audit log offline: --store DIR (a copy made\n"
+            "                  by tokenvault-admin backup, or the live store) and --pubkey\n"
+            "                  FILE (from audit-key); needs no HSM\n"
+            "  wallet-keygen   generate a wallet key: --label L --kind ec|rsa|rsa-decrypt;\n"
+            "                  prints its public key (DER SubjectPublicKeyInfo, base64)\n"
+            "  applepay-key    Apple Pay EC P-256 key --label L and its CSR, signed in the\n"
+            "                  HSM, to --out FILE (new file); --subject CN (default: L)\n"
+            "  applepay-cert   store Apple's Payment Processing certificate (--in FILE, PEM\n"
+            "                  or DER) for key --label L; refused unless it certifies that key\n"
+            "  googlepay-key   Google Pay EC P-256 key --label L; prints the public key as\n"
+            "                  Google asks for it (base64 uncompressed point)\n"
+            "  samsungpay-key  Samsung Pay RSA-2048 key --label L and its CSR to --out FILE\n"
+            "  trust-anchor    store a trust anchor --label L from --in FILE: --kind\n"
+            "                  apple-root (Apple Root CA - G3) or google-keys (keys.json)\n"
+            "  wallet-keys     list wallet keys, their certificates and the trust anchors:\n"
+            "                  KCV, merchant id, expiry\n"
+            "\n"
+            "options:\n"
+            "  --module PATH     PKCS#11 module (default " CEREMONY_DEFAULT_MODULE ")\n"
+            "  --token LABEL     token label, or --token-uri 'pkcs11:token=...'\n"
+            "  --pin-file FILE   user PIN, in a file of mode 0600 owned by you\n"
+            "  --officer NAME    an officer present (repeat for each); recorded\n"
+            "  --dek FILE        wrapped DEK file (init writes it, keys reads it)\n"
+            "  --label L, --kind K   for wallet-keygen, the wallet keys, trust-anchor\n"
+            "  --in FILE, --out FILE, --subject CN   for the wallet keys and trust-anchor\n"
+            "  --threshold M, --shares N, --share-dir DIR, --set-file FILE\n"
+            "                    for pin-split (and --keep-pin) and backup\n"
+            "  --so-pin-file FILE  the token's SO PIN (0600), for backup\n"
+            "  --share FILE      a share file (share-check, unseal)\n"
+            "  --socket PATH     tokenvaultd's officer socket (unseal)\n"
+            "  --help            this text\n"
+            "\n"
+            "exit codes: 0 ok, 1 failure, 2 usage, 3 HSM refused or unavailable, 4 key not found,\n"
+            "            5 a key with unsafe attributes\n");
+}
+
+static int
+parse_count(const char *arg, unsigned *out)
+{
+    char *end = NULL;
+    unsigned long v = strtoul(arg, &end, 10);
+
+    if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || v > 255)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
+{
+    static const struct option long_opts[] = {
+        {"module", required_argument, NULL, 'm'},   {"token", required_argument, NULL, 't'},
+        {"token-uri", required_argument, NULL, 'u'}, {"pin-file", required_argument, NULL, 'p'},
+        {"dek", required_argument, NULL, 'd'},      {"label", required_argument, NULL, 'l'},
+        {"kind", required_argument, NULL, 'k'},     {"help", no_argument, NULL, 'h'},
+        {"store", required_argument, NULL, 's'},    {"pubkey", required_argument, NULL, 'P'},
+        {"out", required_argument, NULL, 'o'},      {"in", required_argument, NULL, 'i'},
+        {"set-file", required_argument, NULL, 'S'}, {"socket", required_argument, NULL, 'U'},
+        {"share", required_argument, NULL, 'H'},    {"officer", required_argument, NULL, 'O'},
+        {"threshold", required_argument, NULL, 'M'}, {"shares", required_argument, NULL, 'N'},
+        {"keep-pin", no_argument, NULL, 'K'},       {"so-pin-file", required_argument, NULL, 'Q'},
+        {"transcript", required_argument, NULL, 'T'},
+        {"share-dir", required_argument, NULL, 'D'}, {"subject", required_argument, NULL, 'J'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->module = optarg; break;
+        case 't': o->token = optarg; break;
+        case 'u': o->token_uri = optarg; break;
+        case 'p': o->pin_file = optarg; break;
+        case 'Q': o->so_pin_file = optarg; break;
+        case 'd': o->dek_file = optarg; break;
+        case 'l': o->label = optarg; break;
+        case 'k': o->kind = optarg; break;
+        case 's': o->store = optarg; break;
+        case 'P': o->pubkey = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'D': o->share_dir = optarg; break;
+        case 'i': o->in = optarg; break;
+        case 'S': o->set_file = optarg; break;
+        case 'U': o->socket = optarg; break;
+        case 'T': o->transcript = optarg; break;
+        case 'J': o->subject = optarg; break;
+        case 'K': o->keep_pin = 1; break;
+        case 'H':
+            if (o->num_shares == CEREMONY_OFFICERS_MAX) {
+                ceremony_err("at most %d --share", CEREMONY_OFFICERS_MAX);
+                return EXIT_USAGE;
+            }
+            o->shares[o->num_shares++] = optarg;
+            break;
+        case 'O':
+            if (o->num_officers == CEREMONY_OFFICERS_MAX) {
+                ceremony_err("at most %d --officer", CEREMONY_OFFICERS_MAX);
+                return EXIT_USAGE;
+            }
+            o->officers[o->num_officers++] = optarg;
+            break;
+        case 'M':
+        case 'N':
+            if (parse_count(optarg, c == 'M' ? &o->threshold : &o->count) != 0) {
+                ceremony_err("--%s takes a number from 0 to 255", c == 'M' ? "threshold" : "shares");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h': usage(stdout); exit(EXIT_OK);
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    *cmd = argv[optind];
+    return EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct ceremony_opts o = {.module = CEREMONY_DEFAULT_MODULE};
+    const struct command *cmd = NULL;
+    hsm_pin_source *pin = NULL;
+    hsm_session *s = NULL;
+    hsm_config cfg;
+    hsm *h = NULL;
+    const char *name = NULL;
+    int r, rc;
+
+    if ((rc = parse_args(argc, argv, &o, &name)) != EXIT_OK)
+        return rc;
+    for (cmd = commands; cmd->name != NULL && strcmp(cmd->name, name) != 0; cmd++)
+        ;
+    if (cmd->name == NULL) {
+        ceremony_err("unknown command %s", name);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (cmd->needs == OFFLINE)
+        return cmd->offline(&o);
+    if ((o.token == NULL) == (o.token_uri == NULL) || o.pin_file == NULL) {
+        ceremony_err("need --pin-file and one of --token or --token-uri");
+        return EXIT_USAGE;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.module_path = o.module;
+    cfg.token_label = o.token;
+    cfg.token_uri = o.token_uri;
+    cfg.max_sessions = 2;
+    rc = EXIT_FAIL;
+    if ((r = hsm_pin_source_file(&pin, o.pin_file)) != HSM_OK ||
+        (r = hsm_open(&h, &cfg, pin)) != HSM_OK) {
+        rc = ceremony_report("open", r);
+        goto out;
+    }
+    if ((r = hsm_session_acquire(h, &s)) != HSM_OK) {
+        rc = ceremony_report("session", r);
+        goto out;
+    }
+    rc = cmd->with_hsm(h, s, &o);
+out:
+    hsm_session_release(s);
+    hsm_close(h);
+    hsm_pin_source_free(pin);
+    return rc;
+}

@@ -1,0 +1,822 @@
+/*
+ * wallet.c - the wallet-key ceremonies: Apple Pay, Google Pay and Samsung Pay
+ * merchant keys made in the HSM (with CSRs the keys sign themselves), Apple's
+ * certificate for the Apple key, the trust anchors wallet signatures are
+ * checked against, and the listing officers record. Every private-key
+ * operation runs in the HSM through hsm/; this file reads the officers'
+ * files, checks them, and prints what goes into the ceremony transcript.
+ */
+#include "tools/ceremony/ceremony.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "tools/ceremony/wallet_parse.h"
+
+/* Largest certificate file read (PEM of a WALLET_CERT_MAX certificate). */
+#define CERT_FILE_MAX (2 * WALLET_CERT_MAX)
+/* Apple Root CA - G3, SHA-256 of the certificate, as Apple publishes it
+ * (https://www.apple.com/certificateauthority/, WALLETS.md 1.2). */
+static const uint8_t apple_root_g3_sha256[SHA256_DIGEST_LENGTH] = {
+    0x63, 0x34, 0x3a, 0xbf, 0xb8, 0x9a, 0x6a, 0x03, 0xeb, 0xb5, 0x7e, 0x9b, 0x3f, 0x5f, 0xa7, 0xbe,
+    0x7c, 0x4f, 0x5c, 0x75, 0x6f, 0x30, 0x17, 0xb3, 0xa8, 0xc4, 0x88, 0xc3, 0x65, 0x3e, 0x91, 0x79,
+};
+/* The longest suffix a Google root key's label gets: "-ECv2SigningOnly-16". */
+#define GOOGLE_LABEL_SUFFIX_MAX 19
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static void
+print_b64(const uint8_t *b, size_t n)
+{
+    unsigned char out[2 * HSM_SPKI_MAX + 4];
+
+    if (n > HSM_SPKI_MAX)
+        return;
+    EVP_EncodeBlock(out, b, (int)n);
+    fputs((const char *)out, stdout);
+}
+
+/* SHA-256 of a DER SubjectPublicKeyInfo, in hex for officers (its first 3
+ * bytes are the KCV `keys` prints) and, for an Apple key, in base64: the
+ * publicKeyHash Apple puts in every payment token for this key. */
+static void
+print_spki_hash(const uint8_t *spki, size_t len, int apple)
+{
+    uint8_t h[SHA256_DIGEST_LENGTH];
+
+    SHA256(spki, len, h);
+    printf("    public key SHA-256 (SPKI):     ");
+    ceremony_print_hex(h, sizeof(h));
+    printf("\n");
+    if (apple) {
+        printf("    Apple publicKeyHash (base64):  ");
+        print_b64(h, sizeof(h));
+        printf("\n");
+    }
+}
+
+static void
+print_asn1_time(const char *what, const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (t != NULL && ASN1_TIME_to_tm(t, &tm) == 1)
+        printf("    %-14s %04d-%02d-%02dT%02d:%02d:%02dZ\n", what, tm.tm_year + 1900, tm.tm_mon + 1,
+               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void
+print_name(const char *what, const X509_NAME *name)
+{
+    char buf[256];
+
+    /* X509_NAME_oneline escapes non-printable bytes: safe for a terminal. */
+    if (X509_NAME_oneline(name, buf, sizeof(buf)) != NULL)
+        printf("    %-14s %s\n", what, buf);
+}
+
+/* Opens |path| as a new file before the ceremony makes anything, so that an
+ * existing file stops it before a key exists. The CSR is public: 0644. */
+static int
+open_new(const char *path, int *out_fd)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+
+    if (fd < 0) {
+        ceremony_err("%s: %s%s", path, strerror(errno),
+                     errno == EEXIST ? " (a ceremony never overwrites a file)" : "");
+        return EXIT_FAIL;
+    }
+    *out_fd = fd;
+    return EXIT_OK;
+}
+
+/* Writes, fsyncs and closes; on failure (or |data| NULL: the ceremony
+ * failed before it had anything to write) the file is removed. */
+static int
+finish_new(int fd, const char *path, const void *data, size_t len)
+{
+    int ok = data != NULL && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+
+    close(fd);
+    if (ok)
+        return EXIT_OK;
+    (void)unlink(path);
+    if (data != NULL)
+        ceremony_err("%s: write failed", path);
+    return EXIT_FAIL;
+}
+
+/* DER into PEM with |name| ("CERTIFICATE REQUEST"): *out is malloc'd. */
+static int
+pem_encode(const char *name, const uint8_t *der, size_t len, char **out, size_t *out_len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *mem = NULL;
+    long n;
+    int rc = EXIT_FAIL;
+
+    if (b == NULL || PEM_write_bio(b, name, "", der, (long)len) <= 0 ||
+        (n = BIO_get_mem_data(b, &mem)) <= 0 || (*out = malloc((size_t)n)) == NULL)
+        goto out;
+    memcpy(*out, mem, (size_t)n);
+    *out_len = (size_t)n;
+    rc = EXIT_OK;
+out:
+    BIO_free(b);
+    return rc;
+}
+
+/* The bytes after one PEM block must be blank: a second block or stray text
+ * means the officer picked the wrong file. */
+static int
+only_blank(BIO *b)
+{
+    char c;
+    int n;
+
+    while ((n = BIO_read(b, &c, 1)) == 1) {
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+            return 0;
+    }
+    return 1;
+}
+
+/* One certificate from a file, PEM ("CERTIFICATE") or DER (Apple's portal
+ * hands out DER .cer files). *out is malloc'd DER. The certificate itself is
+ * parsed later, by OpenSSL, from these bytes. */
+static int
+read_cert_file(const char *path, uint8_t **out, size_t *out_len)
+{
+    char *buf = malloc(CERT_FILE_MAX);
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long data_len = 0;
+    size_t n = 0;
+    BIO *b = NULL;
+    int rc = EXIT_FAIL;
+
+    if (buf == NULL || ceremony_read_small(path, buf, CERT_FILE_MAX, &n) != EXIT_OK)
+        goto out;
+    if (n >= 10 && memcmp(buf, "-----BEGIN", 10) == 0) {
+        if ((b = BIO_new_mem_buf(buf, (int)n)) == NULL ||
+            PEM_read_bio(b, &name, &header, &data, &data_len) != 1 ||
+            strcmp(name, "CERTIFICATE") != 0 || header[0] != '\0' || data_len <= 0 ||
+            (size_t)data_len > WALLET_CERT_MAX || !only_blank(b)) {
+            ceremony_err("%s: not exactly one PEM CERTIFICATE", path);
+            goto out;
+        }
+        *out = data;
+        *out_len = (size_t)data_len;
+        data = NULL;
+    } else {
+        if (n == 0 || n > WALLET_CERT_MAX || (*out = malloc(n)) == NULL) {
+            ceremony_err("%s: neither a PEM nor a DER certificate", path);
+            goto out;
+        }
+        memcpy(*out, buf, n);
+        *out_len = n;
+    }
+    rc = EXIT_OK;
+out:
+    ERR_clear_error();
+    BIO_free(b);
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    free(buf);
+    return rc;
+}
+
+/* One DER certificate, every byte of it. */
+static X509 *
+cert_parse(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+
+    if (x != NULL && p != der + len) {
+        X509_free(x);
+        x = NULL;
+    }
+    ERR_clear_error();
+    return x;
+}
+
+/* The DER SPKI of a certificate's key: *out is OpenSSL-allocated. */
+static int
+cert_spki(X509 *x, unsigned char **out, size_t *out_len)
+{
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), out);
+
+    if (n <= 0)
+        return EXIT_FAIL;
+    *out_len = (size_t)n;
+    return EXIT_OK;
+}
+
+/* The first 3 bytes of SHA-256(SPKI): the KCV the `keys` listing gives pairs. */
+static void
+spki_kcv(const uint8_t *spki, size_t len, uint8_t kcv[HSM_KCV_LEN])
+{
+    uint8_t h[SHA256_DIGEST_LENGTH];
+
+    SHA256(spki, len, h);
+    memcpy(kcv, h, HSM_KCV_LEN);
+}
+
+static void
+print_row(const char *label, const char *kind, const uint8_t kcv[HSM_KCV_LEN])
+{
+    printf("%-28s %-30s KCV ", label, kind);
+    ceremony_print_hex(kcv, HSM_KCV_LEN);
+    printf("\n");
+}
+
+static void
+print_epoch_ms(uint64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) != NULL)
+        printf("%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+               tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+/* A Google root key's expiry as keys.json gives it and as a date. */
+static void
+print_expiry(uint64_t expiration_ms)
+{
+    if (expiration_ms == 0) {
+        printf("    expires        never (no keyExpiration; ECv1 keys have none)\n");
+        return;
+    }
+    printf("    expires        ");
+    print_epoch_ms(expiration_ms);
+    printf(" (keyExpiration %llu)\n", (unsigned long long)expiration_ms);
+}
+
+/* ---- key + CSR ceremonies -------------------------------------------------------------- */
+
+/* A subject the HSM layer will take (printable ASCII, 1..HSM_CSR_CN_MAX),
+ * checked before a key is made for it. */
+static int
+subject_ok(const char *cn)
+{
+    size_t n = strlen(cn);
+
+    if (n == 0 || n > HSM_CSR_CN_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cn[i] < 0x20 || cn[i] > 0x7e)
+            return 0;
+    }
+    return 1;
+}
+
+/* Generates a key of |kind| labelled --label, has it sign its own CSR in the
+ * HSM, and writes the CSR (PEM) to --out, which is created before the key so
+ * that an existing file stops the ceremony before anything is made. */
+static int
+key_with_csr(hsm_session *s, const struct ceremony_opts *o, hsm_key_kind kind, const char *what,
+             const char *role)
+{
+    uint8_t der[HSM_CSR_MAX], spki[HSM_SPKI_MAX];
+    size_t der_len = 0, spki_len = 0, pem_len = 0;
+    const char *cn = o->subject != NULL ? o->subject : o->label;
+    hsm_key *key = NULL;
+    char *pem = NULL;
+    int fd = -1, r, rc;
+
+    if (o->label == NULL || o->out == NULL) {
+        ceremony_err("%s needs --label L and --out FILE", what);
+        return EXIT_USAGE;
+    }
+    if (!subject_ok(cn)) {
+        ceremony_err("the CSR subject must be 1 to %d printable ASCII characters", HSM_CSR_CN_MAX);
+        return EXIT_USAGE;
+    }
+    if ((rc = open_new(o->out, &fd)) != EXIT_OK)
+        return rc;
+    if ((r = hsm_key_generate(s, kind, o->label, &key)) != HSM_OK) {
+        key = NULL;
+        rc = ceremony_report(o->label, r);
+        goto out;
+    }
+    printf("generated in the HSM:\n\n");
+    if ((rc = ceremony_print_key(s, key, role)) != EXIT_OK)
+        goto out;
+    if ((r = hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len)) != HSM_OK ||
+        (r = hsm_csr_make(s, key, cn, der, sizeof(der), &der_len)) != HSM_OK) {
+        rc = ceremony_report("certification request", r);
+        goto out;
+    }
+    if ((rc = pem_encode("CERTIFICATE REQUEST", der, der_len, &pem, &pem_len)) != EXIT_OK)
+        goto out;
+    rc = finish_new(fd, o->out, pem, pem_len);
+    fd = -1;
+    if (rc != EXIT_OK)
+        goto out;
+    print_spki_hash(spki, spki_len, kind == HSM_KIND_EC_DERIVE_SIGN);
+    printf("    CSR subject:                   CN=%s\n", cn);
+    printf("    CSR signature:                 %s, made in the HSM by %s\n",
+           kind == HSM_KIND_RSA_UNWRAP_SIGN ? "sha256WithRSAEncryption" : "ecdsa-with-SHA256",
+           o->label);
+    printf("\nCSR (PKCS#10, PEM) written to %s\n", o->out);
+out:
+    if (fd >= 0)
+        (void)finish_new(fd, o->out, NULL, 0); /* removes the empty file */
+    if (rc != EXIT_OK && key != NULL)
+        ceremony_err("key %s exists in the HSM but no CSR was written", o->label);
+    free(pem);
+    return rc;
+}
+
+int
+cmd_applepay_key(hsm_session *s, const struct ceremony_opts *o)
+{
+    return key_with_csr(s, o, HSM_KIND_EC_DERIVE_SIGN, "applepay-key",
+                        "Apple Pay Payment Processing key (EC_v1: ECDH in the HSM)");
+}
+
+int
+cmd_samsungpay_key(hsm_session *s, const struct ceremony_opts *o)
+{
+    return key_with_csr(s, o, HSM_KIND_RSA_UNWRAP_SIGN, "samsungpay-key",
+                        "Samsung Pay merchant key (JWE RSA1_5 / RSA-OAEP unwrap in the HSM)");
+}
+
+/* The uncompressed point (04 || X || Y) of a P-256 SPKI. */
+static int
+spki_point(const uint8_t *spki, size_t len, uint8_t point[HSM_EC_P256_POINT_LEN])
+{
+    const unsigned char *p = spki;
+    EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)len);
+    size_t n = 0;
+    int rc = EXIT_FAIL;
+
+    if (pkey != NULL &&
+        EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       "uncompressed") == 1 &&
+        EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, point,
+                                        HSM_EC_P256_POINT_LEN, &n) &&
+        n == HSM_EC_P256_POINT_LEN && point[0] == 0x04)
+        rc = EXIT_OK;
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Google's console and tokenizationSpecification.parameters.publicKey take
+ * the key as base64 of the X9.62 uncompressed point, not an SPKI: Tink's
+ * PaymentMethodTokenSender.rawUncompressedRecipientPublicKey ("base64 encoded
+ * uncompressed point format"), Tink's own test key MERCHANT_PUBLIC_KEY_BASE64
+ * (65 bytes, "BOdo..."), and Google Pay's request validation ("first byte of
+ * parameter publicKey must be 0x04"). */
+int
+cmd_googlepay_key(hsm_session *s, const struct ceremony_opts *o)
+{
+    uint8_t spki[HSM_SPKI_MAX], point[HSM_EC_P256_POINT_LEN];
+    size_t spki_len = 0;
+    hsm_key *key = NULL;
+    int r, rc;
+
+    if (o->label == NULL) {
+        ceremony_err("googlepay-key needs --label L");
+        return EXIT_USAGE;
+    }
+    if ((r = hsm_key_generate(s, HSM_KIND_EC_DERIVE, o->label, &key)) != HSM_OK)
+        return ceremony_report(o->label, r);
+    printf("generated in the HSM:\n\n");
+    if ((rc = ceremony_print_key(s, key, "Google Pay recipient key (ECv2: ECDH in the HSM)")) !=
+        EXIT_OK)
+        return rc;
+    if ((r = hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len)) != HSM_OK)
+        return ceremony_report("public key", r);
+    if (spki_point(spki, spki_len, point) != EXIT_OK) {
+        ceremony_err("%s: the HSM's public key is no P-256 point", o->label);
+        return EXIT_FAIL;
+    }
+    print_spki_hash(spki, spki_len, 0);
+    printf("\nGoogle Pay public key (base64 uncompressed point; for the Google Pay & Wallet\n"
+           "Console and tokenizationSpecification.parameters.publicKey, protocolVersion ECv2):\n");
+    print_b64(point, sizeof(point));
+    printf("\n");
+    return EXIT_OK;
+}
+
+/* ---- Apple's certificate --------------------------------------------------------------- */
+
+/* The key an Apple certificate goes with: an EC pair that may derive. */
+static int
+find_apple_key(hsm_session *s, const char *label, hsm_key **out)
+{
+    hsm_key_info info;
+    int r;
+
+    if ((r = hsm_key_find(s, label, out)) != HSM_OK ||
+        (r = hsm_key_info_get(s, *out, &info)) != HSM_OK)
+        return ceremony_report(label, r);
+    if (info.kind != HSM_KIND_EC_DERIVE_SIGN && info.kind != HSM_KIND_EC_DERIVE) {
+        ceremony_err("%s is a %s key, not an Apple Pay EC key (make one with applepay-key)", label,
+                     hsm_key_kind_name(info.kind));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* Refuses a certificate for another key, saying which keys differ. */
+static int
+check_cert_key(hsm_session *s, hsm_key *key, const uint8_t *cert_spki, size_t cert_spki_len)
+{
+    uint8_t spki[HSM_SPKI_MAX], want[HSM_KCV_LEN], got[HSM_KCV_LEN];
+    size_t spki_len = 0;
+    int r;
+
+    if ((r = hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len)) != HSM_OK)
+        return ceremony_report("public key", r);
+    if (spki_len == cert_spki_len && CRYPTO_memcmp(spki, cert_spki, spki_len) == 0)
+        return EXIT_OK;
+    spki_kcv(spki, spki_len, want);
+    spki_kcv(cert_spki, cert_spki_len, got);
+    ceremony_err("the certificate is for another key: its public key has KCV %02X%02X%02X, key %s "
+                 "has KCV %02X%02X%02X; nothing stored",
+                 got[0], got[1], got[2], hsm_key_label(key), want[0], want[1], want[2]);
+    return EXIT_FAIL;
+}
+
+static void
+print_validity(X509 *x)
+{
+    print_asn1_time("valid from", X509_get0_notBefore(x));
+    print_asn1_time("valid until", X509_get0_notAfter(x));
+    if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+        printf("    WARNING: this certificate has expired\n");
+    else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
+        printf("    WARNING: this certificate is not valid yet\n");
+}
+
+static void
+print_fingerprint(const uint8_t *der, size_t len)
+{
+    uint8_t h[SHA256_DIGEST_LENGTH];
+
+    SHA256(der, len, h);
+    printf("    %-14s ", "SHA-256");
+    for (size_t i = 0; i < sizeof(h); i++)
+        printf("%02X%s", h[i], i + 1 < sizeof(h) ? ":" : "\n");
+}
+
+int
+cmd_applepay_cert(hsm_session *s, const struct ceremony_opts *o)
+{
+    uint8_t *der = NULL, mid[WALLET_MERCHANT_ID_LEN];
+    unsigned char *spki = NULL;
+    size_t der_len = 0, spki_len = 0;
+    hsm_key *key = NULL;
+    X509 *x = NULL;
+    int r, rc;
+
+    if (o->label == NULL || o->in == NULL) {
+        ceremony_err("applepay-cert needs --label L and --in FILE");
+        return EXIT_USAGE;
+    }
+    if ((rc = find_apple_key(s, o->label, &key)) != EXIT_OK ||
+        (rc = read_cert_file(o->in, &der, &der_len)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
+    if ((x = cert_parse(der, der_len)) == NULL || cert_spki(x, &spki, &spki_len) != EXIT_OK) {
+        ceremony_err("%s: not an X.509 certificate", o->in);
+        goto out;
+    }
+    r = wallet_cert_merchant_id(mid, der, der_len);
+    if (r == WALLET_ERR_ABSENT) {
+        ceremony_err("%s has no merchant id (extension 1.2.840.113635.100.6.32): not an Apple Pay "
+                     "Payment Processing certificate (the Merchant Identity certificate is for "
+                     "TLS, not for decryption)", o->in);
+        goto out;
+    }
+    if (r != WALLET_OK) {
+        ceremony_err("%s: malformed merchant id extension", o->in);
+        goto out;
+    }
+    if ((rc = check_cert_key(s, key, spki, spki_len)) != EXIT_OK)
+        goto out;
+    if ((r = hsm_key_cert_store(s, key, der, der_len)) != HSM_OK) {
+        rc = ceremony_report("certificate", r);
+        goto out;
+    }
+    printf("stored in the HSM: certificate for key %s\n\n", o->label);
+    print_name("subject", X509_get_subject_name(x));
+    print_name("issuer", X509_get_issuer_name(x));
+    print_validity(x);
+    print_fingerprint(der, der_len);
+    printf("    merchant id    ");
+    ceremony_print_hex(mid, sizeof(mid));
+    printf("  (SHA-256 of the merchant identifier)\n");
+    print_spki_hash(spki, spki_len, 1);
+    rc = EXIT_OK;
+out:
+    OPENSSL_free(spki);
+    X509_free(x);
+    free(der);
+    return rc;
+}
+
+/* ---- trust anchors ----------------------------------------------------------------------- */
+
+/* Apple Root CA - G3 or a root like it: self-signed (issuer = subject, and
+ * its signature verifies with its own key) and a CA by basicConstraints. */
+static int
+check_root(const char *path, X509 *x)
+{
+    EVP_PKEY *pub = X509_get0_pubkey(x);
+    int ok = pub != NULL && X509_check_issued(x, x) == X509_V_OK && X509_verify(x, pub) == 1;
+
+    ERR_clear_error();
+    if (!ok) {
+        ceremony_err("%s: not a self-signed certificate", path);
+        return EXIT_FAIL;
+    }
+    /* 1: basicConstraints cA TRUE (and keyCertSign if keyUsage is present);
+     * the other non-zero answers are legacy guesses a root must not need. */
+    if (X509_check_ca(x) != 1) {
+        ceremony_err("%s: not a CA certificate (basicConstraints cA is not TRUE)", path);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static int
+anchor_apple_root(hsm_session *s, const struct ceremony_opts *o)
+{
+    uint8_t *der = NULL, h[SHA256_DIGEST_LENGTH];
+    size_t der_len = 0;
+    X509 *x = NULL;
+    int r, rc;
+
+    if ((rc = read_cert_file(o->in, &der, &der_len)) != EXIT_OK)
+        return rc;
+    rc = EXIT_FAIL;
+    if ((x = cert_parse(der, der_len)) == NULL) {
+        ceremony_err("%s: not an X.509 certificate", o->in);
+        goto out;
+    }
+    if ((rc = check_root(o->in, x)) != EXIT_OK)
+        goto out;
+    r = hsm_anchor_cert_store(s, o->label, HSM_ANCHOR_SET_APPLE_ROOT, der, der_len);
+    if (r != HSM_OK) {
+        rc = ceremony_report(o->label, r);
+        goto out;
+    }
+    printf("stored in the HSM: trust anchor %s (set %s)\n\n", o->label, HSM_ANCHOR_SET_APPLE_ROOT);
+    print_name("subject", X509_get_subject_name(x));
+    print_validity(x);
+    print_fingerprint(der, der_len);
+    SHA256(der, der_len, h);
+    if (CRYPTO_memcmp(h, apple_root_g3_sha256, sizeof(h)) == 0)
+        printf("    this is Apple Root CA - G3: the fingerprint matches the one Apple publishes\n");
+    else
+        printf("    WARNING: this is NOT Apple Root CA - G3 (the fingerprint differs from the one\n"
+               "    Apple publishes); only a test appliance may trust it\n");
+    rc = EXIT_OK;
+out:
+    X509_free(x);
+    free(der);
+    return rc;
+}
+
+/* "<label>-<protocolVersion>-<n>": the n-th key of that protocol. */
+static int
+google_label(char *out, size_t cap, const char *base, const char *protocol, unsigned n)
+{
+    int len = snprintf(out, cap, "%s-%s-%u", base, protocol, n);
+
+    return len > 0 && (size_t)len < cap && len <= HSM_LABEL_MAX ? EXIT_OK : EXIT_FAIL;
+}
+
+/* Labels for every key that will be stored ("" for an expired key, which is
+ * skipped), all checked free before the first is stored. */
+static int
+google_plan(hsm_session *s, const struct ceremony_opts *o, const struct wallet_root_keys *keys,
+            uint64_t now_ms, char labels[][HSM_LABEL_MAX + 1], size_t *num_store)
+{
+    int r;
+
+    *num_store = 0;
+    for (size_t i = 0; i < keys->num; i++) {
+        const struct wallet_root_key *k = &keys->keys[i];
+        unsigned n = 1;
+
+        labels[i][0] = '\0';
+        if (k->has_expiration && k->expiration_ms <= now_ms)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            n += strcmp(keys->keys[j].protocol, k->protocol) == 0;
+        if (google_label(labels[i], HSM_LABEL_MAX + 1, o->label, k->protocol, n) != EXIT_OK) {
+            ceremony_err("--label %s is too long for the keys' labels (at most %d characters)",
+                         o->label, HSM_LABEL_MAX - GOOGLE_LABEL_SUFFIX_MAX);
+            return EXIT_USAGE;
+        }
+        if ((r = hsm_label_check_free(s, labels[i])) != HSM_OK)
+            return ceremony_report(labels[i], r);
+        (*num_store)++;
+    }
+    return EXIT_OK;
+}
+
+static int
+google_store_one(hsm_session *s, const struct wallet_root_key *k, const char *label)
+{
+    char set[HSM_ANCHOR_SET_MAX + 1], kind[HSM_ANCHOR_SET_MAX + 8];
+    uint8_t kcv[HSM_KCV_LEN];
+    int r;
+
+    snprintf(set, sizeof(set), "%s%s", HSM_ANCHOR_SET_GOOGLE_PREFIX, k->protocol);
+    snprintf(kind, sizeof(kind), "anchor %s", set);
+    if ((r = hsm_anchor_key_store(s, label, set, k->spki, k->spki_len,
+                                  k->has_expiration ? k->expiration_ms : 0)) != HSM_OK)
+        return ceremony_report(label, r);
+    spki_kcv(k->spki, k->spki_len, kcv);
+    print_row(label, kind, kcv);
+    print_expiry(k->has_expiration ? k->expiration_ms : 0);
+    return EXIT_OK;
+}
+
+static int
+anchor_google_keys(hsm_session *s, const struct ceremony_opts *o)
+{
+    struct wallet_root_keys *keys = malloc(sizeof(*keys));
+    char labels[WALLET_ROOT_KEYS_MAX][HSM_LABEL_MAX + 1], err[WALLET_ERR_MAX] = "";
+    char *json = malloc(WALLET_KEYS_JSON_MAX);
+    uint64_t now_ms = (uint64_t)time(NULL) * 1000;
+    size_t len = 0, num_store = 0;
+    int rc = EXIT_FAIL;
+
+    if (keys == NULL || json == NULL ||
+        ceremony_read_small(o->in, json, WALLET_KEYS_JSON_MAX, &len) != EXIT_OK)
+        goto out;
+    if (wallet_google_keys_parse(keys, json, len, err, sizeof(err)) != WALLET_OK) {
+        ceremony_err("%s: %s; nothing stored", o->in, err);
+        goto out;
+    }
+    if ((rc = google_plan(s, o, keys, now_ms, labels, &num_store)) != EXIT_OK)
+        goto out;
+    if (num_store == 0) {
+        ceremony_err("%s: every key has expired; nothing stored", o->in);
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    printf("stored in the HSM: Google root signing keys from %s\n\n", o->in);
+    for (size_t i = 0; i < keys->num; i++) {
+        if (labels[i][0] == '\0') {
+            printf("skipped keys[%zu] (%s): expired at ", i, keys->keys[i].protocol);
+            print_epoch_ms(keys->keys[i].expiration_ms);
+            printf("\n");
+            continue;
+        }
+        if ((rc = google_store_one(s, &keys->keys[i], labels[i])) != EXIT_OK) {
+            ceremony_err("stopped at keys[%zu]: the keys listed above were stored", i);
+            goto out;
+        }
+    }
+    rc = EXIT_OK;
+out:
+    free(json);
+    free(keys);
+    return rc;
+}
+
+int
+cmd_trust_anchor(hsm_session *s, const struct ceremony_opts *o)
+{
+    if (o->label == NULL || o->in == NULL || o->kind == NULL) {
+        ceremony_err("trust-anchor needs --label L, --in FILE and --kind apple-root|google-keys");
+        return EXIT_USAGE;
+    }
+    if (strcmp(o->kind, "apple-root") == 0)
+        return anchor_apple_root(s, o);
+    if (strcmp(o->kind, "google-keys") == 0)
+        return anchor_google_keys(s, o);
+    ceremony_err("--kind is apple-root or google-keys");
+    return EXIT_USAGE;
+}
+
+/* ---- listing ------------------------------------------------------------------------------- */
+
+static int
+wallet_kind(hsm_key_kind k)
+{
+    return k == HSM_KIND_EC_DERIVE || k == HSM_KIND_EC_DERIVE_SIGN || k == HSM_KIND_RSA_UNWRAP ||
+           k == HSM_KIND_RSA_UNWRAP_SIGN || k == HSM_KIND_RSA_DECRYPT;
+}
+
+/* Merchant id and expiry of a stored certificate, where it has them. */
+static void
+print_cert_facts(const uint8_t *der, size_t len)
+{
+    uint8_t mid[WALLET_MERCHANT_ID_LEN];
+    X509 *x = cert_parse(der, len);
+
+    if (x == NULL)
+        return;
+    if (wallet_cert_merchant_id(mid, der, len) == WALLET_OK) {
+        printf("    merchant id    ");
+        ceremony_print_hex(mid, sizeof(mid));
+        printf("\n");
+    }
+    print_asn1_time("expires", X509_get0_notAfter(x));
+    X509_free(x);
+}
+
+struct list_ctx {
+    hsm_session *s;
+    int rc;
+};
+
+static int
+list_key(void *ctx, hsm_key *key)
+{
+    struct list_ctx *c = ctx;
+    hsm_key_info info;
+    int r;
+
+    if ((r = hsm_key_info_get(c->s, key, &info)) != HSM_OK) {
+        c->rc = ceremony_report(hsm_key_label(key), r);
+        return 0;
+    }
+    if (wallet_kind(info.kind))
+        print_row(info.label, hsm_key_kind_name(info.kind), info.kcv);
+    return 0;
+}
+
+static int
+list_obj(void *ctx, const hsm_wallet_obj *obj)
+{
+    struct list_ctx *c = ctx;
+    unsigned char *spki = NULL;
+    size_t spki_len = 0;
+    uint8_t kcv[HSM_KCV_LEN];
+    char kind[HSM_ANCHOR_SET_MAX + 16];
+    X509 *x = NULL;
+
+    if (obj->type == HSM_WOBJ_ANCHOR_KEY) {
+        snprintf(kind, sizeof(kind), "anchor %s", obj->set);
+        spki_kcv(obj->der, obj->der_len, kcv);
+        print_row(obj->label, kind, kcv);
+        print_expiry(obj->expiration_ms);
+        return 0;
+    }
+    if ((x = cert_parse(obj->der, obj->der_len)) == NULL ||
+        cert_spki(x, &spki, &spki_len) != EXIT_OK) {
+        ceremony_err("%s: unreadable certificate", obj->label);
+        c->rc = EXIT_FAIL;
+        X509_free(x);
+        return 0;
+    }
+    if (obj->type == HSM_WOBJ_ANCHOR_CERT)
+        snprintf(kind, sizeof(kind), "anchor %s", obj->set[0] != '\0' ? obj->set : "certificate");
+    else
+        snprintf(kind, sizeof(kind), "certificate");
+    spki_kcv(spki, spki_len, kcv);
+    print_row(obj->label, kind, kcv);
+    print_cert_facts(obj->der, obj->der_len);
+    OPENSSL_free(spki);
+    X509_free(x);
+    return 0;
+}
+
+int
+cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o)
+{
+    struct list_ctx c = { s, EXIT_OK };
+    int r;
+
+    (void)o;
+    printf("wallet keys (KCV: first 3 bytes of SHA-256 of the public key's SPKI):\n\n");
+    if ((r = hsm_key_list(s, list_key, &c)) != HSM_OK)
+        return ceremony_report("key list", r);
+    printf("\ncertificates and trust anchors (a certificate's KCV equals its key's):\n\n");
+    if ((r = hsm_wallet_obj_list(s, list_obj, &c)) != HSM_OK)
+        return ceremony_report("object list", r);
+    return c.rc;
+}
