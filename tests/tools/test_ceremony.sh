@@ -5,6 +5,7 @@ set -u
 tool=$1
 module=$2
 dir=$(mktemp -d /tmp/tv-ceremony-XXXXXX)
+cd "$dir" # ceremonies leave their transcripts in the current directory
 trap 'rm -rf "$dir"' EXIT
 export SOFTHSM2_CONF=$dir/softhsm2.conf
 mkdir "$dir/tokens"
@@ -36,6 +37,25 @@ kek_kcv=$(awk '/^vault-kek-v1/ {print $5}' "$dir/init.out")
 has "KEK KCV is stable" "^vault-kek-v1 .*KCV $kek_kcv" "$dir/keys.out"
 
 run audit-key >"$dir/audit.pem" 2>&1; check "audit-key" 0 $?
+
+# The init ceremony left a signed transcript here: 0600, what was printed,
+# who and when; it verifies offline with the audit key, and not once altered.
+t=$(ls "$dir"/ceremony-init-*.txt 2>/dev/null | head -n1)
+[ -n "$t" ]; check "init wrote a transcript" 0 $?
+[ "$(stat -c %a "$t")" = 600 ]; check "transcript is 0600" 0 $?
+has "transcript names the ceremony" "^ceremony: init" "$t"
+has "transcript holds the KCVs" "^vault-kek-v1 .*KCV [0-9A-F]\{6\}" "$t"
+has "transcript says the result" "^result: done (exit 0)" "$t"
+has "transcript is signed" "^signature: ecdsa-p256-sha256 vault-audit-sign " "$t"
+"$tool" --in "$t" --pubkey "$dir/audit.pem" transcript-verify >"$dir/tv.out" 2>&1
+check "transcript verifies" 0 $?
+sed 's/^result: done/result: DONE/' "$t" > "$dir/altered.txt"
+"$tool" --in "$dir/altered.txt" --pubkey "$dir/audit.pem" transcript-verify >"$dir/tv.out" 2>&1
+check "altered transcript refused" 1 $?
+has "altered transcript says so" "does NOT verify" "$dir/tv.out"
+run --transcript "$dir/keys.txt" keys >/dev/null 2>&1; check "keys with --transcript" 0 $?
+has "an explicit transcript path is used" "^ceremony: keys" "$dir/keys.txt"
+run --transcript "$dir/keys.txt" keys >/dev/null 2>&1; check "a transcript is never overwritten" 1 $?
 openssl pkey -pubin -in "$dir/audit.pem" -noout -text 2>/dev/null | grep -q "NIST CURVE: P-256"
 check "audit-key is an EC P-256 public key in PEM" 0 $?
 

@@ -39,8 +39,9 @@ static int
 ceremony(const struct tv_daemon *d, const char *args)
 {
     tv_daemon_use_token(d);
-    return tv_run("%s --module %s --token %s --pin-file %s %s >%s 2>&1", TV_CEREMONY, TV_SOFTHSM_MODULE,
-               TV_TEST_LABEL, d->token.pin_file, args, out_file);
+    /* In |work|: ceremonies leave their transcripts in the current directory. */
+    return tv_run("cd %s && %s --module %s --token %s --pin-file %s %s >%s 2>&1", work, TV_CEREMONY,
+                  TV_SOFTHSM_MODULE, TV_TEST_LABEL, d->token.pin_file, args, out_file);
 }
 
 static int
@@ -105,19 +106,30 @@ test_backup_on_a(void **state)
     assert_int_equal(tv_run("test -e %s/keys.tvkb", work), 1);
     snprintf(args, sizeof(args),
              "--so-pin-file %s/so-pin --threshold 3 --shares 5 --share-dir %s/shares "
-             "--set-file %s/transport.set --out %s/keys.tvkb --officer alice --officer bob backup",
-             work, work, work, work);
+             "--set-file %s/transport.set --out %s/keys.tvkb --officer alice --officer bob "
+             "--transcript %s/backup.txt --store %s backup",
+             work, work, work, work, work, a.store);
     assert_int_equal(ceremony(&a, args), 0);
     assert_output("4 keys backed up");
     assert_output("vault-kek-v1");
     assert_output("share 5: check value");
     assert_int_equal(tv_run("test \"$(stat -c %%a %s/keys.tvkb)\" = 600", work), 0);
+    /* Its transcript, signed; and the ceremony in A's audit log, written
+     * while A's daemon runs. */
+    assert_output("ceremony recorded in the audit log");
+    assert_int_equal(tv_run("grep -q '^officers: alice, bob' %s/backup.txt", work), 0);
     /* A's keys are still in A and A still serves after the SO step. */
     assert_int_equal(ceremony(&a, "keys"), 0);
     /* The store, hot, while A runs. */
     assert_int_equal(tv_run("mkdir -m 700 %s && %s backup --store %s --out %s >/dev/null", b.store,
                          TV_ADMIN, a.store, b.store), 0);
     assert_int_equal(tv_daemon_stop(&a, SIGTERM), 0);
+    /* A's audit chain still verifies with the ceremony's entry in it. */
+    assert_int_equal(ceremony(&a, "audit-key"), 0);
+    assert_int_equal(tv_run("grep -v '^transcript\\|^ceremony' %s > %s/audit.pem", out_file, work), 0);
+    assert_int_equal(tv_run("%s --store %s --pubkey %s/audit.pem audit-verify > %s 2>&1", TV_CEREMONY,
+                            a.store, work, out_file), 0);
+    assert_output("audit log verified");
 }
 
 static void

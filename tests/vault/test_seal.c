@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "api/client.h"
 #include "tests/support/daemon.h"
@@ -104,6 +105,8 @@ test_pin_split(void **state)
 
     (void)state;
     /* Refusals first: a threshold of 1, M > N, no set file. */
+    /* Ceremonies leave their transcripts in the current directory. */
+    assert_int_equal(chdir(d.token.dir), 0);
     assert_int_equal(tv_run("%s --module %s --token %s --pin-file %s --threshold 1 --shares 5 "
                          "--share-dir %s --set-file %s pin-split >/dev/null 2>&1",
                          TV_CEREMONY, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d.token.pin_file,
@@ -121,6 +124,10 @@ test_pin_split(void **state)
                          TV_CEREMONY, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d.token.pin_file,
                          shares_dir, set_file, out_file), 0);
     assert_output("a new user PIN");
+    /* Its signed transcript: the set and check values, never a share. */
+    assert_int_equal(tv_run("grep -q '^ceremony: pin-split' %s/ceremony-pin-split-*.txt", d.token.dir), 0);
+    assert_int_equal(tv_run("grep -q '^officers: alice, bob' %s/ceremony-pin-split-*.txt", d.token.dir), 0);
+    assert_int_equal(tv_run("grep -q 'tokenvault-share-1:' %s/ceremony-pin-split-*.txt", d.token.dir), 1);
     assert_output("share 5: check value ");
     /* Each share file is 0600 and new; a second split into the same place
      * is refused rather than overwriting a share. */

@@ -54,8 +54,8 @@ last_checkpoint_visit(void *ctx, const MDB_val *key, const MDB_val *val)
 }
 
 /* Reads an EC P-256 public key from PEM into DER SubjectPublicKeyInfo. */
-static int
-read_pubkey(const char *path, uint8_t *out, size_t cap, size_t *out_len)
+int
+ceremony_read_pubkey(const char *path, uint8_t *out, size_t cap, size_t *out_len)
 {
     FILE *f = fopen(path, "r");
     EVP_PKEY *pk = NULL;
@@ -101,7 +101,7 @@ cmd_audit_verify(const struct ceremony_opts *o)
         fprintf(stderr, "tokenvault-ceremony: audit-verify needs --store DIR and --pubkey FILE\n");
         return EXIT_USAGE;
     }
-    if ((rc = read_pubkey(o->pubkey, spki, sizeof(spki), &spki_len)) != EXIT_OK)
+    if ((rc = ceremony_read_pubkey(o->pubkey, spki, sizeof(spki), &spki_len)) != EXIT_OK)
         return rc;
     if (store_open_readonly(&st, o->store, err, sizeof(err)) != 0) {
         fprintf(stderr, "tokenvault-ceremony: %s\n", err);

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "hsm/hsm.h"
 
@@ -85,6 +87,24 @@ int ceremony_deal_shares(const char *dir, const struct share *sh, unsigned count
 /* The set id and each share's check value, for the transcript. */
 void ceremony_print_set(const struct share_set *set);
 
+/* Reads an EC public key (PEM) into DER SubjectPublicKeyInfo. */
+int ceremony_read_pubkey(const char *path, uint8_t *out, size_t cap, size_t *out_len);
+
+/* The ceremony transcript (transcript.c): transcript_begin captures
+ * standard output; transcript_end gives it back to the terminal, frames it
+ * (ceremony, times, token, officers, result), signs it with the audit key,
+ * writes it to --transcript FILE (or ./ceremony-<cmd>-<time>-<pid>.txt; new
+ * file, 0600) and, with --store DIR, appends the ceremony to that store's
+ * audit log. */
+struct transcript {
+    FILE *capture;
+    int saved_fd;
+    time_t started;
+};
+int transcript_begin(struct transcript *t);
+int transcript_end(struct transcript *t, hsm *h, hsm_session *s, const struct ceremony_opts *o,
+                   const char *cmd, int rc);
+
 /* The subcommands. Those given |s| run with an open, logged-in HSM. */
 int cmd_init(hsm_session *s, const struct ceremony_opts *o);
 int cmd_keys(hsm_session *s, const struct ceremony_opts *o);
@@ -95,6 +115,7 @@ int cmd_audit_verify(const struct ceremony_opts *o);
 int cmd_pin_split(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 int cmd_share_check(const struct ceremony_opts *o);
 int cmd_unseal(const struct ceremony_opts *o);
+int cmd_transcript_verify(const struct ceremony_opts *o);
 int cmd_backup(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 int cmd_restore(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 /* Wallet keys, their certificates and trust anchors (wallet.c). */

@@ -9,6 +9,7 @@
  * procedure for each, with who must be present).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ enum needs { OFFLINE, WITH_HSM };
 struct command {
     const char *name;
     enum needs needs;
+    bool record; /* changes the token: always leaves a signed transcript */
     int (*offline)(const struct ceremony_opts *o);
     int (*with_hsm)(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 };
@@ -107,24 +109,25 @@ run_wallet_keys(hsm *h, hsm_session *s, const struct ceremony_opts *o)
 }
 
 static const struct command commands[] = {
-    {"init", WITH_HSM, NULL, run_init},
-    {"keys", WITH_HSM, NULL, run_keys},
-    {"probe", WITH_HSM, NULL, run_probe},
-    {"wallet-keygen", WITH_HSM, NULL, run_wallet_keygen},
-    {"audit-key", WITH_HSM, NULL, run_audit_key},
-    {"audit-verify", OFFLINE, cmd_audit_verify, NULL},
-    {"pin-split", WITH_HSM, NULL, cmd_pin_split},
-    {"share-check", OFFLINE, cmd_share_check, NULL},
-    {"unseal", OFFLINE, cmd_unseal, NULL},
-    {"backup", WITH_HSM, NULL, cmd_backup},
-    {"restore", WITH_HSM, NULL, cmd_restore},
-    {"applepay-key", WITH_HSM, NULL, run_applepay_key},
-    {"applepay-cert", WITH_HSM, NULL, run_applepay_cert},
-    {"googlepay-key", WITH_HSM, NULL, run_googlepay_key},
-    {"samsungpay-key", WITH_HSM, NULL, run_samsungpay_key},
-    {"trust-anchor", WITH_HSM, NULL, run_trust_anchor},
-    {"wallet-keys", WITH_HSM, NULL, run_wallet_keys},
-    {NULL, OFFLINE, NULL, NULL},
+    {"init", WITH_HSM, true, NULL, run_init},
+    {"keys", WITH_HSM, false, NULL, run_keys},
+    {"probe", WITH_HSM, false, NULL, run_probe},
+    {"wallet-keygen", WITH_HSM, true, NULL, run_wallet_keygen},
+    {"audit-key", WITH_HSM, false, NULL, run_audit_key},
+    {"audit-verify", OFFLINE, false, cmd_audit_verify, NULL},
+    {"pin-split", WITH_HSM, true, NULL, cmd_pin_split},
+    {"share-check", OFFLINE, false, cmd_share_check, NULL},
+    {"unseal", OFFLINE, false, cmd_unseal, NULL},
+    {"backup", WITH_HSM, true, NULL, cmd_backup},
+    {"restore", WITH_HSM, true, NULL, cmd_restore},
+    {"applepay-key", WITH_HSM, true, NULL, run_applepay_key},
+    {"applepay-cert", WITH_HSM, true, NULL, run_applepay_cert},
+    {"googlepay-key", WITH_HSM, true, NULL, run_googlepay_key},
+    {"samsungpay-key", WITH_HSM, true, NULL, run_samsungpay_key},
+    {"trust-anchor", WITH_HSM, true, NULL, run_trust_anchor},
+    {"wallet-keys", WITH_HSM, false, NULL, run_wallet_keys},
+    {"transcript-verify", OFFLINE, false, cmd_transcript_verify, NULL},
+    {NULL, OFFLINE, false, NULL, NULL},
 };
 
 static void
@@ -158,6 +161,8 @@ usage(FILE *f)
             "                  with --set-file whether it belongs to that set; needs no HSM\n"
             "  unseal          submit one share (--share FILE) to a sealed tokenvaultd over\n"
             "                  its officer socket (--socket PATH), as --officer NAME\n"
+            "  transcript-verify  check a ceremony transcript's signature offline: --in FILE\n"
+            "                  and --pubkey FILE (from audit-key); needs no HSM\n"
             "  audit-key       print the audit key's public half (PEM), to verify the\n"
             "                  audit log's checkpoints offline\n"
             "  audit-verify    check a store's audit log offline: --store DIR (a copy made\n"
@@ -182,6 +187,10 @@ usage(FILE *f)
             "  --token LABEL     token label, or --token-uri 'pkcs11:token=...'\n"
             "  --pin-file FILE   user PIN, in a file of mode 0600 owned by you\n"
             "  --officer NAME    an officer present (repeat for each); recorded\n"
+            "  --transcript FILE the ceremony transcript (new file, 0600), signed with the\n"
+            "                    audit key; ceremonies that change the token always write\n"
+            "                    one (default ./ceremony-<command>-<time>-<pid>.txt)\n"
+            "  --store DIR       also record the ceremony in that store's audit log\n"
             "  --dek FILE        wrapped DEK file (init writes it, keys reads it)\n"
             "  --label L, --kind K   for wallet-keygen, the wallet keys, trust-anchor\n"
             "  --in FILE, --out FILE, --subject CN   for the wallet keys and trust-anchor\n"
@@ -285,6 +294,7 @@ int
 main(int argc, char **argv)
 {
     struct ceremony_opts o = {.module = CEREMONY_DEFAULT_MODULE};
+    struct transcript t = {.saved_fd = -1};
     const struct command *cmd = NULL;
     hsm_pin_source *pin = NULL;
     hsm_session *s = NULL;
@@ -323,7 +333,12 @@ main(int argc, char **argv)
         rc = ceremony_report("session", r);
         goto out;
     }
+    if ((cmd->record || o.transcript != NULL) && transcript_begin(&t) != EXIT_OK)
+        goto out;
     rc = cmd->with_hsm(h, s, &o);
+    if (t.capture != NULL && (r = transcript_end(&t, h, s, &o, cmd->name, rc)) != EXIT_OK &&
+        rc == EXIT_OK)
+        rc = r;
 out:
     hsm_session_release(s);
     hsm_close(h);

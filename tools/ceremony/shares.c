@@ -43,7 +43,7 @@ make_pin(hsm_session *s, uint8_t pin[NEW_PIN_LEN])
 int
 ceremony_check_share_dest(const struct ceremony_opts *o)
 {
-    if (o->share_dir == NULL && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))) {
+    if (o->share_dir == NULL && !isatty(STDIN_FILENO)) {
         ceremony_err("without --share-dir DIR the shares are shown on a terminal, one officer "
                      "at a time; this is not a terminal");
         return EXIT_USAGE;
@@ -85,26 +85,35 @@ ceremony_read_share_set(const char *path, struct share_set *out)
     return EXIT_OK;
 }
 
-/* Shows one share to one officer: the screen is cleared before and after,
- * and the next officer is called only when this one presses Enter. */
+/* Shows one share to one officer on the terminal itself (/dev/tty), never
+ * on standard output, which the ceremony transcript records: the screen is
+ * cleared before and after, and the next officer is called only when this
+ * one presses Enter. */
 static int
 show_share(const char *text, unsigned index, unsigned count)
 {
-    int c;
+    FILE *tty = fopen("/dev/tty", "r+e");
+    int c = EOF;
 
-    printf("\033[H\033[2J\033[3J");
-    printf("Share %u of %u. Only the officer who keeps it may look at the screen now.\n"
-           "Press Enter to show it.", index, count);
-    fflush(stdout);
-    while ((c = getchar()) != '\n' && c != EOF)
+    if (tty == NULL) {
+        ceremony_err("/dev/tty: cannot show the shares on the terminal; use --share-dir");
+        return EXIT_FAIL;
+    }
+    fprintf(tty, "\033[H\033[2J\033[3J");
+    fprintf(tty, "Share %u of %u. Only the officer who keeps it may look at the screen now.\n"
+                 "Press Enter to show it.", index, count);
+    fflush(tty);
+    while ((c = fgetc(tty)) != '\n' && c != EOF)
         ;
-    printf("\n%s\nCopy it exactly (the check value lets you confirm it later).\n"
-           "Press Enter to clear the screen.", text);
-    fflush(stdout);
-    while ((c = getchar()) != '\n' && c != EOF)
-        ;
-    printf("\033[H\033[2J\033[3J");
-    fflush(stdout);
+    if (c != EOF) {
+        fprintf(tty, "\n%s\nCopy it exactly (the check value lets you confirm it later).\n"
+                     "Press Enter to clear the screen.", text);
+        fflush(tty);
+        while ((c = fgetc(tty)) != '\n' && c != EOF)
+            ;
+    }
+    fprintf(tty, "\033[H\033[2J\033[3J");
+    fclose(tty);
     return c == EOF ? EXIT_FAIL : EXIT_OK;
 }
 
