@@ -85,6 +85,12 @@ struct api_status_resp {
     uint64_t store_used;
     bool has_store_size;
     uint64_t store_size;
+    bool has_dek_version;    /* the DEK new records are sealed with */
+    uint32_t dek_version;
+    bool has_reencrypt_pending; /* records may remain on a retired DEK */
+    bool reencrypt_pending;
+    bool has_reencrypted;    /* records moved to the current DEK since start */
+    uint64_t reencrypted;
 };
 
 /* ---- cards ------------------------------------------------------------------ */

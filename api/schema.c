@@ -40,7 +40,10 @@ SCHEMA(api_status_resp,
        OPT(api_status_resp, appliance_id, APPLIANCE_ID),
        OPT(api_status_resp, record_count, RECORD_COUNT),
        OPT(api_status_resp, store_used, STORE_USED),
-       OPT(api_status_resp, store_size, STORE_SIZE))
+       OPT(api_status_resp, store_size, STORE_SIZE),
+       OPT(api_status_resp, dek_version, KEY_VERSION),
+       OPT(api_status_resp, reencrypt_pending, REENCRYPT_PENDING),
+       OPT(api_status_resp, reencrypted, REENCRYPTED))
 
 SCHEMA(api_card_store_req,
        REQ(api_card_store_req, merchant, MERCHANT),

@@ -43,8 +43,8 @@ get_be64(const uint8_t in[SEQ_LEN])
     return v;
 }
 
-static uint64_t
-now_ms(void)
+uint64_t
+audit_now_ms(void)
 {
     struct timespec ts;
 
@@ -91,7 +91,7 @@ put_header(struct api_writer *w, uint8_t type, uint64_t seq, const uint8_t prev[
     e = e ? e : api_writer_put_u8(w, AUDIT_VERSION);
     e = e ? e : api_writer_put_u8(w, type);
     e = e ? e : api_writer_put_u64(w, seq);
-    e = e ? e : api_writer_put_u64(w, now_ms());
+    e = e ? e : api_writer_put_u64(w, audit_now_ms());
     e = e ? e : api_writer_put_bytes(w, prev, AUDIT_HASH_LEN);
     return e;
 }

@@ -100,6 +100,10 @@ int audit_record(const struct vault_audit *a, struct vault_store *s, const struc
  * one (the timer's checkpoint). 0 or -API_STATUS_AUDIT_UNAVAILABLE. */
 int audit_checkpoint(const struct vault_audit *a, struct store_txn *t);
 
+/* Wall-clock time in unix milliseconds, as entries record it (also the
+ * clock of DEK ages). */
+uint64_t audit_now_ms(void);
+
 /* audit_decode parses an entry. 0 or -API_STATUS_INTERNAL if malformed. */
 int audit_decode(struct audit_entry *out, const uint8_t *data, size_t len);
 

@@ -26,6 +26,12 @@
 /* node_exporter's textfile collector rereads files at every scrape (15 s by
  * default); writing more often buys nothing. */
 #define DEFAULT_METRICS_INTERVAL_SECONDS 15u
+/* Automatic DEK rotation. AES-GCM with random 96-bit IVs must stay well below
+ * 2^32 encryptions per key (NIST SP 800-38D section 8.3): 2^30 leaves a
+ * factor of four for counts lost in a crash; and a yearly cryptoperiod. */
+#define DEFAULT_DEK_MAX_ENCRYPTIONS (1u << 30)
+#define DEK_MAX_ENCRYPTIONS_LIMIT (1u << 31)
+#define DEFAULT_DEK_MAX_AGE_DAYS 365u
 
 enum kind {
     K_STR,      /* non-empty text */
@@ -74,6 +80,9 @@ static const struct key_def keys[] = {
     /* 1 MB is far too small for a real vault; it is allowed so the tests can
      * fill a map and prove the service fails closed when it is full. */
     {"store", "map_size_mb", K_MB, F(map_size), 1, 1048576, NULL, false},
+    {"store", "dek_max_encryptions", K_UINT, F(dek_max_encryptions), 1, DEK_MAX_ENCRYPTIONS_LIMIT,
+     NULL, false},
+    {"store", "dek_max_age_days", K_UINT, F(dek_max_age_days), 0, 3650, NULL, false},
     {"audit", "checkpoint_entries", K_UINT, F(audit_checkpoint_entries), 1, 1000000, NULL, false},
     {"audit", "checkpoint_seconds", K_UINT, F(audit_checkpoint_seconds), 1, 86400, NULL, false},
     {"metrics", "textfile", K_PATH, F(metrics_textfile), 0, 0, NULL, false},
@@ -739,6 +748,8 @@ vault_config_load(struct vault_config **out, const char *path, char *err, size_t
     c->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
     c->log_level = VAULT_LOG_INFO;
     c->map_size = (uint64_t)DEFAULT_MAP_SIZE_MB * 1024u * 1024u;
+    c->dek_max_encryptions = DEFAULT_DEK_MAX_ENCRYPTIONS;
+    c->dek_max_age_days = DEFAULT_DEK_MAX_AGE_DAYS;
     c->audit_checkpoint_entries = DEFAULT_CHECKPOINT_ENTRIES;
     c->audit_checkpoint_seconds = DEFAULT_CHECKPOINT_SECONDS;
     c->metrics_interval_seconds = DEFAULT_METRICS_INTERVAL_SECONDS;

@@ -101,6 +101,8 @@ struct vault_config {
     /* [store] */
     char store_path[PATH_MAX];
     uint64_t map_size; /* bytes */
+    unsigned dek_max_encryptions; /* rotate the DEK after this many records sealed */
+    unsigned dek_max_age_days;    /* and after this many days; 0: not by age */
 
     /* [audit] */
     unsigned audit_checkpoint_entries; /* a signed checkpoint after this many entries */

@@ -19,6 +19,12 @@ vault_hsm_status(int hsm_err)
     return hsm_err == HSM_ERR_UNAVAILABLE ? -API_STATUS_HSM_UNAVAILABLE : -API_STATUS_INTERNAL;
 }
 
+uint32_t
+keys_dek_current(const struct vault_keys *k)
+{
+    return __atomic_load_n(&k->dek_current, __ATOMIC_ACQUIRE);
+}
+
 hsm_key *
 keys_dek(const struct vault_keys *k, uint32_t version)
 {
@@ -209,4 +215,181 @@ keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_au
 out:
     hsm_session_release(hs);
     return r;
+}
+
+/* ---- DEK usage: records sealed and age, for automatic rotation --------------- */
+
+/* meta "dek.v<N>.usage" = u64 records sealed | u64 created (unix ms). */
+#define USAGE_LEN 16u
+
+static void
+be64_put(uint8_t *out, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static uint64_t
+be64_get(const uint8_t *in)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+int
+keys_dek_usage_add(struct store_txn *t, uint32_t version, uint64_t delta, uint64_t now_ms,
+                   uint64_t *out_sealed, uint64_t *out_created_ms)
+{
+    char name[META_NAME_MAX];
+    uint8_t val[USAGE_LEN];
+    uint64_t sealed = 0, created = now_ms;
+    MDB_val v;
+    int r;
+
+    snprintf(name, sizeof(name), "dek.v%u.usage", version);
+    r = store_get(t, STORE_DB_META, name, strlen(name), &v);
+    if (r == 0 && v.mv_size == USAGE_LEN) {
+        sealed = be64_get(v.mv_data);
+        created = be64_get((const uint8_t *)v.mv_data + 8);
+    } else if (r != 0 && r != -API_STATUS_NOT_FOUND) {
+        return r;
+    }
+    /* A store from before usage was kept: its DEK is counted from now. */
+    sealed = delta > UINT64_MAX - sealed ? UINT64_MAX : sealed + delta;
+    be64_put(val, sealed);
+    be64_put(val + 8, created);
+    if ((r = store_put(t, STORE_DB_META, name, strlen(name), val, sizeof(val), 0)) != 0)
+        return r;
+    *out_sealed = sealed;
+    *out_created_ms = created;
+    return 0;
+}
+
+/* ---- DEK rotation ------------------------------------------------------------ */
+
+struct rotate_job {
+    struct store_write w;
+    const struct vault_audit *audit;
+    const char *who;
+    uint32_t from;                          /* dek.current when the DEK was made */
+    uint8_t dek_meta[KEYS_DEK_META_LEN];
+};
+
+static int
+rotate_apply(struct store_write *w, struct store_txn *t)
+{
+    struct rotate_job *j = (struct rotate_job *)w;
+    char name[META_NAME_MAX], label[HSM_LABEL_MAX + 1];
+    struct audit_event ev = {.event = "dek_rotate", .client = j->who, .status = API_STATUS_OK};
+    uint8_t cur[4];
+    MDB_val v;
+    int r;
+
+    /* Two rotations at once: the second finds dek.current moved and loses. */
+    if ((r = store_get(t, STORE_DB_META, META_DEK_CURRENT, sizeof(META_DEK_CURRENT) - 1, &v)) != 0)
+        return r;
+    if (v.mv_size != 4 || be32_get(v.mv_data) != j->from)
+        return -API_STATUS_CONFLICT;
+    be32_put(cur, j->from + 1);
+    snprintf(name, sizeof(name), "dek.v%u", j->from + 1);
+    if (hsm_key_versioned_label(label, sizeof(label), KEYS_DEK_BASE, j->from + 1) != 0)
+        return -API_STATUS_INTERNAL;
+    ev.detail = label;
+    if ((r = audit_append(j->audit, t, &ev)) != 0 ||
+        (r = store_put(t, STORE_DB_META, name, strlen(name), j->dek_meta, sizeof(j->dek_meta),
+                       STORE_PUT_NEW)) != 0 ||
+        (r = store_put(t, STORE_DB_META, META_DEK_CURRENT, sizeof(META_DEK_CURRENT) - 1, cur,
+                       sizeof(cur), 0)) != 0)
+        return r;
+    /* Its age counts from now, its records from zero. */
+    {
+        uint64_t sealed, created;
+
+        return keys_dek_usage_add(t, j->from + 1, 0, audit_now_ms(), &sealed, &created);
+    }
+}
+
+static void
+rotate_done(struct store_write *w, int result)
+{
+}
+
+int
+keys_dek_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
+                uint32_t *out_version, char *err, size_t err_len)
+{
+    struct rotate_job j = {.w = {.apply = rotate_apply, .done = rotate_done}, .audit = a,
+                           .who = who};
+    struct vault_keys k;
+    hsm_session *hs = NULL;
+    hsm_key *kek = NULL;
+    unsigned kek_version = 0;
+    int r, e;
+
+    memset(&k, 0, sizeof(k));
+    if ((r = read_meta(s, &k)) != 0) {
+        snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
+        return r;
+    }
+    if (k.dek_current >= KEYS_DEK_MAX) {
+        snprintf(err, err_len, "DEK version %u is the last this store can hold", k.dek_current);
+        return -API_STATUS_LIMIT_EXCEEDED;
+    }
+    j.from = k.dek_current;
+    if ((e = hsm_session_acquire(h, &hs)) != 0 ||
+        (e = hsm_key_find_latest(hs, KEYS_KEK_BASE, &kek, &kek_version)) != 0 ||
+        (e = hsm_dek_generate(hs, kek, j.dek_meta + 4, j.dek_meta + 4 + HSM_WRAPPED_DEK_LEN)) != 0) {
+        snprintf(err, err_len, "new DEK: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        hsm_session_release(hs);
+        return vault_hsm_status(e);
+    }
+    hsm_session_release(hs);
+    be32_put(j.dek_meta, kek_version);
+    if ((r = store_write_wait(s, &j.w)) != 0) {
+        snprintf(err, err_len, "storing DEK %u: %s", j.from + 1, api_status_name((unsigned)-r));
+        return r;
+    }
+    *out_version = j.from + 1;
+    return 0;
+}
+
+int
+keys_refresh(struct vault_keys *k, hsm *h, struct vault_store *s, uint32_t *out_loaded, char *err,
+             size_t err_len)
+{
+    struct vault_keys now;
+    hsm_session *hs = NULL;
+    uint32_t have = keys_dek_current(k);
+    int r, e;
+
+    *out_loaded = 0;
+    memset(&now, 0, sizeof(now));
+    if ((r = read_meta(s, &now)) != 0) {
+        snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
+        return r;
+    }
+    if (now.dek_current <= have)
+        return 0;
+    if (now.dek_current > KEYS_DEK_MAX) {
+        snprintf(err, err_len, "store meta: DEK version %u out of range", now.dek_current);
+        return -API_STATUS_INTERNAL;
+    }
+    if ((e = hsm_session_acquire(h, &hs)) != 0) {
+        snprintf(err, err_len, "HSM session: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        return vault_hsm_status(e);
+    }
+    /* Each new DEK is unwrapped before the current version moves, so a
+     * reader that sees the new version finds its key. */
+    for (uint32_t v = have + 1; v <= now.dek_current; v++)
+        if ((r = load_dek(hs, k, s, v, err, err_len)) != 0)
+            break;
+    hsm_session_release(hs);
+    if (r != 0)
+        return r;
+    __atomic_store_n(&k->dek_current, now.dek_current, __ATOMIC_RELEASE);
+    *out_loaded = now.dek_current - have;
+    return 0;
 }

@@ -51,6 +51,34 @@ struct vault_keys {
 int keys_load(struct vault_keys *out, hsm *h, struct vault_store *s,
               struct vault_audit *a, char *err, size_t err_len);
 
+/* The version new records are sealed with. Any thread (the version moves
+ * forward when keys_refresh loads a rotated DEK). */
+uint32_t keys_dek_current(const struct vault_keys *k);
+
+/* keys_dek_rotate makes DEK version current+1 in the HSM, wrapped under the
+ * newest KEK, and stores it as the current version in |s|'s meta with its
+ * audit entry (event dek_rotate, client |who|), in one transaction through
+ * |s|'s writer (which must run). Older versions are retired: records sealed
+ * with them still open, new records use the new one. For the rotate
+ * ceremony (beside a running service: it picks the version up with
+ * keys_refresh) and for automatic rotation. 0 with *out_version, or a negated
+ * status with a reason (CONFLICT when another rotation won the race). */
+int keys_dek_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
+                    uint32_t *out_version, char *err, size_t err_len);
+
+/* keys_dek_usage_add adds |delta| records sealed to DEK |version|'s usage in
+ * meta (inside a write job) and returns the totals: records sealed and the
+ * time the version was made (unix ms; a version from before usage was kept
+ * counts from |now_ms|). For automatic rotation. */
+int keys_dek_usage_add(struct store_txn *t, uint32_t version, uint64_t delta, uint64_t now_ms,
+                       uint64_t *out_sealed, uint64_t *out_created_ms);
+
+/* keys_refresh loads the DEK versions the store names beyond those |k|
+ * holds, then moves k's current version forward (*out_loaded: how many).
+ * A worker thread; never two at once. */
+int keys_refresh(struct vault_keys *k, hsm *h, struct vault_store *s, uint32_t *out_loaded, char *err,
+                 size_t err_len);
+
 /* The DEK of |version|, or NULL. */
 hsm_key *keys_dek(const struct vault_keys *k, uint32_t version);
 

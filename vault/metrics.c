@@ -405,6 +405,11 @@ render_gauges(struct text *t, const struct metrics_gauges *g)
         sample_u64(t, "tokenvault_key_version", "key", "dek", NULL, NULL, g->dek_version);
     if (g->kek_version != 0)
         sample_u64(t, "tokenvault_key_version", "key", "kek", NULL, NULL, g->kek_version);
+    scalar(t, "tokenvault_reencrypt_records_total", "counter",
+           "records re-encrypted under the current DEK since start", g->reencrypted);
+    scalar(t, "tokenvault_reencrypt_pending", "gauge",
+           "1 while records sealed with a retired DEK may remain (a pass is running)",
+           g->reencrypt_pending);
     scalar(t, "tokenvault_sealed", "gauge", "1 while waiting for unseal shares", g->sealed);
     scalar(t, "tokenvault_hsm_ready", "gauge", "1 when the HSM answers", g->hsm_ready);
 }

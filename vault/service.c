@@ -27,6 +27,7 @@ static const struct {
     {API_OP_CARD_UPDATE, ops_card_update},
     {API_OP_CARD_DELETE, ops_card_delete},
     {API_OP_CARD_REVEAL, ops_card_reveal},
+    {API_OP_KEY_STATUS, ops_key_status},
 };
 
 /* HSM sessions beside the workers': the writer's and one for STATUS checks
@@ -189,7 +190,9 @@ write_metrics(struct vault_service *svc)
     g.connections = svc->server != NULL ? vault_server_connections(svc->server) : 0;
     g.requests_in_flight = svc->server != NULL ? vault_server_in_flight(svc->server) : 0;
     /* While sealed the keys are being loaded by the unseal worker. */
-    g.dek_version = svc->sealed ? 0 : svc->keys.dek_current;
+    g.dek_version = svc->sealed ? 0 : keys_dek_current(&svc->keys);
+    g.reencrypted = atomic_load(&svc->reencrypt.moved);
+    g.reencrypt_pending = ops_reencrypt_pending(svc);
     g.kek_version = svc->sealed ? 0 : svc->keys.kek_version;
     g.sealed = svc->sealed;
     g.hsm_ready = !svc->sealed;
@@ -201,6 +204,57 @@ static void
 on_metrics_timer(uv_timer_t *t)
 {
     write_metrics(t->data);
+}
+
+/* How often the re-encryption job may queue a batch (it queues nothing when
+ * every record is on the current DEK). */
+#define REENCRYPT_TICK_MS 20u
+
+static void
+on_reencrypt_timer(uv_timer_t *t)
+{
+    struct vault_service *svc = t->data;
+
+    if (!svc->stopping)
+        ops_reencrypt_tick(svc);
+}
+
+static void
+on_dekpolicy_timer(uv_timer_t *t)
+{
+    ops_dekpolicy_tick(t->data);
+}
+
+/* SIGHUP also loads DEK versions a rotate ceremony added to the store. */
+static void
+refresh_work(uv_work_t *w)
+{
+    struct vault_service *svc = w->data;
+    uint32_t loaded = 0;
+    char err[256];
+
+    if (keys_refresh(&svc->keys, svc->hsm, svc->store, &loaded, err, sizeof(err)) != 0)
+        vlog_msg(VAULT_LOG_ERROR, "dek_refresh_failed", "reason", err);
+    else if (loaded > 0)
+        vlog_msg(VAULT_LOG_INFO, "dek_loaded", "reason", "a rotated DEK is now current");
+}
+
+static void
+refresh_after(uv_work_t *w, int status)
+{
+    struct vault_service *svc = w->data;
+
+    svc->refreshing = false;
+    write_metrics(svc);
+}
+
+static void
+refresh_keys(struct vault_service *svc)
+{
+    if (svc->sealed || svc->refreshing || svc->stopping)
+        return;
+    svc->refresh_work.data = svc;
+    svc->refreshing = uv_queue_work(svc->loop, &svc->refresh_work, refresh_work, refresh_after) == 0;
 }
 
 /* ---- signals ------------------------------------------------------------------ */
@@ -219,6 +273,8 @@ on_drained(void *ctx)
     write_metrics(svc);
     uv_close((uv_handle_t *)&svc->checkpoint_timer, on_close_noop);
     uv_close((uv_handle_t *)&svc->metrics_timer, on_close_noop);
+    uv_close((uv_handle_t *)&svc->reencrypt_timer, on_close_noop);
+    uv_close((uv_handle_t *)&svc->dekpolicy_timer, on_close_noop);
     uv_close((uv_handle_t *)&svc->sig_term, on_close_noop);
     uv_close((uv_handle_t *)&svc->sig_int, on_close_noop);
     uv_close((uv_handle_t *)&svc->sig_hup, on_close_noop);
@@ -265,7 +321,9 @@ on_hup(uv_signal_t *h, int signum)
     vlog_set_level(fresh->log_level);
     vault_config_free(svc->cfg);
     svc->cfg = fresh;
+    ops_dekpolicy_configure(svc, fresh->dek_max_encryptions, fresh->dek_max_age_days);
     vlog_msg(VAULT_LOG_INFO, "config_reloaded", "path", fresh->path);
+    refresh_keys(svc);
 }
 
 /* ---- open and close ---------------------------------------------------------------- */
@@ -323,7 +381,7 @@ vault_service_log_started(struct vault_service *svc)
         vlog_str(&l, "listen", svc->cfg->listen_host);
         vlog_u64(&l, "port", vault_server_port(svc->server));
         vlog_str(&l, "appliance_id", svc->keys.appliance_id);
-        vlog_u64(&l, "dek_version", svc->keys.dek_current);
+        vlog_u64(&l, "dek_version", keys_dek_current(&svc->keys));
         vlog_u64(&l, "kek_version", svc->keys.kek_version);
         vlog_end(&l);
     }
@@ -332,13 +390,14 @@ vault_service_log_started(struct vault_service *svc)
 static int
 start_handles(struct vault_service *svc)
 {
-    uv_timer_t *timers[] = {&svc->checkpoint_timer, &svc->metrics_timer};
+    uv_timer_t *timers[] = {&svc->checkpoint_timer, &svc->metrics_timer, &svc->reencrypt_timer,
+                            &svc->dekpolicy_timer};
     uv_signal_t *sigs[] = {&svc->sig_term, &svc->sig_int, &svc->sig_hup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     uint64_t cp_ms = (uint64_t)svc->cfg->audit_checkpoint_seconds * 1000u;
     uint64_t m_ms = (uint64_t)svc->cfg->metrics_interval_seconds * 1000u;
 
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(svc->loop, timers[i]);
         timers[i]->data = svc;
     }
@@ -349,7 +408,11 @@ start_handles(struct vault_service *svc)
             return fail("signal", "cannot install the signal handlers");
     }
     if (uv_timer_start(&svc->checkpoint_timer, on_checkpoint_timer, cp_ms, cp_ms) != 0 ||
-        uv_timer_start(&svc->metrics_timer, on_metrics_timer, 0, m_ms) != 0)
+        uv_timer_start(&svc->metrics_timer, on_metrics_timer, 0, m_ms) != 0 ||
+        uv_timer_start(&svc->reencrypt_timer, on_reencrypt_timer, REENCRYPT_TICK_MS,
+                       REENCRYPT_TICK_MS) != 0 ||
+        uv_timer_start(&svc->dekpolicy_timer, on_dekpolicy_timer, DEKPOLICY_TICK_MS,
+                       DEKPOLICY_TICK_MS) != 0)
         return fail("timer", "cannot start the timers");
     return 0;
 }
@@ -400,6 +463,7 @@ vault_service_open(struct vault_service *svc, uv_loop_t *loop, const char *confi
     sc.officer_only = sealed;
     if (vault_server_start(&svc->server, &sc, err, sizeof(err)) != 0)
         return fail("server_start", err);
+    ops_dekpolicy_configure(svc, svc->cfg->dek_max_encryptions, svc->cfg->dek_max_age_days);
     if (start_handles(svc) != 0)
         return -1;
     if (sealed) {

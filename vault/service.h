@@ -23,6 +23,8 @@
 #include "vault/config.h"
 #include "vault/keys.h"
 #include "vault/metrics.h"
+#include "vault/ops/dekpolicy.h"
+#include "vault/ops/reencrypt.h"
 #include "vault/seal.h"
 #include "vault/server.h"
 #include "vault/store.h"
@@ -55,7 +57,14 @@ struct vault_service {
     char unseal_reason[256];
 
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t checkpoint_timer, metrics_timer;
+    uv_timer_t checkpoint_timer, metrics_timer, reencrypt_timer, dekpolicy_timer;
+    struct dekpolicy dekpolicy; /* automatic DEK rotation */
+
+    /* DEK rotation: new versions loaded on SIGHUP (a worker), records moved
+     * by the background job. */
+    struct reencrypt reencrypt;
+    uv_work_t refresh_work;
+    bool refreshing;
 };
 
 /* vault_service_open loads |config_path| and opens everything: the HSM (PIN

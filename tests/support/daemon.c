@@ -63,8 +63,10 @@ int
 tv_daemon_write_config(struct tv_daemon *d, const char *extra)
 {
     const struct tv_daemon_opts *o = &d->opts;
-    char text[8192], pin[PATH_MAX + 64];
+    char text[8192], pin[PATH_MAX + 64], dek[64] = "";
 
+    if (o->dek_max_encryptions != 0)
+        snprintf(dek, sizeof(dek), "dek_max_encryptions = %u\n", o->dek_max_encryptions);
     if (o->share_set != NULL)
         snprintf(pin, sizeof(pin), "pin_source = sealed\nshare_set = %s\n", o->share_set);
     else
@@ -92,6 +94,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
              "[store]\n"
              "path = %s\n"
              "map_size_mb = %u\n"
+             "%s"
              "[audit]\n"
              "checkpoint_entries = %u\n"
              "checkpoint_seconds = 3600\n"
@@ -121,7 +124,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
              or_default(o->queue_depth, 1024), or_default(o->workers, 2),
              or_default(o->handshake_timeout_ms, 5000), or_default(o->idle_timeout_ms, 60000),
              d->certs, d->certs, d->certs, TV_SOFTHSM_MODULE, TV_TEST_LABEL, pin,
-             d->store, or_default(o->map_size_mb, 64), or_default(o->checkpoint_entries, 1000),
+             d->store, or_default(o->map_size_mb, 64), dek, or_default(o->checkpoint_entries, 1000),
              d->metrics, extra != NULL ? extra : "");
     return tv_write_file(d->conf, text, 0600);
 }
@@ -205,6 +208,7 @@ tv_daemon_start_until(struct tv_daemon *d, const char *event)
     char *argv[] = {TV_TOKENVAULTD, "--config", d->conf, NULL};
     posix_spawn_file_actions_t fa;
     char mark[64];
+    off_t log_start;
     int fd, status;
 
     /* A test that failed half-way may have left its daemon running: stop it
@@ -215,6 +219,7 @@ tv_daemon_start_until(struct tv_daemon *d, const char *event)
     snprintf(mark, sizeof(mark), "event=%s", event);
     if ((fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
         return -1;
+    log_start = lseek(fd, 0, SEEK_END);
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd, 2);
     if (posix_spawn(&d->pid, argv[0], &fa, NULL, argv, environ) != 0) {
@@ -226,18 +231,18 @@ tv_daemon_start_until(struct tv_daemon *d, const char *event)
     posix_spawn_file_actions_destroy(&fa);
     close(fd);
     for (int waited = 0; waited < START_TIMEOUT_MS; waited += 20) {
-        /* Every start appends |event|; count them against stops. */
+        /* Only what this start appended counts: a daemon killed before
+         * (SIGKILL) logged a start and no stop. */
         FILE *f = fopen(d->log, "r");
         char line[4096];
-        int starts = 0, stops = 0;
+        int seen = 0;
 
-        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-            starts += strstr(line, mark) != NULL;
-            stops += strstr(line, "event=service_stopped") != NULL;
-        }
+        if (f != NULL && fseeko(f, log_start, SEEK_SET) == 0)
+            while (fgets(line, sizeof(line), f) != NULL)
+                seen += strstr(line, mark) != NULL;
         if (f != NULL)
             fclose(f);
-        if (starts > stops)
+        if (seen > 0)
             return 0;
         if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
             d->pid = -1;

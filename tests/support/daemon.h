@@ -33,6 +33,7 @@ struct tv_daemon_opts {
     unsigned checkpoint_entries;
     const char *share_set; /* sealed start with this share set file; NULL: PIN file */
     int no_keys;           /* an empty token (a restore target) */
+    unsigned dek_max_encryptions; /* automatic DEK rotation after this many */
 };
 
 struct tv_daemon {

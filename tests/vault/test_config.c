@@ -255,6 +255,15 @@ test_value_errors(void **state)
     expect_service_error("officer_socket = run/officer.sock\n", "must be an absolute path");
     expect_variant_error("path = %1$s/data\n", "path = %1$s/data\nmap_size_mb = 0\n", client_ok,
                          "map_size_mb: '0'");
+    /* Automatic DEK rotation: at least one record, at most 2^31 (GCM with
+     * random IVs stays below 2^32 per key); age up to ten years. */
+    expect_variant_error("path = %1$s/data\n", "path = %1$s/data\ndek_max_encryptions = 0\n",
+                         client_ok, "dek_max_encryptions: '0'");
+    expect_variant_error("path = %1$s/data\n",
+                         "path = %1$s/data\ndek_max_encryptions = 2147483649\n", client_ok,
+                         "dek_max_encryptions: '2147483649'");
+    expect_variant_error("path = %1$s/data\n", "path = %1$s/data\ndek_max_age_days = 3651\n",
+                         client_ok, "dek_max_age_days: '3651'");
     expect_error("[merchant m-1]\ntoken_format = short\n", "'short' is not opaque or pan");
     expect_error("[merchant m-1]\nformat = pan\n", "[merchant m-1] format: unknown key");
     expect_error("[merchant m 1]\ntoken_format = pan\n", "merchant id must be");

@@ -116,6 +116,7 @@ int cmd_pin_split(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 int cmd_share_check(const struct ceremony_opts *o);
 int cmd_unseal(const struct ceremony_opts *o);
 int cmd_transcript_verify(const struct ceremony_opts *o);
+int cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 int cmd_backup(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 int cmd_restore(hsm *h, hsm_session *s, const struct ceremony_opts *o);
 /* Wallet keys, their certificates and trust anchors (wallet.c). */

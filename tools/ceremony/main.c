@@ -120,6 +120,7 @@ static const struct command commands[] = {
     {"unseal", OFFLINE, false, cmd_unseal, NULL},
     {"backup", WITH_HSM, true, NULL, cmd_backup},
     {"restore", WITH_HSM, true, NULL, cmd_restore},
+    {"rotate", WITH_HSM, true, NULL, cmd_rotate},
     {"applepay-key", WITH_HSM, true, NULL, run_applepay_key},
     {"applepay-cert", WITH_HSM, true, NULL, run_applepay_cert},
     {"googlepay-key", WITH_HSM, true, NULL, run_googlepay_key},
@@ -157,6 +158,9 @@ usage(FILE *f)
             "  restore         on another token: --in FILE, --set-file FILE and M --share FILE\n"
             "                  rebuild the transport key; every key is unwrapped with its\n"
             "                  attributes and its check value compared with the backup's\n"
+            "  rotate          --kind dek --store DIR: a new DEK version, made in the HSM,\n"
+            "                  current in the store; tokenvaultd loads it on SIGHUP and\n"
+            "                  moves every record to it in the background\n"
             "  share-check     print a share's set, index and check value (--share FILE), and\n"
             "                  with --set-file whether it belongs to that set; needs no HSM\n"
             "  unseal          submit one share (--share FILE) to a sealed tokenvaultd over\n"
@@ -322,7 +326,8 @@ main(int argc, char **argv)
     cfg.module_path = o.module;
     cfg.token_label = o.token;
     cfg.token_uri = o.token_uri;
-    cfg.max_sessions = 2;
+    /* The command's session, the store writer's, and one for a helper. */
+    cfg.max_sessions = 4;
     rc = EXIT_FAIL;
     if ((r = hsm_pin_source_file(&pin, o.pin_file)) != HSM_OK ||
         (r = hsm_open(&h, &cfg, pin)) != HSM_OK) {

@@ -67,8 +67,8 @@ card_load(struct store_txn *t, const char *merchant, const char *token, struct c
     return strcmp(out->merchant, merchant) == 0 ? 0 : -API_STATUS_NOT_FOUND;
 }
 
-static int
-card_save(struct store_txn *t, const char *token, const struct card_record *rec, unsigned flags)
+int
+ops_card_save(struct store_txn *t, const char *token, const struct card_record *rec, unsigned flags)
 {
     struct api_writer w;
     int r;
@@ -115,10 +115,13 @@ seal(struct op_job *j, hsm_session *s, const char *token, struct card_record *re
      const struct card_secret *sec)
 {
     const struct vault_keys *k = &j->svc->keys;
+    uint32_t version = keys_dek_current(k);
     uint64_t t0 = metrics_now_ns();
-    int r = record_seal(s, keys_dek(k, k->dek_current), k->dek_current, token, rec, sec);
+    int r = record_seal(s, keys_dek(k, version), version, token, rec, sec);
 
     time_hsm(j, METRICS_HSM_GCM_ENCRYPT, t0);
+    if (r == 0)
+        ops_dek_sealed(j->svc);
     return r;
 }
 
@@ -237,7 +240,7 @@ store_known(struct op_job *j, struct store_txn *t, const struct api_card_store_r
     if (c->found.exp_month != q->exp_month || c->found.exp_year != q->exp_year) {
         c->found.exp_month = q->exp_month;
         c->found.exp_year = q->exp_year;
-        if ((r = card_save(t, c->found_token, &c->found, 0)) != 0)
+        if ((r = ops_card_save(t, c->found_token, &c->found, 0)) != 0)
             return r;
         if (linked)
             c->dedup = API_DEDUP_EXPIRY_UPDATED;
@@ -254,7 +257,7 @@ store_new(struct op_job *j, struct store_txn *t, const struct api_card_store_req
     int r;
 
     for (attempt = 0; attempt < TOKEN_ATTEMPTS; attempt++) {
-        r = card_save(t, c->token, &c->rec, STORE_PUT_NEW);
+        r = ops_card_save(t, c->token, &c->rec, STORE_PUT_NEW);
         if (r != -API_STATUS_CONFLICT)
             break;
         /* The token is taken: draw another and seal for it (the AAD binds
@@ -533,7 +536,7 @@ update_apply(struct store_write *w, struct store_txn *t)
         if (r != 0)
             return r;
     }
-    if ((r = card_save(t, q->token, rec, 0)) != 0)
+    if ((r = ops_card_save(t, q->token, rec, 0)) != 0)
         return r;
     return op_audit(j, t, API_STATUS_OK, q->token, NULL);
 }

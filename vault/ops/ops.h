@@ -74,6 +74,11 @@ void op_job_free(struct op_job *j);
 void op_reply(struct op_job *j, const void *msg);
 void op_fail(struct op_job *j, int status, uint16_t tag, const char *message);
 
+/* ops_card_save encodes |rec| and puts it as the record of |token| (flags
+ * as store_put). Inside a write job. */
+int ops_card_save(struct store_txn *t, const char *token, const struct card_record *rec,
+                  unsigned flags);
+
 /* op_submit_write queues j->write with |apply|; its done answers through
  * |done|. On a submit failure the job is failed with that status. */
 void op_submit_write(struct op_job *j, int (*apply)(struct store_write *, struct store_txn *),
@@ -106,6 +111,8 @@ void ops_status(struct op_job *j);
 void ops_card_store(struct op_job *j);
 void ops_card_get(struct op_job *j);
 void ops_card_list(struct op_job *j);
+/* KEY_STATUS: the vault's keys, their versions, states and KCVs. */
+void ops_key_status(struct op_job *j);
 void ops_card_update(struct op_job *j);
 void ops_card_delete(struct op_job *j);
 void ops_card_reveal(struct op_job *j);

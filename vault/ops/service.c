@@ -1,7 +1,9 @@
 /*
- * service.c - PING and STATUS. PING is answered on the loop by the
+ * service.c - PING, STATUS and KEY_STATUS. PING is answered on the loop by the
  * dispatcher; STATUS asks the store and the HSM, so it runs on a worker.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -35,5 +37,71 @@ ops_status(struct op_job *j)
         resp.store_used = st.map_used;
         resp.store_size = st.map_size;
     }
+    resp.has_dek_version = resp.has_reencrypt_pending = resp.has_reencrypted = true;
+    resp.dek_version = keys_dek_current(&svc->keys);
+    resp.reencrypted = atomic_load(&svc->reencrypt.moved);
+    resp.reencrypt_pending = ops_reencrypt_pending(svc);
     op_reply(j, &resp);
+}
+
+/* ---- KEY_STATUS ---------------------------------------------------------------- */
+
+/* At most API_LIST_ITEMS_MAX keys are listed: KEK and DEK versions (the
+ * newest first when there are more), the fingerprint, session-MAC and audit
+ * keys. */
+struct key_list {
+    hsm_session *s;
+    struct api_key_item *items;
+    size_t n;
+};
+
+static void
+add_key(struct key_list *l, hsm_key *key, uint8_t klass, uint32_t version, bool current)
+{
+    struct api_key_item *it;
+    hsm_key_info info;
+
+    if (key == NULL || l->n == API_LIST_ITEMS_MAX || hsm_key_info_get(l->s, key, &info) != 0)
+        return;
+    it = &l->items[l->n++];
+    snprintf(it->label, sizeof(it->label), "%s", info.label);
+    it->key_class = klass;
+    it->version = version;
+    it->state = current ? API_KEY_STATE_CURRENT : API_KEY_STATE_RETIRED;
+    memcpy(it->kcv.data, info.kcv, HSM_KCV_LEN);
+    it->kcv.len = HSM_KCV_LEN;
+}
+
+void
+ops_key_status(struct op_job *j)
+{
+    const struct vault_keys *k = &j->svc->keys;
+    struct api_key_status_resp resp = {0};
+    struct key_list l = {0};
+    char label[HSM_LABEL_MAX + 1];
+    uint32_t dek = keys_dek_current(k);
+    hsm_key *key = NULL;
+
+    if ((l.s = op_session(j)) == NULL)
+        return; /* answered HSM_UNAVAILABLE */
+    if ((l.items = calloc(API_LIST_ITEMS_MAX, sizeof(*l.items))) == NULL) {
+        hsm_session_release(l.s);
+        op_fail(j, API_STATUS_INTERNAL, 0, NULL);
+        return;
+    }
+    for (uint32_t v = k->kek_version; v >= 1; v--)
+        if (hsm_key_versioned_label(label, sizeof(label), KEYS_KEK_BASE, v) == 0 &&
+            hsm_key_find(l.s, label, &key) == 0)
+            add_key(&l, key, API_KEY_CLASS_AES, v, v == k->kek_version);
+    for (uint32_t v = dek; v >= 1; v--)
+        add_key(&l, keys_dek(k, v), API_KEY_CLASS_AES, v, v == dek);
+    add_key(&l, k->fpk, API_KEY_CLASS_HMAC, 1, true);
+    if (hsm_key_find(l.s, "vault-session-mac", &key) == 0)
+        add_key(&l, key, API_KEY_CLASS_HMAC, 1, true);
+    add_key(&l, k->aud, API_KEY_CLASS_EC, 1, true);
+    hsm_session_release(l.s);
+    resp.keys = l.items;
+    resp.num_keys = l.n;
+    op_reply(j, &resp);
+    free(l.items);
 }

@@ -1,0 +1,369 @@
+/*
+ * test_rotate.c - DEK rotation on a running appliance: `tokenvault-ceremony
+ * rotate --kind dek` adds DEK 2 to the live store while gateways store and
+ * reveal cards; SIGHUP loads it; the background job moves every record to
+ * DEK 2; no request fails; every card still reveals. Then DEK 3, with the
+ * daemon killed (SIGKILL) in the middle of moving the records: after a
+ * restart the job resumes and finishes. Last, automatic rotation: with
+ * dek_max_encryptions = 40 the service makes DEK 4 by itself once 40 more
+ * records were sealed, and moves the records to it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/client.h"
+#include "tests/support/daemon.h"
+#include "vault/record.h"
+#include "vault/store.h"
+
+#define CARDS 300
+
+static struct tv_daemon d;
+static char tokens[CARDS][API_ID_MAX + 1], out_file[400];
+
+/* A Visa PAN for |n|: 4000 + 11 digits of n + the Luhn digit. */
+static void
+pan_for(unsigned n, char out[17])
+{
+    int sum = 0;
+
+    snprintf(out, 17, "4000%011u", n);
+    for (int i = 14; i >= 0; i--) {
+        int dgt = out[i] - '0';
+
+        if ((14 - i) % 2 == 0 && (dgt *= 2) > 9)
+            dgt -= 9;
+        sum += dgt;
+    }
+    out[15] = (char)('0' + (10 - sum % 10) % 10);
+    out[16] = '\0';
+}
+
+static int
+store_card(struct api_client *c, const char *customer, const char *pan, char *token)
+{
+    struct api_card_store_req q;
+    struct api_card_store_resp sr;
+    struct api_error_resp err;
+    int r;
+
+    tv_card_store_req(&q, "m-1", customer, pan);
+    r = api_call_card_store(c, &q, &sr, &err);
+    api_msg_cleanup(api_schema_request(API_OP_CARD_STORE), &q);
+    if (r == 0 && token != NULL)
+        snprintf(token, API_ID_MAX + 1, "%s", sr.token);
+    return r;
+}
+
+static int
+reveal_is(struct api_client *c, const char *token, const char *pan)
+{
+    struct api_card_reveal_req q = {0};
+    struct api_card_reveal_resp resp;
+    struct api_error_resp err;
+    int r;
+
+    snprintf(q.merchant, sizeof(q.merchant), "m-1");
+    snprintf(q.token, sizeof(q.token), "%s", token);
+    q.purpose = API_PURPOSE_AUTHORIZATION;
+    r = api_call_card_reveal(c, &q, &resp, &err);
+    if (r == 0 && strcmp(resp.pan, pan) != 0)
+        r = -1;
+    if (r == 0)
+        api_msg_cleanup(api_schema_response(API_OP_CARD_REVEAL), &resp);
+    return r;
+}
+
+/* Gateways at work during the rotation: store a card, reveal it, again. */
+static atomic_bool traffic_stop;
+static atomic_uint traffic_ok, traffic_failed;
+
+static void *
+traffic(void *arg)
+{
+    struct api_client *gw = NULL, *rv = NULL;
+    char pan[17], token[API_ID_MAX + 1], customer[32];
+
+    (void)arg;
+    if (tv_daemon_client(&d, "client", &gw) != 0 || tv_daemon_client(&d, "reveal-client", &rv) != 0) {
+        atomic_fetch_add(&traffic_failed, 1);
+        goto out;
+    }
+    for (unsigned i = 0; !atomic_load(&traffic_stop); i++) {
+        pan_for(900000 + i, pan);
+        snprintf(customer, sizeof(customer), "c-traffic-%u", i);
+        if (store_card(gw, customer, pan, token) != 0 || reveal_is(rv, token, pan) != 0)
+            atomic_fetch_add(&traffic_failed, 1);
+        else
+            atomic_fetch_add(&traffic_ok, 1);
+    }
+out:
+    api_client_free(gw);
+    api_client_free(rv);
+    return NULL;
+}
+
+/* Counts the records on each DEK version in the stopped daemon's store. */
+struct versions {
+    unsigned on[8];
+};
+
+static int
+count_visit(void *ctx, const MDB_val *key, const MDB_val *val)
+{
+    struct versions *v = ctx;
+    struct card_record rec;
+
+    (void)key;
+    if (record_decode(&rec, val->mv_data, val->mv_size) == 0 && rec.dek_version < 8)
+        v->on[rec.dek_version]++;
+    return 0;
+}
+
+static struct versions
+count_versions(void)
+{
+    struct versions v;
+    struct vault_store *st = NULL;
+    struct store_txn t = {0};
+    char err[256];
+
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(store_open_readonly(&st, d.store, err, sizeof(err)), 0);
+    assert_int_equal(store_read_begin(st, &t), 0);
+    assert_int_equal(store_each(&t, STORE_DB_CARDS, NULL, 0, count_visit, &v), 0);
+    store_read_end(&t);
+    store_close(st);
+    return v;
+}
+
+/* Every card stored at the start reveals its own PAN; then SIGTERM. */
+static void
+reveal_all_then_stop(void)
+{
+    struct api_client *rv = NULL;
+    char pan[17];
+
+    assert_int_equal(tv_daemon_client(&d, "reveal-client", &rv), 0);
+    for (unsigned i = 0; i < CARDS; i++) {
+        pan_for(i, pan);
+        assert_int_equal(reveal_is(rv, tokens[i], pan), 0);
+    }
+    api_client_free(rv);
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+}
+
+static int
+rotate(void)
+{
+    return tv_run("cd %s && %s --module %s --token %s --pin-file %s --kind dek --store %s "
+                  "--officer alice rotate > %s 2>&1", d.token.dir, TV_CEREMONY, TV_SOFTHSM_MODULE,
+                  TV_TEST_LABEL, d.token.pin_file, d.store, out_file);
+}
+
+/* Waits (up to 60 s) until the daemon's log holds |event| |times| times. */
+static int
+wait_log(const char *event, int times)
+{
+    char cmd[600];
+
+    snprintf(cmd, sizeof(cmd), "test $(grep -c 'event=%s' %s) -ge %d", event, d.log, times);
+    for (int i = 0; i < 6000; i++) {
+        if (system(cmd) == 0)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    if (tv_daemon_setup(&d, NULL) != 0)
+        return -1;
+    snprintf(out_file, sizeof(out_file), "%s/tool.out", d.token.dir);
+    return tv_daemon_start(&d);
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    tv_daemon_teardown(&d);
+    return 0;
+}
+
+static void
+test_rotate_under_traffic(void **state)
+{
+    struct api_client *gw = NULL;
+    char pan[17], customer[32];
+    pthread_t th;
+    struct versions v;
+
+    (void)state;
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    for (unsigned i = 0; i < CARDS; i++) {
+        pan_for(i, pan);
+        snprintf(customer, sizeof(customer), "c-%u", i);
+        assert_int_equal(store_card(gw, customer, pan, tokens[i]), 0);
+    }
+    api_client_free(gw);
+
+    assert_int_equal(pthread_create(&th, NULL, traffic, NULL), 0);
+    usleep(200000);
+    assert_int_equal(rotate(), 0);
+    assert_true(tv_file_has(out_file, "vault-dek-v2 generated in the HSM"));
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    assert_int_equal(wait_log("dek_loaded", 1), 0);
+    assert_int_equal(wait_log("reencrypt_complete", 1), 0);
+    usleep(200000);
+    atomic_store(&traffic_stop, true);
+    pthread_join(th, NULL);
+    /* No request failed, and traffic did run through the rotation. */
+    assert_int_equal(atomic_load(&traffic_failed), 0);
+    assert_true(atomic_load(&traffic_ok) > 0);
+    assert_true(tv_file_has(d.metrics, "tokenvault_key_version{key=\"dek\"} 2"));
+    /* STATUS says where the rotation stands. */
+    {
+        struct api_client *c = NULL;
+        struct api_empty e = {0};
+        struct api_status_resp st;
+
+        assert_int_equal(tv_daemon_client(&d, "client", &c), 0);
+        assert_int_equal(api_call_status(c, &e, &st, NULL), 0);
+        assert_true(st.has_dek_version && st.has_reencrypt_pending && st.has_reencrypted);
+        assert_int_equal(st.dek_version, 2);
+        assert_false(st.reencrypt_pending);
+        assert_true(st.reencrypted >= CARDS);
+        api_client_free(c);
+    }
+    /* KEY_STATUS on the officer socket: DEK 2 current, DEK 1 retired. */
+    {
+        struct api_client_config cfg = {.unix_path = d.officer, .request_timeout_ms = 10000};
+        struct api_client *c = NULL;
+        struct api_empty e = {0};
+        struct api_key_status_resp ks;
+        int dek1 = 0, dek2 = 0, kek = 0;
+
+        assert_int_equal(api_client_new(&c, &cfg), 0);
+        assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
+        for (size_t i = 0; i < ks.num_keys; i++) {
+            const struct api_key_item *it = &ks.keys[i];
+
+            assert_int_equal(it->kcv.len, 3);
+            if (strcmp(it->label, "vault-dek-v1") == 0)
+                dek1 = it->state == API_KEY_STATE_RETIRED && it->version == 1;
+            if (strcmp(it->label, "vault-dek-v2") == 0)
+                dek2 = it->state == API_KEY_STATE_CURRENT && it->version == 2;
+            if (strcmp(it->label, "vault-kek-v1") == 0)
+                kek = it->state == API_KEY_STATE_CURRENT && it->key_class == API_KEY_CLASS_AES;
+        }
+        assert_true(dek1 && dek2 && kek);
+        assert_int_equal(ks.num_keys, 6); /* KEK, 2 DEKs, FPK, session MAC, audit */
+        api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
+        api_client_free(c);
+    }
+
+    /* Every card still reveals, and every record is on DEK 2. */
+    reveal_all_then_stop();
+    v = count_versions();
+    assert_int_equal(v.on[1], 0);
+    assert_true(v.on[2] >= CARDS);
+    /* The rotation (written by the ceremony's process) and the moves (by
+     * the daemon) are in one audit chain that verifies. */
+    assert_int_equal(tv_run("%s --module %s --token %s --pin-file %s audit-key > %s/audit.pem",
+                            TV_CEREMONY, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d.token.pin_file,
+                            d.token.dir), 0);
+    assert_int_equal(tv_run("%s --store %s --pubkey %s/audit.pem audit-verify > %s 2>&1",
+                            TV_CEREMONY, d.store, d.token.dir, out_file), 0);
+    assert_true(tv_file_has(out_file, "audit log verified"));
+}
+
+static void
+test_restart_mid_job(void **state)
+{
+    struct versions v;
+
+    (void)state;
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(rotate(), 0);
+    assert_true(tv_file_has(out_file, "vault-dek-v3 generated in the HSM"));
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    assert_int_equal(wait_log("dek_loaded", 2), 0);
+    /* Killed while moving records: as soon as the first batch committed
+     * (a reader beside the running daemon sees it), with batches of
+     * REENCRYPT_BATCH every 20 ms still to come. */
+    for (int i = 0; i < 20000; i++) {
+        v = count_versions();
+        if (v.on[3] > 0)
+            break;
+        usleep(200);
+    }
+    assert_int_equal(tv_daemon_stop(&d, SIGKILL), -1);
+    v = count_versions();
+    print_message("at the kill: %u records on DEK 2, %u on DEK 3\n", v.on[2], v.on[3]);
+    assert_int_equal(v.on[1], 0);
+    assert_true(v.on[3] > 0 && v.on[2] > 0); /* mid-job */
+
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(wait_log("reencrypt_complete", 2), 0);
+    reveal_all_then_stop();
+    v = count_versions();
+    assert_int_equal(v.on[1] + v.on[2], 0);
+    assert_true(v.on[3] >= CARDS);
+}
+
+static void
+test_automatic_rotation(void **state)
+{
+    struct api_client *gw = NULL;
+    char pan[17], customer[32];
+    struct versions v;
+
+    (void)state;
+    d.opts.dek_max_encryptions = 40;
+    assert_int_equal(tv_daemon_write_config(&d, NULL), 0);
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    for (unsigned i = 0; i < 45; i++) {
+        pan_for(500000 + i, pan);
+        snprintf(customer, sizeof(customer), "c-auto-%u", i);
+        assert_int_equal(store_card(gw, customer, pan, NULL), 0);
+    }
+    api_client_free(gw);
+    /* Counted within a second, rotated on the next tick, then every record
+     * (those 45 and the earlier ones) moved. */
+    assert_int_equal(wait_log("dek_rotated", 1), 0);
+    assert_int_equal(wait_log("reencrypt_complete", 3), 0);
+    reveal_all_then_stop();
+    v = count_versions();
+    assert_int_equal(v.on[1] + v.on[2] + v.on[3], 0);
+    /* Exactly one rotation: the moves do not count toward the limit. */
+    assert_true(v.on[4] >= CARDS + 45);
+    assert_int_equal(v.on[5] + v.on[6] + v.on[7], 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rotate_under_traffic),
+        cmocka_unit_test(test_restart_mid_job),
+        cmocka_unit_test(test_automatic_rotation),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,65 @@
+/*
+ * rotate.c - the rotate ceremony: a new DEK version made in the HSM and made
+ * current in the appliance's store, beside the running service.
+ *
+ * The new DEK is generated in the HSM, wrapped under the newest KEK and
+ * written to the store's meta database with its audit entry, in one
+ * transaction (vault/keys.c). tokenvaultd loads it at its next SIGHUP
+ * (`systemctl reload tokenvaultd`), seals new records with it, and moves the
+ * existing records to it in the background; retired versions keep opening
+ * records and never seal one again.
+ */
+#include "tools/ceremony/ceremony.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "vault/audit.h"
+#include "vault/keys.h"
+#include "vault/store.h"
+
+int
+cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    struct vault_audit audit = {0}; /* checkpoints are the service's to sign */
+    struct vault_store *st = NULL;
+    char err[256], who[API_ID_MAX + 1] = "";
+    uint32_t version = 0;
+    int r, rc = EXIT_FAIL;
+
+    (void)s;
+    if (o->kind == NULL || o->store == NULL) {
+        ceremony_err("rotate needs --kind dek and --store DIR (the appliance's store)");
+        return EXIT_USAGE;
+    }
+    if (strcmp(o->kind, "dek") != 0) {
+        ceremony_err("rotate --kind %s: only dek is built; KEK and fingerprint-key rotation come "
+                     "next (docs/OPERATIONS.md)", o->kind);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < o->num_officers && strlen(who) + 1 < sizeof(who); i++)
+        snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s%s", i ? "," : "", o->officers[i]);
+    if (store_open(&st, o->store, 0, err, sizeof(err)) != 0) {
+        ceremony_err("%s", err);
+        return EXIT_FAIL;
+    }
+    if (store_writer_start(st, h, 4) != 0) {
+        ceremony_err("%s: cannot start a writer", o->store);
+        goto out;
+    }
+    if ((r = keys_dek_rotate(h, st, &audit, who[0] != '\0' ? who : "officer", &version, err,
+                             sizeof(err))) != 0) {
+        ceremony_err("%s", err);
+        rc = r == -API_STATUS_HSM_UNAVAILABLE ? EXIT_HSM : EXIT_FAIL;
+        goto out;
+    }
+    printf("vault-dek-v%u generated in the HSM, wrapped under the newest KEK, and made current in "
+           "%s\n", version, o->store);
+    printf("older DEK versions are retired: they open records and seal none\n");
+    printf("now: systemctl reload tokenvaultd (SIGHUP) to load it; the service then moves every "
+           "record to it in the background (tokenvault_reencrypt_pending goes to 0)\n");
+    rc = EXIT_OK;
+out:
+    store_close(st);
+    return rc;
+}

@@ -1,0 +1,165 @@
+/*
+ * reencrypt.c - the background job that moves card records from retired DEK
+ * versions to the current one, after a rotation.
+ *
+ * Each batch is one write job in the writer thread, so it serializes with
+ * every request's write and no record is read and written by two at once:
+ * it scans the cards database from where the last batch stopped, takes up to
+ * REENCRYPT_BATCH records sealed with an older DEK version, opens each under
+ * its DEK and seals it again under the current one (both in the HSM, new IV),
+ * and audits the batch, in the batch's transaction. A pass ends at the end of
+ * the database; a pass that found nothing left makes the job idle until the
+ * current version moves. The state that matters is in the records
+ * themselves (each names its DEK version), so a restart resumes by scanning
+ * again: nothing is re-encrypted twice and nothing is skipped.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "vault/log.h"
+#include "vault/ops/ops.h"
+#include "vault/ops/reencrypt.h"
+
+static int
+scan_visit(void *ctx, const MDB_val *key, const MDB_val *val)
+{
+    struct reencrypt_scan *sc = ctx;
+    struct card_record rec;
+
+    if (sc->skip_first) {
+        sc->skip_first = false;
+        if (key->mv_size == strlen(sc->last) && memcmp(key->mv_data, sc->last, key->mv_size) == 0)
+            return 0;
+    }
+    if (key->mv_size > API_ID_MAX)
+        return 0; /* not a token: left alone */
+    memcpy(sc->last, key->mv_data, key->mv_size);
+    sc->last[key->mv_size] = '\0';
+    sc->seen++;
+    if (record_decode(&rec, val->mv_data, val->mv_size) == 0 && rec.dek_version < sc->current) {
+        memcpy(sc->tokens[sc->num], sc->last, key->mv_size + 1);
+        sc->num++;
+    }
+    return sc->num == REENCRYPT_BATCH || sc->seen == REENCRYPT_SCAN_MAX ? 1 : 0;
+}
+
+/* Opens under the record's DEK, seals under |current|. */
+static int
+move_record(struct vault_service *svc, struct store_txn *t, const char *token, uint32_t current)
+{
+    struct card_record rec;
+    struct card_secret sec;
+    hsm_key *old;
+    MDB_val v;
+    int r;
+
+    memset(&sec, 0, sizeof(sec));
+    if ((r = store_get(t, STORE_DB_CARDS, token, strlen(token), &v)) != 0 ||
+        (r = record_decode(&rec, v.mv_data, v.mv_size)) != 0)
+        return r;
+    if (rec.dek_version >= current)
+        return 0;
+    if ((old = keys_dek(&svc->keys, rec.dek_version)) == NULL)
+        return -API_STATUS_INTERNAL;
+    r = record_open(t->hsm, old, token, &rec, &sec);
+    if (r == 0)
+        r = record_seal(t->hsm, keys_dek(&svc->keys, current), current, token, &rec, &sec);
+    /* Not counted toward automatic rotation (ops/dekpolicy.h): a move is
+     * bounded by the number of records, and counting it would make a small
+     * limit rotate again after every pass. */
+    if (r == 0)
+        r = ops_card_save(t, token, &rec, 0);
+    record_secret_wipe(&sec);
+    return r;
+}
+
+static int
+batch_apply(struct store_write *w, struct store_txn *t)
+{
+    struct reencrypt *re = (struct reencrypt *)w;
+    struct vault_service *svc = re->svc;
+    struct reencrypt_scan *sc = &re->scan;
+    char detail[AUDIT_DETAIL_MAX + 1];
+    struct audit_event ev = {.event = "dek_reencrypt", .client = "tokenvaultd",
+                             .status = API_STATUS_OK};
+    int r;
+
+    if (t->hsm == NULL)
+        return -API_STATUS_HSM_UNAVAILABLE;
+    memset(sc->tokens, 0, sizeof(sc->tokens));
+    sc->current = keys_dek_current(&svc->keys);
+    sc->num = sc->seen = 0;
+    sc->skip_first = sc->last[0] != '\0';
+    r = store_each(t, STORE_DB_CARDS, sc->last[0] != '\0' ? sc->last : NULL, strlen(sc->last),
+                   scan_visit, sc);
+    if (r < 0 && r != -API_STATUS_NOT_FOUND)
+        return r;
+    /* The visitor stops early only on a full batch or the scan bound. */
+    sc->at_end = sc->num < REENCRYPT_BATCH && sc->seen < REENCRYPT_SCAN_MAX;
+    for (size_t i = 0; i < sc->num; i++)
+        if ((r = move_record(svc, t, sc->tokens[i], sc->current)) != 0)
+            return r;
+    if (sc->num > 0) {
+        snprintf(detail, sizeof(detail), "n=%zu to v%u", sc->num, sc->current);
+        ev.detail = detail;
+        if ((r = audit_append(&svc->audit, t, &ev)) != 0)
+            return r;
+    }
+    return 0;
+}
+
+static void
+batch_done(struct store_write *w, int result)
+{
+    struct reencrypt *re = (struct reencrypt *)w;
+    struct reencrypt_scan *sc = &re->scan;
+
+    if (result != 0) {
+        /* Nothing of the batch committed; the next tick tries again from
+         * the same place. */
+        vlog_msg(VAULT_LOG_ERROR, "reencrypt_failed", "status", api_status_name((unsigned)-result));
+    } else {
+        atomic_fetch_add(&re->moved, sc->num);
+        re->pass_moved += sc->num;
+        if (sc->at_end) {
+            /* A pass that moved nothing found every record current. */
+            if (re->pass_moved == 0) {
+                struct vlog_line l;
+
+                atomic_store(&re->clean_version, sc->current);
+                if (vlog_begin(&l, VAULT_LOG_INFO, "reencrypt_complete")) {
+                    vlog_u64(&l, "dek_version", sc->current);
+                    vlog_u64(&l, "moved_since_start", atomic_load(&re->moved));
+                    vlog_end(&l);
+                }
+            }
+            re->pass_moved = 0;
+            sc->last[0] = '\0';
+        }
+    }
+    atomic_store(&re->busy, false);
+}
+
+void
+ops_reencrypt_tick(struct vault_service *svc)
+{
+    struct reencrypt *re = &svc->reencrypt;
+    uint32_t current = keys_dek_current(&svc->keys);
+
+    if (svc->sealed || current <= 1 || atomic_load(&re->clean_version) == current ||
+        atomic_exchange(&re->busy, true))
+        return;
+    re->svc = svc;
+    re->w.apply = batch_apply;
+    re->w.done = batch_done;
+    if (store_write_submit(svc->store, &re->w) != 0)
+        atomic_store(&re->busy, false);
+}
+
+bool
+ops_reencrypt_pending(const struct vault_service *svc)
+{
+    uint32_t current = keys_dek_current(&svc->keys);
+
+    return !svc->sealed && current > 1 && atomic_load(&svc->reencrypt.clean_version) != current;
+}
