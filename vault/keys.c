@@ -20,6 +20,12 @@ vault_hsm_status(int hsm_err)
 }
 
 uint32_t
+keys_kek_current(const struct vault_keys *k)
+{
+    return __atomic_load_n(&k->kek_version, __ATOMIC_ACQUIRE);
+}
+
+uint32_t
 keys_dek_current(const struct vault_keys *k)
 {
     return __atomic_load_n(&k->dek_current, __ATOMIC_ACQUIRE);
@@ -382,14 +388,40 @@ keys_refresh(struct vault_keys *k, hsm *h, struct vault_store *s, uint32_t *out_
         return vault_hsm_status(e);
     }
     /* Each new DEK is unwrapped before the current version moves, so a
-     * reader that sees the new version finds its key. */
+     * reader that sees the new version finds its key. A KEK rotation came
+     * with it: note the newest KEK version. */
     for (uint32_t v = have + 1; v <= now.dek_current; v++)
         if ((r = load_dek(hs, k, s, v, err, err_len)) != 0)
             break;
+    if (r == 0) {
+        hsm_key *kek = NULL;
+        unsigned kek_version = 0;
+
+        if (hsm_key_find_latest(hs, KEYS_KEK_BASE, &kek, &kek_version) == 0)
+            __atomic_store_n(&k->kek_version, kek_version, __ATOMIC_RELEASE);
+    }
     hsm_session_release(hs);
     if (r != 0)
         return r;
     __atomic_store_n(&k->dek_current, now.dek_current, __ATOMIC_RELEASE);
     *out_loaded = now.dek_current - have;
+    return 0;
+}
+
+int
+keys_kek_rotate(hsm_session *hs, uint32_t *out_version, char *err, size_t err_len)
+{
+    char label[HSM_LABEL_MAX + 1];
+    hsm_key *kek = NULL;
+    unsigned version = 0;
+    int e;
+
+    if ((e = hsm_key_find_latest(hs, KEYS_KEK_BASE, &kek, &version)) != 0 ||
+        (e = hsm_key_versioned_label(label, sizeof(label), KEYS_KEK_BASE, version + 1)) != 0 ||
+        (e = hsm_key_generate(hs, HSM_KIND_KEK, label, &kek)) != 0) {
+        snprintf(err, err_len, "new KEK: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        return vault_hsm_status(e);
+    }
+    *out_version = version + 1;
     return 0;
 }

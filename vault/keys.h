@@ -55,6 +55,19 @@ int keys_load(struct vault_keys *out, hsm *h, struct vault_store *s,
  * forward when keys_refresh loads a rotated DEK). */
 uint32_t keys_dek_current(const struct vault_keys *k);
 
+/* The newest KEK version (moves forward with keys_refresh). Any thread. */
+uint32_t keys_kek_current(const struct vault_keys *k);
+
+/* keys_kek_rotate generates KEK version newest+1 in the HSM (the KEK
+ * template: wrap and unwrap only). It does not rewrap the DEKs: they are
+ * unwrapped as non-extractable objects (the KEK's CKA_UNWRAP_TEMPLATE), so
+ * no DEK can ever be wrapped again, under a new KEK or any other key. A KEK
+ * rotation is therefore completed by a DEK rotation (keys_dek_rotate wraps
+ * the new DEK under the newest KEK) and the re-encryption that follows;
+ * once no record uses a DEK wrapped under the old KEK, that KEK protects
+ * nothing and is retired. 0 with *out_version, or a negated status. */
+int keys_kek_rotate(hsm_session *hs, uint32_t *out_version, char *err, size_t err_len);
+
 /* keys_dek_rotate makes DEK version current+1 in the HSM, wrapped under the
  * newest KEK, and stores it as the current version in |s|'s meta with its
  * audit entry (event dek_rotate, client |who|), in one transaction through

@@ -193,7 +193,7 @@ write_metrics(struct vault_service *svc)
     g.dek_version = svc->sealed ? 0 : keys_dek_current(&svc->keys);
     g.reencrypted = atomic_load(&svc->reencrypt.moved);
     g.reencrypt_pending = ops_reencrypt_pending(svc);
-    g.kek_version = svc->sealed ? 0 : svc->keys.kek_version;
+    g.kek_version = svc->sealed ? 0 : keys_kek_current(&svc->keys);
     g.sealed = svc->sealed;
     g.hsm_ready = !svc->sealed;
     if ((r = metrics_write_textfile(svc->metrics, &g, svc->cfg->metrics_textfile)) != 0)
@@ -382,7 +382,7 @@ vault_service_log_started(struct vault_service *svc)
         vlog_u64(&l, "port", vault_server_port(svc->server));
         vlog_str(&l, "appliance_id", svc->keys.appliance_id);
         vlog_u64(&l, "dek_version", keys_dek_current(&svc->keys));
-        vlog_u64(&l, "kek_version", svc->keys.kek_version);
+        vlog_u64(&l, "kek_version", keys_kek_current(&svc->keys));
         vlog_end(&l);
     }
 }

@@ -165,11 +165,17 @@ reveal_all_then_stop(void)
 }
 
 static int
+rotate_kind(const char *kind)
+{
+    return tv_run("cd %s && %s --module %s --token %s --pin-file %s --kind %s --store %s "
+                  "--officer alice rotate > %s 2>&1", d.token.dir, TV_CEREMONY, TV_SOFTHSM_MODULE,
+                  TV_TEST_LABEL, d.token.pin_file, kind, d.store, out_file);
+}
+
+static int
 rotate(void)
 {
-    return tv_run("cd %s && %s --module %s --token %s --pin-file %s --kind dek --store %s "
-                  "--officer alice rotate > %s 2>&1", d.token.dir, TV_CEREMONY, TV_SOFTHSM_MODULE,
-                  TV_TEST_LABEL, d.token.pin_file, d.store, out_file);
+    return rotate_kind("dek");
 }
 
 /* Waits (up to 60 s) until the daemon's log holds |event| |times| times. */
@@ -356,6 +362,50 @@ test_automatic_rotation(void **state)
     assert_int_equal(v.on[5] + v.on[6] + v.on[7], 0);
 }
 
+/* KEK rotation: a new KEK, a new DEK under it, every record moved to it;
+ * the old KEK is then retired (it wraps only DEKs no record uses), and a
+ * restart finds the new KEK. */
+static void
+test_kek_rotation(void **state)
+{
+    struct api_client_config cfg = {.unix_path = d.officer, .request_timeout_ms = 10000};
+    struct api_client *c = NULL;
+    struct api_empty e = {0};
+    struct api_key_status_resp ks;
+    struct versions v;
+    int kek1 = 0, kek2 = 0;
+
+    (void)state;
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(rotate_kind("kek"), 0);
+    assert_true(tv_file_has(out_file, "vault-kek-v2 generated in the HSM"));
+    assert_true(tv_file_has(out_file, "vault-dek-v5 generated in the HSM"));
+    assert_int_equal(rotate_kind("fpk"), 2); /* not built yet: refused, nothing made */
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    assert_int_equal(wait_log("reencrypt_complete", 4), 0);
+    assert_int_equal(api_client_new(&c, &cfg), 0);
+    assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
+    for (size_t i = 0; i < ks.num_keys; i++) {
+        if (strcmp(ks.keys[i].label, "vault-kek-v1") == 0)
+            kek1 = ks.keys[i].state == API_KEY_STATE_RETIRED;
+        if (strcmp(ks.keys[i].label, "vault-kek-v2") == 0)
+            kek2 = ks.keys[i].state == API_KEY_STATE_CURRENT && ks.keys[i].version == 2;
+    }
+    api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
+    api_client_free(c);
+    assert_true(kek1 && kek2);
+    /* The metrics file is rewritten every second. */
+    for (int i = 0; i < 300 && tv_file_contains(d.metrics, "key=\"kek\"} 2", 12) != 1; i++)
+        usleep(10000);
+    assert_true(tv_file_has(d.metrics, "tokenvault_key_version{key=\"kek\"} 2"));
+    reveal_all_then_stop();
+    v = count_versions();
+    assert_true(v.on[5] >= CARDS);
+    /* A restart loads every DEK under the KEK version each names. */
+    assert_int_equal(tv_daemon_start(&d), 0);
+    reveal_all_then_stop();
+}
+
 int
 main(void)
 {
@@ -363,6 +413,7 @@ main(void)
         cmocka_unit_test(test_rotate_under_traffic),
         cmocka_unit_test(test_restart_mid_job),
         cmocka_unit_test(test_automatic_rotation),
+        cmocka_unit_test(test_kek_rotation),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,5 +1,6 @@
 /*
- * rotate.c - the rotate ceremony: a new DEK version made in the HSM and made
+ * rotate.c - the rotate ceremony: a new DEK version (--kind dek), or a new
+ * KEK version and a new DEK under it (--kind kek), made in the HSM and made
  * current in the appliance's store, beside the running service.
  *
  * The new DEK is generated in the HSM, wrapped under the newest KEK and
@@ -27,14 +28,13 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     uint32_t version = 0;
     int r, rc = EXIT_FAIL;
 
-    (void)s;
     if (o->kind == NULL || o->store == NULL) {
-        ceremony_err("rotate needs --kind dek and --store DIR (the appliance's store)");
+        ceremony_err("rotate needs --kind dek|kek and --store DIR (the appliance's store)");
         return EXIT_USAGE;
     }
-    if (strcmp(o->kind, "dek") != 0) {
-        ceremony_err("rotate --kind %s: only dek is built; KEK and fingerprint-key rotation come "
-                     "next (docs/OPERATIONS.md)", o->kind);
+    if (strcmp(o->kind, "dek") != 0 && strcmp(o->kind, "kek") != 0) {
+        ceremony_err("rotate --kind %s: dek or kek (fingerprint-key rotation comes next, "
+                     "docs/OPERATIONS.md)", o->kind);
         return EXIT_USAGE;
     }
     for (size_t i = 0; i < o->num_officers && strlen(who) + 1 < sizeof(who); i++)
@@ -46,6 +46,18 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     if (store_writer_start(st, h, 4) != 0) {
         ceremony_err("%s: cannot start a writer", o->store);
         goto out;
+    }
+    /* A KEK rotation: the new KEK, then a new DEK wrapped under it (the
+     * DEKs in use cannot be rewrapped: they are not extractable). */
+    if (strcmp(o->kind, "kek") == 0) {
+        uint32_t kek = 0;
+
+        if ((r = keys_kek_rotate(s, &kek, err, sizeof(err))) != 0) {
+            ceremony_err("%s", err);
+            rc = EXIT_HSM;
+            goto out;
+        }
+        printf("vault-kek-v%u generated in the HSM; older KEK versions wrap nothing new\n", kek);
     }
     if ((r = keys_dek_rotate(h, st, &audit, who[0] != '\0' ? who : "officer", &version, err,
                              sizeof(err))) != 0) {

@@ -89,10 +89,10 @@ ops_key_status(struct op_job *j)
         op_fail(j, API_STATUS_INTERNAL, 0, NULL);
         return;
     }
-    for (uint32_t v = k->kek_version; v >= 1; v--)
+    for (uint32_t v = keys_kek_current(k); v >= 1; v--)
         if (hsm_key_versioned_label(label, sizeof(label), KEYS_KEK_BASE, v) == 0 &&
             hsm_key_find(l.s, label, &key) == 0)
-            add_key(&l, key, API_KEY_CLASS_AES, v, v == k->kek_version);
+            add_key(&l, key, API_KEY_CLASS_AES, v, v == keys_kek_current(k));
     for (uint32_t v = dek; v >= 1; v--)
         add_key(&l, keys_dek(k, v), API_KEY_CLASS_AES, v, v == dek);
     add_key(&l, k->fpk, API_KEY_CLASS_HMAC, 1, true);
