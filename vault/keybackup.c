@@ -42,7 +42,7 @@ keybackup_encode(const struct keybackup *b, const uint8_t tkey[HSM_TRANSPORT_KEY
     size_t body;
     int r;
 
-    if (b->num > KEYBACKUP_KEYS_MAX)
+    if (b->num > KEYBACKUP_KEYS_MAX || b->num_objs > KEYBACKUP_OBJS_MAX)
         return KEYBACKUP_ERR_FORMAT;
     api_writer_init(&w, KEYBACKUP_FILE_MAX);
     r = api_writer_put_bytes(&w, magic, sizeof(magic));
@@ -60,6 +60,17 @@ keybackup_encode(const struct keybackup *b, const uint8_t tkey[HSM_TRANSPORT_KEY
         r = r ? r : api_writer_put_bytes(&w, k->spki, k->spki_len);
         r = r ? r : api_writer_put_u16(&w, (uint16_t)k->wrapped_len);
         r = r ? r : api_writer_put_bytes(&w, k->wrapped, k->wrapped_len);
+    }
+    r = r ? r : api_writer_put_u16(&w, (uint16_t)b->num_objs);
+    for (size_t i = 0; i < b->num_objs && r == 0; i++) {
+        const struct keybackup_obj *o = &b->objs[i];
+
+        r = api_writer_put_u8(&w, o->type);
+        r = r ? r : api_writer_put_str8(&w, o->label);
+        r = r ? r : api_writer_put_str8(&w, o->set);
+        r = r ? r : api_writer_put_u64(&w, o->expiration_ms);
+        r = r ? r : api_writer_put_u16(&w, (uint16_t)o->der_len);
+        r = r ? r : api_writer_put_bytes(&w, o->der, o->der_len);
     }
     if (r != 0) {
         r = KEYBACKUP_ERR_FORMAT;
@@ -90,6 +101,35 @@ get_prefixed(struct api_reader *r, uint8_t *out, size_t cap, size_t *out_len)
         return KEYBACKUP_ERR_FORMAT;
     memcpy(out, field.data, n);
     *out_len = n;
+    return 0;
+}
+
+/* The wallet objects after the keys. */
+static int
+parse_objs(struct api_reader *r, struct keybackup *b)
+{
+    uint16_t num = 0;
+
+    if (api_reader_get_u16(r, &num) != 0 || num > KEYBACKUP_OBJS_MAX)
+        return KEYBACKUP_ERR_FORMAT;
+    if (num == 0)
+        return 0;
+    /* At least 14 bytes each: the count must fit in what is left. */
+    if (num > api_reader_len(r) / 14u)
+        return KEYBACKUP_ERR_FORMAT;
+    if ((b->objs = calloc(num, sizeof(b->objs[0]))) == NULL)
+        return KEYBACKUP_ERR_NO_MEMORY;
+    for (b->num_objs = 0; b->num_objs < num; b->num_objs++) {
+        struct keybackup_obj *o = &b->objs[b->num_objs];
+
+        if (api_reader_get_u8(r, &o->type) != 0 || o->type < HSM_WOBJ_KEY_CERT ||
+            o->type > HSM_WOBJ_ANCHOR_KEY ||
+            api_reader_get_str8(r, o->label, sizeof(o->label), 1, HSM_LABEL_MAX) != 0 ||
+            api_reader_get_str8(r, o->set, sizeof(o->set), 0, HSM_ANCHOR_SET_MAX) != 0 ||
+            api_reader_get_u64(r, &o->expiration_ms) != 0 ||
+            get_prefixed(r, o->der, sizeof(o->der), &o->der_len) != 0 || o->der_len == 0)
+            return KEYBACKUP_ERR_FORMAT;
+    }
     return 0;
 }
 
@@ -137,10 +177,14 @@ keybackup_parse(struct keybackup *out, const uint8_t *in, size_t len)
         if ((k->kind == HSM_KIND_KEK || k->kind == HSM_KIND_HMAC) != (k->spki_len == 0))
             goto out;
     }
+    if ((rc = parse_objs(&r, &b)) != 0)
+        goto out;
+    rc = KEYBACKUP_ERR_FORMAT;
     if (api_reader_len(&r) != 0)
         goto out;
     *out = b;
     b.keys = NULL;
+    b.objs = NULL;
     rc = 0;
 out:
     keybackup_free(&b);
@@ -166,10 +210,13 @@ keybackup_decode(struct keybackup *out, const uint8_t *in, size_t len,
 void
 keybackup_free(struct keybackup *b)
 {
-    if (b == NULL || b->keys == NULL)
+    if (b == NULL)
         return;
-    OPENSSL_cleanse(b->keys, b->num * sizeof(b->keys[0]));
+    if (b->keys != NULL)
+        OPENSSL_cleanse(b->keys, b->num * sizeof(b->keys[0]));
     free(b->keys);
+    free(b->objs);
     b->keys = NULL;
-    b->num = 0;
+    b->objs = NULL;
+    b->num = b->num_objs = 0;
 }

@@ -11,6 +11,9 @@
  *   "TVKB" | version u8 | share set id [8] | created_ms u64 | count u16
  *   count × { label str8 | kind u8 | kcv [3] | spki u16-prefixed |
  *             wrapped u16-prefixed }
+ *   u16 objects × { type u8 | label str8 | set str8 | expiration_ms u64 |
+ *                   der u16-prefixed }   (wallet certificates, trust anchors:
+ *                                         public data, carried in clear)
  *   HMAC-SHA256(K_mac, everything before), K_mac = HMAC-SHA256(transport
  *   key, "tokenvault key backup mac v1")
  */
@@ -28,9 +31,12 @@
  * each merchant and their rotations). */
 #define KEYBACKUP_KEYS_MAX 512u
 #define KEYBACKUP_MAC_LEN 32u
-/* Largest file: every key at its largest. */
-#define KEYBACKUP_FILE_MAX \
-    (23u + KEYBACKUP_KEYS_MAX * (1u + HSM_LABEL_MAX + 4u + 4u + HSM_SPKI_MAX + HSM_BACKUP_WRAPPED_MAX) + \
+/* Wallet certificates and trust anchors in one backup. */
+#define KEYBACKUP_OBJS_MAX 256u
+/* Largest file: every key and object at its largest. */
+#define KEYBACKUP_FILE_MAX                                                                         \
+    (25u + KEYBACKUP_KEYS_MAX * (1u + HSM_LABEL_MAX + 4u + 4u + HSM_SPKI_MAX + HSM_BACKUP_WRAPPED_MAX) + \
+     KEYBACKUP_OBJS_MAX * (1u + 1u + HSM_LABEL_MAX + 1u + HSM_ANCHOR_SET_MAX + 8u + 2u + HSM_CERT_MAX) + \
      KEYBACKUP_MAC_LEN)
 
 struct keybackup_key {
@@ -43,11 +49,24 @@ struct keybackup_key {
     size_t wrapped_len;
 };
 
+/* A wallet object (hsm_wallet_obj): a wallet's certificate for one of the
+ * keys, an anchor certificate, or an anchor key with its expiry. */
+struct keybackup_obj {
+    uint8_t type; /* hsm_wallet_obj_type */
+    char label[HSM_LABEL_MAX + 1];
+    char set[HSM_ANCHOR_SET_MAX + 1];
+    uint64_t expiration_ms;
+    uint8_t der[HSM_CERT_MAX];
+    size_t der_len;
+};
+
 struct keybackup {
     uint8_t set_id[SHARE_SET_ID_LEN];
     uint64_t created_ms;
     size_t num;
     struct keybackup_key *keys; /* num entries, owned */
+    size_t num_objs;
+    struct keybackup_obj *objs; /* num_objs entries, owned; may be NULL */
 };
 
 /* Errors: 0 or a negative KEYBACKUP_ERR_*. */

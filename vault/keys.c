@@ -4,6 +4,7 @@
 #include "vault/keys.h"
 
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@
 
 #define META_DEK_CURRENT "dek.current"
 #define META_APPLIANCE_ID "appliance_id"
+#define META_FPK_CURRENT "fpk.current"
+#define META_FPK_REBUILD "fpk.rebuild"
 #define META_NAME_MAX 32u
 
 int
@@ -177,6 +180,99 @@ load_dek(hsm_session *hs, struct vault_keys *k, struct vault_store *s, uint32_t 
     return 0;
 }
 
+/* Reads a u32 meta value; |dflt| when absent. */
+static int
+meta_u32(struct vault_store *s, const char *name, uint32_t dflt, uint32_t *out, bool *out_present)
+{
+    struct store_txn t;
+    MDB_val v;
+    int r;
+
+    if ((r = store_read_begin(s, &t)) != 0)
+        return r;
+    r = store_get(&t, STORE_DB_META, name, strlen(name), &v);
+    *out_present = r == 0;
+    if (r == 0 && v.mv_size != 4)
+        r = -API_STATUS_INTERNAL;
+    if (r == 0)
+        *out = be32_get(v.mv_data);
+    else if (r == -API_STATUS_NOT_FOUND)
+        *out = dflt, r = 0;
+    store_read_end(&t);
+    return r;
+}
+
+int
+keys_fpk_label(char *out, size_t cap, uint32_t version)
+{
+    if (version == 1)
+        return snprintf(out, cap, "%s", KEYS_FPK_LABEL) < (int)cap ? 0 : -1;
+    return hsm_key_versioned_label(out, cap, KEYS_FPK_LABEL, version) == 0 ? 0 : -1;
+}
+
+/* The current FPK, and the previous one while the index is rebuilt. */
+static int
+load_fpk(hsm_session *hs, struct vault_keys *k, struct vault_store *s, char *err, size_t err_len)
+{
+    char label[HSM_LABEL_MAX + 1];
+    uint32_t cur = 1, prev = 0;
+    hsm_key *key = NULL, *old = NULL;
+    bool present = false, rebuilding = false;
+    int r, e = 0;
+
+    if ((r = meta_u32(s, META_FPK_CURRENT, 1, &cur, &present)) != 0 ||
+        (r = meta_u32(s, META_FPK_REBUILD, 0, &prev, &rebuilding)) != 0) {
+        snprintf(err, err_len, "store meta fpk: %s", api_status_name((unsigned)-r));
+        return r;
+    }
+    if (keys_fpk_label(label, sizeof(label), cur) != 0 || (e = hsm_key_find(hs, label, &key)) != 0 ||
+        (rebuilding && (keys_fpk_label(label, sizeof(label), prev) != 0 ||
+                        (e = hsm_key_find(hs, label, &old)) != 0))) {
+        snprintf(err, err_len, "fingerprint key %s: %s (%s)", label, hsm_strerror(e),
+                 hsm_last_detail());
+        return e != 0 ? vault_hsm_status(e) : -API_STATUS_INTERNAL;
+    }
+    __atomic_store_n(&k->fpk_prev, rebuilding ? old : NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&k->fpk_version, cur, __ATOMIC_RELEASE);
+    __atomic_store_n(&k->fpk, key, __ATOMIC_RELEASE);
+    return 0;
+}
+
+hsm_key *
+keys_fpk(const struct vault_keys *k, uint32_t *out_version, hsm_key **out_prev)
+{
+    hsm_key *key = __atomic_load_n(&k->fpk, __ATOMIC_ACQUIRE);
+
+    if (out_version != NULL)
+        *out_version = __atomic_load_n(&k->fpk_version, __ATOMIC_ACQUIRE);
+    if (out_prev != NULL)
+        *out_prev = __atomic_load_n(&k->fpk_prev, __ATOMIC_ACQUIRE);
+    return key;
+}
+
+void
+keys_fpk_retire(struct vault_keys *k)
+{
+    __atomic_store_n(&k->fpk_prev, NULL, __ATOMIC_RELEASE);
+}
+
+int
+keys_fpk_rebuilt(const struct vault_audit *a, struct store_txn *t, uint32_t version)
+{
+    char label[HSM_LABEL_MAX + 1];
+    struct audit_event ev = {.event = "fpk_rebuilt", .client = "tokenvaultd",
+                             .status = API_STATUS_OK};
+    int r;
+
+    if (keys_fpk_label(label, sizeof(label), version) != 0)
+        return -API_STATUS_INTERNAL;
+    ev.detail = label;
+    r = store_del(t, STORE_DB_META, META_FPK_REBUILD, sizeof(META_FPK_REBUILD) - 1, NULL, 0);
+    if (r != 0 && r != -API_STATUS_NOT_FOUND)
+        return r;
+    return audit_append(a, t, &ev);
+}
+
 int
 keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_audit *a,
           char *err, size_t err_len)
@@ -191,7 +287,6 @@ keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_au
         return vault_hsm_status(e);
     }
     if ((e = hsm_key_find_latest(hs, KEYS_KEK_BASE, &out->kek, &kek_version)) != 0 ||
-        (e = hsm_key_find(hs, KEYS_FPK_LABEL, &out->fpk)) != 0 ||
         (e = hsm_key_find(hs, KEYS_AUDIT_LABEL, &out->aud)) != 0) {
         snprintf(err, err_len,
                  "the vault keys are not all in the token: %s (%s); run tokenvault-ceremony init",
@@ -201,6 +296,8 @@ keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_au
     }
     out->kek_version = kek_version;
     a->sign_key = out->aud;
+    if ((r = load_fpk(hs, out, s, err, err_len)) != 0)
+        goto out;
     r = read_meta(s, out);
     if (r == -API_STATUS_NOT_FOUND) {
         if ((r = bootstrap(hs, out, s, a, err, err_len)) != 0 || (r = read_meta(s, out)) != 0)
@@ -377,6 +474,16 @@ keys_refresh(struct vault_keys *k, hsm *h, struct vault_store *s, uint32_t *out_
         snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
         return r;
     }
+    if ((e = hsm_session_acquire(h, &hs)) != 0) {
+        snprintf(err, err_len, "HSM session: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        return vault_hsm_status(e);
+    }
+    /* A rotated fingerprint key (and its rebuild marker) first. */
+    r = load_fpk(hs, k, s, err, err_len);
+    hsm_session_release(hs);
+    hs = NULL;
+    if (r != 0)
+        return r;
     if (now.dek_current <= have)
         return 0;
     if (now.dek_current > KEYS_DEK_MAX) {
@@ -423,5 +530,92 @@ keys_kek_rotate(hsm_session *hs, uint32_t *out_version, char *err, size_t err_le
         return vault_hsm_status(e);
     }
     *out_version = version + 1;
+    return 0;
+}
+
+/* ---- FPK rotation ------------------------------------------------------------ */
+
+struct fpk_job {
+    struct store_write w;
+    const struct vault_audit *audit;
+    const char *who;
+    uint32_t from;
+};
+
+static int
+fpk_apply(struct store_write *w, struct store_txn *t)
+{
+    struct fpk_job *j = (struct fpk_job *)w;
+    char label[HSM_LABEL_MAX + 1];
+    struct audit_event ev = {.event = "fpk_rotate", .client = j->who, .status = API_STATUS_OK};
+    uint8_t cur[4], from[4];
+    MDB_val v;
+    int r;
+
+    r = store_get(t, STORE_DB_META, META_FPK_REBUILD, sizeof(META_FPK_REBUILD) - 1, &v);
+    if (r == 0)
+        return -API_STATUS_CONFLICT; /* the last rebuild has not finished */
+    if (r != -API_STATUS_NOT_FOUND)
+        return r;
+    r = store_get(t, STORE_DB_META, META_FPK_CURRENT, sizeof(META_FPK_CURRENT) - 1, &v);
+    if (r == 0 && (v.mv_size != 4 || be32_get(v.mv_data) != j->from))
+        return -API_STATUS_CONFLICT;
+    if (r != 0 && (r != -API_STATUS_NOT_FOUND || j->from != 1))
+        return r != 0 && r != -API_STATUS_NOT_FOUND ? r : -API_STATUS_CONFLICT;
+    if (keys_fpk_label(label, sizeof(label), j->from + 1) != 0)
+        return -API_STATUS_INTERNAL;
+    ev.detail = label;
+    be32_put(cur, j->from + 1);
+    be32_put(from, j->from);
+    if ((r = audit_append(j->audit, t, &ev)) != 0 ||
+        (r = store_put(t, STORE_DB_META, META_FPK_CURRENT, sizeof(META_FPK_CURRENT) - 1, cur,
+                       sizeof(cur), 0)) != 0 ||
+        (r = store_put(t, STORE_DB_META, META_FPK_REBUILD, sizeof(META_FPK_REBUILD) - 1, from,
+                       sizeof(from), STORE_PUT_NEW)) != 0)
+        return r;
+    return 0;
+}
+
+static void
+fpk_done(struct store_write *w, int result)
+{
+}
+
+int
+keys_fpk_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
+                uint32_t *out_version, char *err, size_t err_len)
+{
+    struct fpk_job j = {.w = {.apply = fpk_apply, .done = fpk_done}, .audit = a, .who = who};
+    char label[HSM_LABEL_MAX + 1];
+    hsm_session *hs = NULL;
+    hsm_key *key = NULL;
+    uint32_t cur = 1, prev = 0;
+    bool present = false, rebuilding = false;
+    int r, e = HSM_ERR_INVALID_ARG;
+
+    if ((r = meta_u32(s, META_FPK_CURRENT, 1, &cur, &present)) != 0 ||
+        (r = meta_u32(s, META_FPK_REBUILD, 0, &prev, &rebuilding)) != 0) {
+        snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
+        return r;
+    }
+    if (rebuilding) {
+        snprintf(err, err_len, "the fingerprint index is still being rebuilt for FPK %u; wait for "
+                 "event=fpk_rebuilt", cur);
+        return -API_STATUS_CONFLICT;
+    }
+    j.from = cur;
+    if (keys_fpk_label(label, sizeof(label), cur + 1) != 0 ||
+        (e = hsm_session_acquire(h, &hs)) != 0 ||
+        (e = hsm_key_generate(hs, HSM_KIND_HMAC, label, &key)) != 0) {
+        snprintf(err, err_len, "new fingerprint key: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        hsm_session_release(hs);
+        return vault_hsm_status(e);
+    }
+    hsm_session_release(hs);
+    if ((r = store_write_wait(s, &j.w)) != 0) {
+        snprintf(err, err_len, "making %s current: %s", label, api_status_name((unsigned)-r));
+        return r;
+    }
+    *out_version = cur + 1;
     return 0;
 }

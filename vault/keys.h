@@ -36,7 +36,9 @@
 struct vault_keys {
     hsm_key *kek;
     uint32_t kek_version;
-    hsm_key *fpk;
+    hsm_key *fpk;      /* current fingerprint key (atomic pointer: keys_fpk) */
+    hsm_key *fpk_prev; /* the one before, while the index is being rebuilt; else NULL */
+    uint32_t fpk_version;
     hsm_key *aud;
     hsm_key *dek[KEYS_DEK_MAX + 1]; /* by version; NULL when absent */
     uint32_t dek_current;
@@ -57,6 +59,29 @@ uint32_t keys_dek_current(const struct vault_keys *k);
 
 /* The newest KEK version (moves forward with keys_refresh). Any thread. */
 uint32_t keys_kek_current(const struct vault_keys *k);
+
+/* The fingerprint key (FPK) versions: v1 is labelled "vault-fingerprint"
+ * (as init made it), later ones "vault-fingerprint-v<N>". The store's meta
+ * names the current version ("fpk.current", absent: 1) and, while the
+ * fingerprint index is rebuilt under it, the version before ("fpk.rebuild").
+ * keys_fpk returns the current key and its version, and the previous key
+ * (or NULL) while a rebuild runs; any thread. */
+hsm_key *keys_fpk(const struct vault_keys *k, uint32_t *out_version, hsm_key **out_prev);
+
+/* keys_fpk_label writes the label of FPK |version|. */
+int keys_fpk_label(char *out, size_t cap, uint32_t version);
+
+/* keys_fpk_rotate generates FPK version current+1 in the HSM and makes it
+ * current in |s|'s meta with the rebuild marker and an audit entry, in one
+ * transaction. CONFLICT while a rebuild is still running. */
+int keys_fpk_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
+                    uint32_t *out_version, char *err, size_t err_len);
+
+/* keys_fpk_rebuilt, inside the write job that finished the rebuild: removes
+ * the marker and audits it; keys_fpk_retire then drops the previous key
+ * (any thread, after the commit). */
+int keys_fpk_rebuilt(const struct vault_audit *a, struct store_txn *t, uint32_t version);
+void keys_fpk_retire(struct vault_keys *k);
 
 /* keys_kek_rotate generates KEK version newest+1 in the HSM (the KEK
  * template: wrap and unwrap only). It does not rewrap the DEKs: they are

@@ -230,13 +230,24 @@ static void
 refresh_work(uv_work_t *w)
 {
     struct vault_service *svc = w->data;
-    uint32_t loaded = 0;
+    uint32_t loaded = 0, fpk_before = 0, fpk_after = 0;
+    struct vlog_line l;
     char err[256];
 
-    if (keys_refresh(&svc->keys, svc->hsm, svc->store, &loaded, err, sizeof(err)) != 0)
-        vlog_msg(VAULT_LOG_ERROR, "dek_refresh_failed", "reason", err);
-    else if (loaded > 0)
-        vlog_msg(VAULT_LOG_INFO, "dek_loaded", "reason", "a rotated DEK is now current");
+    (void)keys_fpk(&svc->keys, &fpk_before, NULL);
+    if (keys_refresh(&svc->keys, svc->hsm, svc->store, &loaded, err, sizeof(err)) != 0) {
+        vlog_msg(VAULT_LOG_ERROR, "key_refresh_failed", "reason", err);
+        return;
+    }
+    (void)keys_fpk(&svc->keys, &fpk_after, NULL);
+    if (loaded > 0 && vlog_begin(&l, VAULT_LOG_INFO, "dek_loaded")) {
+        vlog_u64(&l, "dek_version", keys_dek_current(&svc->keys));
+        vlog_end(&l);
+    }
+    if (fpk_after != fpk_before && vlog_begin(&l, VAULT_LOG_INFO, "fpk_loaded")) {
+        vlog_u64(&l, "fpk_version", fpk_after);
+        vlog_end(&l);
+    }
 }
 
 static void

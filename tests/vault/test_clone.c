@@ -98,6 +98,9 @@ test_backup_on_a(void **state)
                          work, work), 0);
     assert_int_equal(tv_run("printf 'wrong-so-pin\\n' > %s/bad-so-pin && chmod 600 %s/bad-so-pin", work,
                          work), 0);
+    /* A trust anchor travels with the keys (public data). */
+    assert_int_equal(ceremony(&a, "--label g-roots --kind google-keys --in " TV_VECTORS_DIR
+                                  "/google-test-root-keys/keys.json trust-anchor"), 0);
     /* Without the SO no key leaves: a wrong SO PIN, and nothing is written. */
     snprintf(args, sizeof(args),
              "--so-pin-file %s/bad-so-pin --threshold 3 --shares 5 --share-dir %s/shares "
@@ -110,7 +113,7 @@ test_backup_on_a(void **state)
              "--transcript %s/backup.txt --store %s backup",
              work, work, work, work, work, a.store);
     assert_int_equal(ceremony(&a, args), 0);
-    assert_output("4 keys backed up");
+    assert_output("4 keys and 3 wallet objects backed up");
     assert_output("vault-kek-v1");
     assert_output("share 5: check value");
     assert_int_equal(tv_run("test \"$(stat -c %%a %s/keys.tvkb)\" = 600", work), 0);
@@ -189,7 +192,9 @@ test_restore_on_b(void **state)
              "--share %s/shares/share-5-of-5.txt --share %s/shares/share-2-of-5.txt "
              "--share %s/shares/share-3-of-5.txt --officer carol", work, work, work);
     assert_int_equal(restore(shares), 0);
-    assert_output("4 keys restored");
+    assert_output("4 keys and 3 wallet objects restored");
+    assert_int_equal(ceremony(&b, "wallet-keys"), 0);
+    assert_output("g-roots-ECv2-1");
     assert_int_equal(tv_file_contains(out_file, "MISMATCH", 8), 0);
     /* Restoring again is refused: the labels exist. */
     assert_int_equal(restore(shares), 1);

@@ -178,15 +178,28 @@ rotate(void)
     return rotate_kind("dek");
 }
 
-/* Waits (up to 60 s) until the daemon's log holds |event| |times| times. */
+/* How many times the daemon's log (all its runs) holds |event|. */
 static int
-wait_log(const char *event, int times)
+log_count(const char *event)
 {
-    char cmd[600];
+    char cmd[600], line[32] = "";
+    FILE *p;
 
-    snprintf(cmd, sizeof(cmd), "test $(grep -c 'event=%s' %s) -ge %d", event, d.log, times);
+    snprintf(cmd, sizeof(cmd), "grep -c 'event=%s' %s", event, d.log);
+    if ((p = popen(cmd, "r")) == NULL)
+        return -1;
+    if (fgets(line, sizeof(line), p) == NULL)
+        line[0] = '\0';
+    pclose(p);
+    return atoi(line);
+}
+
+/* Waits (up to 60 s) until the log holds |event| more than |before| times. */
+static int
+wait_log_after(const char *event, int before)
+{
     for (int i = 0; i < 6000; i++) {
-        if (system(cmd) == 0)
+        if (log_count(event) > before)
             return 0;
         usleep(10000);
     }
@@ -216,6 +229,7 @@ test_rotate_under_traffic(void **state)
 {
     struct api_client *gw = NULL;
     char pan[17], customer[32];
+    int done, loaded;
     pthread_t th;
     struct versions v;
 
@@ -230,11 +244,13 @@ test_rotate_under_traffic(void **state)
 
     assert_int_equal(pthread_create(&th, NULL, traffic, NULL), 0);
     usleep(200000);
+    done = log_count("reencrypt_complete");
+    loaded = log_count("dek_loaded");
     assert_int_equal(rotate(), 0);
     assert_true(tv_file_has(out_file, "vault-dek-v2 generated in the HSM"));
     assert_int_equal(kill(d.pid, SIGHUP), 0);
-    assert_int_equal(wait_log("dek_loaded", 1), 0);
-    assert_int_equal(wait_log("reencrypt_complete", 1), 0);
+    assert_int_equal(wait_log_after("dek_loaded", loaded), 0);
+    assert_int_equal(wait_log_after("reencrypt_complete", done), 0);
     usleep(200000);
     atomic_store(&traffic_stop, true);
     pthread_join(th, NULL);
@@ -302,13 +318,15 @@ static void
 test_restart_mid_job(void **state)
 {
     struct versions v;
+    int loaded, done;
 
     (void)state;
     assert_int_equal(tv_daemon_start(&d), 0);
+    loaded = log_count("dek_loaded");
     assert_int_equal(rotate(), 0);
     assert_true(tv_file_has(out_file, "vault-dek-v3 generated in the HSM"));
     assert_int_equal(kill(d.pid, SIGHUP), 0);
-    assert_int_equal(wait_log("dek_loaded", 2), 0);
+    assert_int_equal(wait_log_after("dek_loaded", loaded), 0);
     /* Killed while moving records: as soon as the first batch committed
      * (a reader beside the running daemon sees it), with batches of
      * REENCRYPT_BATCH every 20 ms still to come. */
@@ -324,8 +342,9 @@ test_restart_mid_job(void **state)
     assert_int_equal(v.on[1], 0);
     assert_true(v.on[3] > 0 && v.on[2] > 0); /* mid-job */
 
+    done = log_count("reencrypt_complete");
     assert_int_equal(tv_daemon_start(&d), 0);
-    assert_int_equal(wait_log("reencrypt_complete", 2), 0);
+    assert_int_equal(wait_log_after("reencrypt_complete", done), 0);
     reveal_all_then_stop();
     v = count_versions();
     assert_int_equal(v.on[1] + v.on[2], 0);
@@ -338,10 +357,12 @@ test_automatic_rotation(void **state)
     struct api_client *gw = NULL;
     char pan[17], customer[32];
     struct versions v;
+    int rotated;
 
     (void)state;
     d.opts.dek_max_encryptions = 40;
     assert_int_equal(tv_daemon_write_config(&d, NULL), 0);
+    rotated = log_count("dek_rotated");
     assert_int_equal(tv_daemon_start(&d), 0);
     assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
     for (unsigned i = 0; i < 45; i++) {
@@ -352,8 +373,12 @@ test_automatic_rotation(void **state)
     api_client_free(gw);
     /* Counted within a second, rotated on the next tick, then every record
      * (those 45 and the earlier ones) moved. */
-    assert_int_equal(wait_log("dek_rotated", 1), 0);
-    assert_int_equal(wait_log("reencrypt_complete", 3), 0);
+    assert_int_equal(wait_log_after("dek_rotated", rotated), 0);
+    /* Then every record moves to DEK 4 (a pass may have been running for
+     * DEK 3 at the start: wait for DEK 4's own). */
+    for (int i = 0; i < 6000 && log_count("reencrypt_complete dek_version=4") < 1; i++)
+        usleep(10000);
+    assert_int_equal(log_count("reencrypt_complete dek_version=4"), 1);
     reveal_all_then_stop();
     v = count_versions();
     assert_int_equal(v.on[1] + v.on[2] + v.on[3], 0);
@@ -373,16 +398,20 @@ test_kek_rotation(void **state)
     struct api_empty e = {0};
     struct api_key_status_resp ks;
     struct versions v;
-    int kek1 = 0, kek2 = 0;
+    int kek1 = 0, kek2 = 0, loaded;
 
     (void)state;
     assert_int_equal(tv_daemon_start(&d), 0);
+    loaded = log_count("dek_loaded");
     assert_int_equal(rotate_kind("kek"), 0);
     assert_true(tv_file_has(out_file, "vault-kek-v2 generated in the HSM"));
     assert_true(tv_file_has(out_file, "vault-dek-v5 generated in the HSM"));
-    assert_int_equal(rotate_kind("fpk"), 2); /* not built yet: refused, nothing made */
+    assert_int_equal(rotate_kind("pan"), 2); /* no such key: refused, nothing made */
     assert_int_equal(kill(d.pid, SIGHUP), 0);
-    assert_int_equal(wait_log("reencrypt_complete", 4), 0);
+    assert_int_equal(wait_log_after("dek_loaded", loaded), 0);
+    for (int i = 0; i < 6000 && log_count("reencrypt_complete dek_version=5") < 1; i++)
+        usleep(10000);
+    assert_int_equal(log_count("reencrypt_complete dek_version=5"), 1);
     assert_int_equal(api_client_new(&c, &cfg), 0);
     assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
     for (size_t i = 0; i < ks.num_keys; i++) {
@@ -406,6 +435,115 @@ test_kek_rotation(void **state)
     reveal_all_then_stop();
 }
 
+/* STORE of card |i| again, as at the start: the same token (existing). */
+static void
+assert_dedup(struct api_client *gw, unsigned i)
+{
+    struct api_card_store_req q;
+    struct api_card_store_resp sr;
+    struct api_error_resp err;
+    char pan[17], customer[32];
+
+    pan_for(i, pan);
+    snprintf(customer, sizeof(customer), "c-%u", i);
+    tv_card_store_req(&q, "m-1", customer, pan);
+    assert_int_equal(api_call_card_store(gw, &q, &sr, &err), 0);
+    api_msg_cleanup(api_schema_request(API_OP_CARD_STORE), &q);
+    assert_string_equal(sr.token, tokens[i]);
+    assert_int_equal(sr.dedup, API_DEDUP_EXISTING);
+}
+
+static int
+count_visit_any(void *ctx, const MDB_val *key, const MDB_val *val)
+{
+    (void)key;
+    (void)val;
+    (*(unsigned *)ctx)++;
+    return 0;
+}
+
+/* Fingerprint-key rotation: the index is rebuilt under the new key in the
+ * background; duplicates are found before, during and after; a deleted card
+ * leaves no index entry; and a second rotation waits for the rebuild. */
+static void
+test_fpk_rotation(void **state)
+{
+    struct api_client_config cfg = {.unix_path = d.officer, .request_timeout_ms = 10000};
+    struct api_client *gw = NULL, *c = NULL;
+    struct api_card_ref ref = {0};
+    struct api_empty e = {0}, none;
+    struct api_key_status_resp ks;
+    struct api_error_resp err;
+    struct vault_store *st = NULL;
+    struct store_txn t = {0};
+    unsigned cards = 0, index = 0;
+    int v1 = 0, v2 = 0, loaded, rebuilt;
+    char msg[256];
+
+    (void)state;
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    assert_dedup(gw, 0);
+    loaded = log_count("fpk_loaded");
+    rebuilt = log_count("fpk_rebuilt");
+    assert_int_equal(rotate_kind("fpk"), 0);
+    assert_true(tv_file_has(out_file, "vault-fingerprint-v2 generated in the HSM"));
+    /* Before the service loads it: duplicates still found; and a second
+     * rotation is refused until the index is rebuilt. */
+    assert_dedup(gw, 1);
+    assert_int_equal(rotate_kind("fpk"), 1);
+    assert_true(tv_file_has(out_file, "still being rebuilt"));
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    assert_int_equal(wait_log_after("fpk_loaded", loaded), 0);
+    assert_dedup(gw, 2); /* during the rebuild, or just after */
+    assert_int_equal(wait_log_after("fpk_rebuilt", rebuilt), 0);
+    for (unsigned i = 3; i < 12; i++)
+        assert_dedup(gw, i);
+    /* A deleted card leaves no index entry: storing it again makes a new one. */
+    snprintf(ref.merchant, sizeof(ref.merchant), "m-1");
+    snprintf(ref.token, sizeof(ref.token), "%s", tokens[5]);
+    assert_int_equal(api_call_card_delete(gw, &ref, &none, &err), 0);
+    {
+        struct api_card_store_req q;
+        struct api_card_store_resp sr;
+        char pan[17];
+
+        pan_for(5, pan);
+        tv_card_store_req(&q, "m-1", "c-5", pan);
+        assert_int_equal(api_call_card_store(gw, &q, &sr, &err), 0);
+        api_msg_cleanup(api_schema_request(API_OP_CARD_STORE), &q);
+        assert_int_equal(sr.dedup, API_DEDUP_NEW);
+        snprintf(tokens[5], sizeof(tokens[5]), "%s", sr.token);
+    }
+    api_client_free(gw);
+    assert_int_equal(api_client_new(&c, &cfg), 0);
+    assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
+    for (size_t i = 0; i < ks.num_keys; i++) {
+        if (strcmp(ks.keys[i].label, "vault-fingerprint") == 0)
+            v1 = ks.keys[i].state == API_KEY_STATE_RETIRED && ks.keys[i].version == 1;
+        if (strcmp(ks.keys[i].label, "vault-fingerprint-v2") == 0)
+            v2 = ks.keys[i].state == API_KEY_STATE_CURRENT && ks.keys[i].version == 2;
+    }
+    api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
+    api_client_free(c);
+    assert_true(v1 && v2);
+    reveal_all_then_stop();
+    /* One index entry per record, no more. */
+    assert_int_equal(store_open_readonly(&st, d.store, msg, sizeof(msg)), 0);
+    assert_int_equal(store_read_begin(st, &t), 0);
+    assert_int_equal(store_each(&t, STORE_DB_CARDS, NULL, 0, count_visit_any, &cards), 0);
+    assert_int_equal(store_each(&t, STORE_DB_FINGERPRINTS, NULL, 0, count_visit_any, &index), 0);
+    store_read_end(&t);
+    store_close(st);
+    assert_int_equal(index, cards);
+    /* After a restart the new key is current and duplicates are found. */
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    assert_dedup(gw, 7);
+    api_client_free(gw);
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+}
+
 int
 main(void)
 {
@@ -414,6 +552,7 @@ main(void)
         cmocka_unit_test(test_restart_mid_job),
         cmocka_unit_test(test_automatic_rotation),
         cmocka_unit_test(test_kek_rotation),
+        cmocka_unit_test(test_fpk_rotation),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,6 +1,6 @@
 /*
- * test_seal.c - sealed start end to end, as officers run it: the vault's
- * keys in a SoftHSM token, `tokenvault-ceremony pin-split` 3-of-5 (a fresh
+ * test_seal.c - sealed start end to end, as officers run it: `tokenvault-
+ * ceremony init` on an empty SoftHSM token, `pin-split` 3-of-5 (a fresh
  * PIN nobody sees), tokenvaultd started sealed, and `tokenvault-ceremony
  * unseal` run by one officer after another: two shares leave it sealed, a
  * damaged share, a share of another set and a repeated share are refused and
@@ -79,8 +79,11 @@ assert_status(bool sealed, unsigned received)
 static int
 setup(void **state)
 {
+    struct tv_daemon_opts empty = {.no_keys = 1};
+
     (void)state;
-    if (tv_daemon_setup(&d, NULL) != 0)
+    /* An empty token: the keys come from the init ceremony, as in production. */
+    if (tv_daemon_setup(&d, &empty) != 0)
         return -1;
     snprintf(shares_dir, sizeof(shares_dir), "%s/shares", d.token.dir);
     snprintf(set_file, sizeof(set_file), "%s/pin.set", d.token.dir);
@@ -107,6 +110,10 @@ test_pin_split(void **state)
     /* Refusals first: a threshold of 1, M > N, no set file. */
     /* Ceremonies leave their transcripts in the current directory. */
     assert_int_equal(chdir(d.token.dir), 0);
+    assert_int_equal(tv_run("%s --module %s --token %s --pin-file %s --officer alice init >%s 2>&1",
+                            TV_CEREMONY, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d.token.pin_file,
+                            out_file), 0);
+    assert_output("vault-audit-sign");
     assert_int_equal(tv_run("%s --module %s --token %s --pin-file %s --threshold 1 --shares 5 "
                          "--share-dir %s --set-file %s pin-split >/dev/null 2>&1",
                          TV_CEREMONY, TV_SOFTHSM_MODULE, TV_TEST_LABEL, d.token.pin_file,

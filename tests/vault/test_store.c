@@ -139,7 +139,7 @@ static void
 test_reads_and_writes(void **state)
 {
     struct vault_store *s = open_store(1u << 20);
-    struct job j = {.w = {job_apply, job_done}, .s = s};
+    struct job j = {.w = {.apply = job_apply, .done = job_done}, .s = s};
     struct store_txn t;
     MDB_val k, v;
     size_t n = 99;
@@ -309,7 +309,7 @@ test_group_commit(void **state)
     assert_true(st.commits < st.jobs);
     /* Submitting after the writer stopped: refused, done never runs. */
     {
-        struct job j = {.w = {job_apply, job_done}, .s = s};
+        struct job j = {.w = {.apply = job_apply, .done = job_done}, .s = s};
 
         snprintf(j.key, sizeof(j.key), "late");
         assert_int_equal(store_write_submit(s, &j.w), -API_STATUS_SHUTTING_DOWN);
@@ -336,7 +336,7 @@ test_queue_bound(void **state)
 {
     struct vault_store *s = open_store(1u << 20);
     struct store_write slow = {slow_apply, noop_done, NULL, 0};
-    struct job a = {.w = {job_apply, job_done}}, b = {.w = {job_apply, job_done}};
+    struct job a = {.w = {.apply = job_apply, .done = job_done}}, b = {.w = {.apply = job_apply, .done = job_done}};
 
     (void)state;
     a.s = b.s = s;
@@ -371,7 +371,7 @@ static void
 test_full_map(void **state)
 {
     struct vault_store *s = open_store(1u << 20);
-    struct job j = {.w = {big_apply, job_done}};
+    struct job j = {.w = {.apply = big_apply, .done = job_done}};
     struct store_stats st;
     struct store_txn t;
     MDB_val v;

@@ -97,6 +97,43 @@ out:
     return rc;
 }
 
+/* Wallet certificates and trust anchors go along, as they are (public). */
+static int
+obj_visit(void *ctx, const hsm_wallet_obj *obj)
+{
+    struct keybackup *b = ctx;
+    struct keybackup_obj *o;
+
+    if (b->num_objs == KEYBACKUP_OBJS_MAX || obj->der_len > sizeof(o->der))
+        return -1;
+    o = &b->objs[b->num_objs++];
+    o->type = (uint8_t)obj->type;
+    snprintf(o->label, sizeof(o->label), "%s", obj->label);
+    snprintf(o->set, sizeof(o->set), "%s", obj->set);
+    o->expiration_ms = obj->expiration_ms;
+    memcpy(o->der, obj->der, obj->der_len);
+    o->der_len = obj->der_len;
+    printf("  %-24s %s\n", o->label,
+           o->type == HSM_WOBJ_KEY_CERT ? "certificate of its key" : "trust anchor");
+    return 0;
+}
+
+static int
+collect_objs(hsm_session *s, struct keybackup *b)
+{
+    int r;
+
+    if ((b->objs = calloc(KEYBACKUP_OBJS_MAX, sizeof(b->objs[0]))) == NULL)
+        return EXIT_FAIL;
+    printf("wallet certificates and trust anchors (public, carried as they are):\n");
+    if ((r = hsm_wallet_obj_list(s, obj_visit, b)) != HSM_OK)
+        return r == -1 ? (ceremony_err("more than %u wallet objects", KEYBACKUP_OBJS_MAX), EXIT_FAIL)
+                       : ceremony_report("wallet objects", r);
+    if (b->num_objs == 0)
+        printf("  (none)\n");
+    return EXIT_OK;
+}
+
 int
 cmd_backup(hsm *h, hsm_session *s, const struct ceremony_opts *o)
 {
@@ -140,7 +177,7 @@ cmd_backup(hsm *h, hsm_session *s, const struct ceremony_opts *o)
         goto out;
     }
     printf("keys wrapped under the transport key:\n");
-    if ((rc = wrap_all(s, tw, &b)) != EXIT_OK)
+    if ((rc = wrap_all(s, tw, &b)) != EXIT_OK || (rc = collect_objs(s, &b)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
     memcpy(b.set_id, set.set_id, SHARE_SET_ID_LEN);
@@ -162,7 +199,8 @@ cmd_backup(hsm *h, hsm_session *s, const struct ceremony_opts *o)
         (void)unlink(o->set_file);
         goto out;
     }
-    printf("%zu keys backed up to %s (mode 0600)\n", b.num, o->out);
+    printf("%zu keys and %zu wallet objects backed up to %s (mode 0600)\n", b.num, b.num_objs,
+           o->out);
     printf("transport key (from the HSM's RNG, trusted by the SO, destroyed now):\n");
     ceremony_print_set(&set);
     printf("share set (public) written to %s\n", o->set_file);
@@ -237,6 +275,37 @@ out:
     return rc;
 }
 
+/* Wallet certificates (beside their restored keys) and trust anchors. */
+static int
+restore_objs(hsm_session *s, const struct keybackup *b)
+{
+    hsm_key *key = NULL;
+    int r;
+
+    for (size_t i = 0; i < b->num_objs; i++) {
+        const struct keybackup_obj *o = &b->objs[i];
+
+        switch (o->type) {
+        case HSM_WOBJ_KEY_CERT:
+            r = hsm_key_find(s, o->label, &key);
+            if (r == HSM_OK)
+                r = hsm_key_cert_store(s, key, o->der, o->der_len);
+            break;
+        case HSM_WOBJ_ANCHOR_CERT:
+            r = hsm_anchor_cert_store(s, o->label, o->set, o->der, o->der_len);
+            break;
+        default:
+            r = hsm_anchor_key_store(s, o->label, o->set, o->der, o->der_len, o->expiration_ms);
+            break;
+        }
+        if (r != HSM_OK)
+            return ceremony_report(o->label, r);
+        printf("  %-24s %s restored\n", o->label,
+               o->type == HSM_WOBJ_KEY_CERT ? "certificate" : "trust anchor");
+    }
+    return EXIT_OK;
+}
+
 static int
 restore_all(hsm_session *s, hsm_obj tu, const struct keybackup *b)
 {
@@ -252,6 +321,15 @@ restore_all(hsm_session *s, hsm_obj tu, const struct keybackup *b)
             ceremony_err("%s: %s on this token; restore goes to a token without the vault's keys",
                          b->keys[i].label, r == HSM_OK ? "a key with this label exists" : hsm_strerror(r));
             return r == HSM_OK ? EXIT_FAIL : ceremony_exit_for(r);
+        }
+    }
+    for (size_t i = 0; i < b->num_objs; i++) {
+        if (b->objs[i].type == HSM_WOBJ_KEY_CERT)
+            continue; /* labelled like its key, checked above */
+        if ((r = hsm_label_check_free(s, b->objs[i].label)) != HSM_OK) {
+            ceremony_err("%s: %s on this token", b->objs[i].label,
+                         r == HSM_ERR_EXISTS ? "an object with this label exists" : hsm_strerror(r));
+            return r == HSM_ERR_EXISTS ? EXIT_FAIL : ceremony_exit_for(r);
         }
     }
     printf("keys restored, check values compared with the backup's:\n");
@@ -274,7 +352,7 @@ restore_all(hsm_session *s, hsm_obj tu, const struct keybackup *b)
         }
         printf("  matches\n");
     }
-    return EXIT_OK;
+    return restore_objs(s, b);
 }
 
 int
@@ -311,7 +389,7 @@ cmd_restore(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     OPENSSL_cleanse(tkey, sizeof(tkey));
     if ((rc = restore_all(s, tu, &b)) != EXIT_OK)
         goto out;
-    printf("%zu keys restored from %s\n", b.num, o->in);
+    printf("%zu keys and %zu wallet objects restored from %s\n", b.num, b.num_objs, o->in);
     rc = EXIT_OK;
 out:
     hsm_obj_destroy(s, tu);

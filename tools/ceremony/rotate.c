@@ -1,7 +1,8 @@
 /*
- * rotate.c - the rotate ceremony: a new DEK version (--kind dek), or a new
- * KEK version and a new DEK under it (--kind kek), made in the HSM and made
- * current in the appliance's store, beside the running service.
+ * rotate.c - the rotate ceremony: a new DEK version (--kind dek), a new KEK
+ * version and a new DEK under it (--kind kek), or a new fingerprint key
+ * (--kind fpk), made in the HSM and made current in the appliance's store,
+ * beside the running service.
  *
  * The new DEK is generated in the HSM, wrapped under the newest KEK and
  * written to the store's meta database with its audit entry, in one
@@ -29,12 +30,12 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     int r, rc = EXIT_FAIL;
 
     if (o->kind == NULL || o->store == NULL) {
-        ceremony_err("rotate needs --kind dek|kek and --store DIR (the appliance's store)");
+        ceremony_err("rotate needs --kind dek|kek|fpk and --store DIR (the appliance's store)");
         return EXIT_USAGE;
     }
-    if (strcmp(o->kind, "dek") != 0 && strcmp(o->kind, "kek") != 0) {
-        ceremony_err("rotate --kind %s: dek or kek (fingerprint-key rotation comes next, "
-                     "docs/OPERATIONS.md)", o->kind);
+    if (strcmp(o->kind, "dek") != 0 && strcmp(o->kind, "kek") != 0 &&
+        strcmp(o->kind, "fpk") != 0) {
+        ceremony_err("rotate --kind %s: dek, kek or fpk", o->kind);
         return EXIT_USAGE;
     }
     for (size_t i = 0; i < o->num_officers && strlen(who) + 1 < sizeof(who); i++)
@@ -45,6 +46,23 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     }
     if (store_writer_start(st, h, 4) != 0) {
         ceremony_err("%s: cannot start a writer", o->store);
+        goto out;
+    }
+    /* A fingerprint-key rotation: the new FPK, current in the store with the
+     * marker that makes the service rebuild the index. */
+    if (strcmp(o->kind, "fpk") == 0) {
+        if ((r = keys_fpk_rotate(h, st, &audit, who[0] != '\0' ? who : "officer", &version, err,
+                                 sizeof(err))) != 0) {
+            ceremony_err("%s", err);
+            rc = r == -API_STATUS_HSM_UNAVAILABLE ? EXIT_HSM : EXIT_FAIL;
+            goto out;
+        }
+        printf("vault-fingerprint-v%u generated in the HSM and made current in %s\n", version,
+               o->store);
+        printf("now: systemctl reload tokenvaultd (SIGHUP); the service rebuilds the fingerprint "
+               "index in the background (event=fpk_rebuilt when done) and finds duplicates under "
+               "either key meanwhile\n");
+        rc = EXIT_OK;
         goto out;
     }
     /* A KEK rotation: the new KEK, then a new DEK wrapped under it (the

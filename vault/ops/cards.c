@@ -23,7 +23,6 @@
 /* Index keys: merchant 0x00 CustomerNumber, and merchant 0x00 fingerprint.
  * Merchant ids are printable ASCII, so the 0x00 cannot occur inside one. */
 #define CUSTOMER_KEY_MAX (API_ID_MAX + 1u + API_CUSTOMER_NUMBER_MAX)
-#define FP_KEY_LEN_MAX (API_ID_MAX + 1u + RECORD_FINGERPRINT_LEN)
 /* The fingerprint's input: merchant 0x00 PAN. */
 #define FP_INPUT_MAX (API_ID_MAX + 1u + API_PAN_MAX)
 
@@ -44,10 +43,46 @@ customer_key(uint8_t out[CUSTOMER_KEY_MAX], const char *merchant, const char *cu
     return join_key(out, merchant, customer, strlen(customer));
 }
 
-static size_t
-fp_key(uint8_t out[FP_KEY_LEN_MAX], const char *merchant, const uint8_t fp[RECORD_FINGERPRINT_LEN])
+size_t
+ops_fp_key(uint8_t out[FP_KEY_LEN_MAX], const char *merchant, const uint8_t fp[RECORD_FINGERPRINT_LEN])
 {
     return join_key(out, merchant, fp, RECORD_FINGERPRINT_LEN);
+}
+
+int
+ops_card_fingerprint(hsm_session *s, hsm_key *fpk, const char *merchant, const char *pan,
+                     uint8_t out[RECORD_FINGERPRINT_LEN])
+{
+    uint8_t in[FP_INPUT_MAX];
+    size_t len = join_key(in, merchant, pan, strlen(pan));
+    int r = hsm_hmac_sign(s, fpk, in, len, out);
+
+    OPENSSL_cleanse(in, sizeof(in));
+    return r == 0 ? 0 : vault_hsm_status(r);
+}
+
+static void
+time_hsm(struct op_job *j, enum metrics_hsm_call call, uint64_t t0)
+{
+    metrics_hsm_call(j->svc->metrics, call, metrics_now_ns() - t0);
+}
+
+/* The card's fingerprint under the current FPK and, while the index is
+ * rebuilt under it, under the one before (STORE must find a card indexed
+ * under either). */
+static int
+fingerprints(struct op_job *j, hsm_session *s, const char *merchant)
+{
+    struct op_card_state *c = &j->u.card;
+    hsm_key *prev = NULL, *cur = keys_fpk(&j->svc->keys, &c->fpk_version, &prev);
+    uint64_t t0 = metrics_now_ns();
+    int r = ops_card_fingerprint(s, cur, merchant, c->sec.pan, c->rec.fingerprint);
+
+    c->has_fp_prev = r == 0 && prev != NULL;
+    if (c->has_fp_prev)
+        r = ops_card_fingerprint(s, prev, merchant, c->sec.pan, c->fp_prev);
+    time_hsm(j, METRICS_HSM_HMAC, t0);
+    return r;
 }
 
 /* Loads the record of |token| if it belongs to |merchant|. Another
@@ -84,11 +119,6 @@ ops_card_save(struct store_txn *t, const char *token, const struct card_record *
     return r;
 }
 
-static void
-time_hsm(struct op_job *j, enum metrics_hsm_call call, uint64_t t0)
-{
-    metrics_hsm_call(j->svc->metrics, call, metrics_now_ns() - t0);
-}
 
 /* A fresh token of |format| for |pan|, from the HSM RNG. */
 static int
@@ -288,20 +318,37 @@ store_apply(struct store_write *w, struct store_txn *t)
 {
     struct op_job *j = op_job_of_write(w);
     const struct api_card_store_req *q = j->req->frame.msg;
+    struct op_card_state *c = &j->u.card;
     uint8_t fpk[FP_KEY_LEN_MAX];
-    size_t fpk_len = fp_key(fpk, q->merchant, j->u.card.rec.fingerprint);
+    size_t fpk_len;
+    uint32_t now = 0;
     MDB_val tok;
     int r;
 
+    /* The FPK moved since the worker computed the fingerprint: compute it
+     * again here, where the index rebuild also runs, so no card is indexed
+     * under a key the rebuild has already passed. */
+    (void)keys_fpk(&j->svc->keys, &now, NULL);
+    if (now != c->fpk_version) {
+        if (t->hsm == NULL)
+            return -API_STATUS_HSM_UNAVAILABLE;
+        if ((r = fingerprints(j, t->hsm, q->merchant)) != 0)
+            return r;
+    }
+    fpk_len = ops_fp_key(fpk, q->merchant, c->rec.fingerprint);
     r = store_get(t, STORE_DB_FINGERPRINTS, fpk, fpk_len, &tok);
+    if (r == -API_STATUS_NOT_FOUND && c->has_fp_prev) {
+        uint8_t old[FP_KEY_LEN_MAX];
+
+        r = store_get(t, STORE_DB_FINGERPRINTS, old, ops_fp_key(old, q->merchant, c->fp_prev), &tok);
+    }
     if (r == 0)
         r = store_known(j, t, q, &tok);
     else if (r == -API_STATUS_NOT_FOUND)
         r = store_new(j, t, q, fpk, fpk_len);
     if (r != 0)
         return r;
-    return op_audit(j, t, API_STATUS_OK, j->u.card.found_token,
-                    api_enum_name(API_TAG_DEDUP, j->u.card.dedup));
+    return op_audit(j, t, API_STATUS_OK, c->found_token, api_enum_name(API_TAG_DEDUP, c->dedup));
 }
 
 static void
@@ -356,11 +403,9 @@ ops_card_store(struct op_job *j)
     const struct api_card_store_req *q = j->req->frame.msg;
     struct op_card_state *c = &j->u.card;
     struct card_record *rec = &c->rec;
-    uint8_t fp_in[FP_INPUT_MAX];
     enum api_brand brand;
     hsm_session *s = NULL;
-    size_t pan_len = strlen(q->pan), fp_len;
-    uint64_t t0;
+    size_t pan_len = strlen(q->pan);
     int r;
 
     if (store_check(j, q, &brand) != 0)
@@ -386,13 +431,7 @@ ops_card_store(struct op_job *j)
 
     if ((s = op_session(j)) == NULL)
         return;
-    fp_len = join_key(fp_in, q->merchant, q->pan, pan_len);
-    t0 = metrics_now_ns();
-    r = hsm_hmac_sign(s, j->svc->keys.fpk, fp_in, fp_len, rec->fingerprint);
-    time_hsm(j, METRICS_HSM_HMAC, t0);
-    OPENSSL_cleanse(fp_in, sizeof(fp_in));
-    if (r != 0)
-        r = vault_hsm_status(r);
+    r = fingerprints(j, s, q->merchant);
     if (r == 0)
         r = make_token(j, s, q->pan, c->token);
     if (r == 0)
@@ -629,7 +668,7 @@ delete_apply(struct store_write *w, struct store_txn *t)
             goto out;
     r = store_del(t, STORE_DB_LINKS, q->token, tlen, NULL, 0);
     if (r == 0 || r == -API_STATUS_NOT_FOUND)
-        r = store_del(t, STORE_DB_FINGERPRINTS, key, fp_key(key, q->merchant, rec.fingerprint), NULL, 0);
+        r = store_del(t, STORE_DB_FINGERPRINTS, key, ops_fp_key(key, q->merchant, rec.fingerprint), NULL, 0);
     if (r == 0 || r == -API_STATUS_NOT_FOUND)
         r = store_del(t, STORE_DB_CARDS, q->token, tlen, NULL, 0);
     if (r == 0)

@@ -38,6 +38,9 @@ struct op_card_state {
     unsigned lookup;               /* REVEAL: the lookup's status, audited */
     struct card_record found;      /* the record the writer found or changed */
     char found_token[API_ID_MAX + 1];
+    uint32_t fpk_version;          /* STORE: the FPK the fingerprint was made with */
+    bool has_fp_prev;              /* STORE: also under the previous FPK (rebuild) */
+    uint8_t fp_prev[RECORD_FINGERPRINT_LEN];
 };
 
 struct op_job {
@@ -73,6 +76,16 @@ void op_job_free(struct op_job *j);
  * request and drop the request's reference. */
 void op_reply(struct op_job *j, const void *msg);
 void op_fail(struct op_job *j, int status, uint16_t tag, const char *message);
+
+/* The fingerprint index key: merchant 0x00 fingerprint. */
+#define FP_KEY_LEN_MAX (API_ID_MAX + 1u + RECORD_FINGERPRINT_LEN)
+size_t ops_fp_key(uint8_t out[FP_KEY_LEN_MAX], const char *merchant,
+                  const uint8_t fp[RECORD_FINGERPRINT_LEN]);
+
+/* ops_card_fingerprint: HMAC-SHA256(|fpk|, merchant 0x00 PAN) in the HSM,
+ * the dedup key of a card. 0 or a negated status. */
+int ops_card_fingerprint(hsm_session *s, hsm_key *fpk, const char *merchant, const char *pan,
+                         uint8_t out[RECORD_FINGERPRINT_LEN]);
 
 /* ops_card_save encodes |rec| and puts it as the record of |token| (flags
  * as store_put). Inside a write job. */

@@ -1,6 +1,7 @@
 /*
  * reencrypt.c - the background job that moves card records from retired DEK
- * versions to the current one, after a rotation.
+ * versions to the current one, after a rotation, and that rebuilds the
+ * fingerprint index after a fingerprint-key rotation.
  *
  * Each batch is one write job in the writer thread, so it serializes with
  * every request's write and no record is read and written by two at once:
@@ -12,9 +13,18 @@
  * current version moves. The state that matters is in the records
  * themselves (each names its DEK version), so a restart resumes by scanning
  * again: nothing is re-encrypted twice and nothing is skipped.
+ *
+ * While the fingerprint index is rebuilt (a previous FPK is loaded), every
+ * record is opened once per pass: its fingerprint under the current FPK
+ * replaces the old one in the record and in the index. That is idempotent,
+ * so the pass needs no state but its position; a restart starts it again.
+ * The batch that ends a full pass removes the rebuild marker (in its own
+ * transaction) and the previous FPK is retired.
  */
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "vault/log.h"
 #include "vault/ops/ops.h"
@@ -36,19 +46,24 @@ scan_visit(void *ctx, const MDB_val *key, const MDB_val *val)
     memcpy(sc->last, key->mv_data, key->mv_size);
     sc->last[key->mv_size] = '\0';
     sc->seen++;
-    if (record_decode(&rec, val->mv_data, val->mv_size) == 0 && rec.dek_version < sc->current) {
+    if (record_decode(&rec, val->mv_data, val->mv_size) == 0 &&
+        (rec.dek_version < sc->current || sc->rebuilding)) {
         memcpy(sc->tokens[sc->num], sc->last, key->mv_size + 1);
         sc->num++;
     }
     return sc->num == REENCRYPT_BATCH || sc->seen == REENCRYPT_SCAN_MAX ? 1 : 0;
 }
 
-/* Opens under the record's DEK, seals under |current|. */
+/* Opens the record; seals it under |current| if it is on an older DEK;
+ * while the index is rebuilt, moves its fingerprint to the current FPK. */
 static int
-move_record(struct vault_service *svc, struct store_txn *t, const char *token, uint32_t current)
+move_record(struct vault_service *svc, struct store_txn *t, const char *token, uint32_t current,
+            hsm_key *fpk)
 {
+    uint8_t fp[RECORD_FINGERPRINT_LEN], key[FP_KEY_LEN_MAX];
     struct card_record rec;
     struct card_secret sec;
+    bool changed = false;
     hsm_key *old;
     MDB_val v;
     int r;
@@ -57,18 +72,37 @@ move_record(struct vault_service *svc, struct store_txn *t, const char *token, u
     if ((r = store_get(t, STORE_DB_CARDS, token, strlen(token), &v)) != 0 ||
         (r = record_decode(&rec, v.mv_data, v.mv_size)) != 0)
         return r;
-    if (rec.dek_version >= current)
+    if (rec.dek_version >= current && fpk == NULL)
         return 0;
     if ((old = keys_dek(&svc->keys, rec.dek_version)) == NULL)
         return -API_STATUS_INTERNAL;
-    r = record_open(t->hsm, old, token, &rec, &sec);
-    if (r == 0)
-        r = record_seal(t->hsm, keys_dek(&svc->keys, current), current, token, &rec, &sec);
+    if ((r = record_open(t->hsm, old, token, &rec, &sec)) != 0)
+        goto out;
+    if (fpk != NULL) {
+        if ((r = ops_card_fingerprint(t->hsm, fpk, rec.merchant, sec.pan, fp)) != 0)
+            goto out;
+        if (CRYPTO_memcmp(fp, rec.fingerprint, sizeof(fp)) != 0) {
+            r = store_del(t, STORE_DB_FINGERPRINTS, key, ops_fp_key(key, rec.merchant, rec.fingerprint),
+                          NULL, 0);
+            if (r != 0 && r != -API_STATUS_NOT_FOUND)
+                goto out;
+            memcpy(rec.fingerprint, fp, sizeof(fp));
+            if ((r = store_put(t, STORE_DB_FINGERPRINTS, key, ops_fp_key(key, rec.merchant, fp),
+                               token, strlen(token), 0)) != 0)
+                goto out;
+            changed = true;
+        }
+    }
     /* Not counted toward automatic rotation (ops/dekpolicy.h): a move is
      * bounded by the number of records, and counting it would make a small
      * limit rotate again after every pass. */
-    if (r == 0)
-        r = ops_card_save(t, token, &rec, 0);
+    if (rec.dek_version < current) {
+        if ((r = record_seal(t->hsm, keys_dek(&svc->keys, current), current, token, &rec, &sec)) != 0)
+            goto out;
+        changed = true;
+    }
+    r = changed ? ops_card_save(t, token, &rec, 0) : 0;
+out:
     record_secret_wipe(&sec);
     return r;
 }
@@ -84,10 +118,20 @@ batch_apply(struct store_write *w, struct store_txn *t)
                              .status = API_STATUS_OK};
     int r;
 
+    hsm_key *fpk, *prev = NULL;
+    uint32_t fpk_version = 0;
+
     if (t->hsm == NULL)
         return -API_STATUS_HSM_UNAVAILABLE;
     memset(sc->tokens, 0, sizeof(sc->tokens));
     sc->current = keys_dek_current(&svc->keys);
+    fpk = keys_fpk(&svc->keys, &fpk_version, &prev);
+    /* A rebuild pass starts from the first record: a pass begun before the
+     * rebuild did not look at the records behind it. */
+    if (prev != NULL && !sc->rebuilding)
+        sc->last[0] = '\0';
+    sc->rebuilding = prev != NULL;
+    sc->rebuilt = false;
     sc->num = sc->seen = 0;
     sc->skip_first = sc->last[0] != '\0';
     r = store_each(t, STORE_DB_CARDS, sc->last[0] != '\0' ? sc->last : NULL, strlen(sc->last),
@@ -97,8 +141,15 @@ batch_apply(struct store_write *w, struct store_txn *t)
     /* The visitor stops early only on a full batch or the scan bound. */
     sc->at_end = sc->num < REENCRYPT_BATCH && sc->seen < REENCRYPT_SCAN_MAX;
     for (size_t i = 0; i < sc->num; i++)
-        if ((r = move_record(svc, t, sc->tokens[i], sc->current)) != 0)
+        if ((r = move_record(svc, t, sc->tokens[i], sc->current, sc->rebuilding ? fpk : NULL)) != 0)
             return r;
+    /* The end of a rebuild pass: every record is indexed under the current
+     * FPK. Removing the marker commits with the last batch. */
+    if (sc->rebuilding && sc->at_end) {
+        if ((r = keys_fpk_rebuilt(&svc->audit, t, fpk_version)) != 0)
+            return r;
+        sc->rebuilt = true;
+    }
     if (sc->num > 0) {
         snprintf(detail, sizeof(detail), "n=%zu to v%u", sc->num, sc->current);
         ev.detail = detail;
@@ -119,6 +170,11 @@ batch_done(struct store_write *w, int result)
          * the same place. */
         vlog_msg(VAULT_LOG_ERROR, "reencrypt_failed", "status", api_status_name((unsigned)-result));
     } else {
+        if (sc->rebuilt) {
+            keys_fpk_retire(&re->svc->keys);
+            sc->rebuilding = false;
+            vlog_msg(VAULT_LOG_INFO, "fpk_rebuilt", NULL, NULL);
+        }
         atomic_fetch_add(&re->moved, sc->num);
         re->pass_moved += sc->num;
         if (sc->at_end) {
@@ -144,10 +200,8 @@ void
 ops_reencrypt_tick(struct vault_service *svc)
 {
     struct reencrypt *re = &svc->reencrypt;
-    uint32_t current = keys_dek_current(&svc->keys);
 
-    if (svc->sealed || current <= 1 || atomic_load(&re->clean_version) == current ||
-        atomic_exchange(&re->busy, true))
+    if (svc->sealed || !ops_reencrypt_pending(svc) || atomic_exchange(&re->busy, true))
         return;
     re->svc = svc;
     re->w.apply = batch_apply;
@@ -160,6 +214,10 @@ bool
 ops_reencrypt_pending(const struct vault_service *svc)
 {
     uint32_t current = keys_dek_current(&svc->keys);
+    hsm_key *prev = NULL;
 
-    return !svc->sealed && current > 1 && atomic_load(&svc->reencrypt.clean_version) != current;
+    (void)keys_fpk(&svc->keys, NULL, &prev);
+    if (svc->sealed)
+        return false;
+    return prev != NULL || (current > 1 && atomic_load(&svc->reencrypt.clean_version) != current);
 }

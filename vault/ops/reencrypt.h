@@ -1,6 +1,7 @@
 /*
  * reencrypt.h - moving card records from retired DEK versions to the
- * current one after a rotation, in the background (reencrypt.c says how).
+ * current one after a rotation, and their fingerprints to the current
+ * fingerprint key after an FPK rotation, in the background (reencrypt.c).
  *
  * Threads: ops_reencrypt_tick and ops_reencrypt_pending on the loop; the
  * batches run in the writer.
@@ -27,6 +28,8 @@ struct reencrypt_scan {
     char last[API_ID_MAX + 1]; /* where the next batch starts; "" from the first */
     bool skip_first;
     bool at_end;
+    bool rebuilding; /* this pass also moves fingerprints to the current FPK */
+    bool rebuilt;    /* this batch ended the rebuild pass */
 };
 
 struct vault_service;

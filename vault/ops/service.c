@@ -95,7 +95,14 @@ ops_key_status(struct op_job *j)
             add_key(&l, key, API_KEY_CLASS_AES, v, v == keys_kek_current(k));
     for (uint32_t v = dek; v >= 1; v--)
         add_key(&l, keys_dek(k, v), API_KEY_CLASS_AES, v, v == dek);
-    add_key(&l, k->fpk, API_KEY_CLASS_HMAC, 1, true);
+    {
+        uint32_t fpk = 0;
+
+        (void)keys_fpk(k, &fpk, NULL);
+        for (uint32_t v = fpk; v >= 1; v--)
+            if (keys_fpk_label(label, sizeof(label), v) == 0 && hsm_key_find(l.s, label, &key) == 0)
+                add_key(&l, key, API_KEY_CLASS_HMAC, v, v == fpk);
+    }
     if (hsm_key_find(l.s, "vault-session-mac", &key) == 0)
         add_key(&l, key, API_KEY_CLASS_HMAC, 1, true);
     add_key(&l, k->aud, API_KEY_CLASS_EC, 1, true);
