@@ -25,14 +25,6 @@
 static tv_token tok;
 static hsm_session *s;
 
-#define assert_hsm(expr, want)                                                               \
-    do {                                                                                     \
-        int r_ = (expr);                                                                     \
-        if (r_ != (want))                                                                    \
-            fail_msg("%s = %s, want %s (detail: %s)", #expr, hsm_strerror(r_),              \
-                     hsm_strerror(want), hsm_last_detail());                                 \
-    } while (0)
-
 /* Google's TEST root keys expire at this instant (keys.json). */
 #define GOOGLE_TEST_EXPIRY_MS 2154841200000ULL
 
@@ -40,18 +32,14 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (tv_token_setup(&tok) != 0 || tv_token_open(&tok) != HSM_OK ||
-        hsm_session_acquire(tok.h, &s) != HSM_OK)
-        return -1;
-    return 0;
+    return tv_token_session_setup(&tok, &s);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    hsm_session_release(s);
-    tv_token_teardown(&tok);
+    tv_token_session_teardown(&tok, &s);
     return 0;
 }
 

@@ -60,14 +60,6 @@ static hsm_key *hmac_key;
 static EVP_PKEY *unwrap_pub, *decrypt_pub; /* their public halves, from the SPKI export */
 static EVP_PKEY *host_rsa;                 /* host-only key for the decoder tests */
 
-#define assert_hsm(expr, want)                                                               \
-    do {                                                                                     \
-        int r_ = (expr);                                                                     \
-        if (r_ != (want))                                                                    \
-            fail_msg("%s = %s, want %s (detail: %s)", #expr, hsm_strerror(r_),              \
-                     hsm_strerror(want), hsm_last_detail());                                 \
-    } while (0)
-
 /* ---- host side (OpenSSL) -------------------------------------------------- */
 
 static EVP_PKEY *

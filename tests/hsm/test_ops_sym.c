@@ -20,18 +20,14 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (tv_token_setup(&tok) != 0 || tv_token_open(&tok) != HSM_OK ||
-        hsm_session_acquire(tok.h, &s) != HSM_OK)
-        return -1;
-    return 0;
+    return tv_token_session_setup(&tok, &s);
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    hsm_session_release(s);
-    tv_token_teardown(&tok);
+    tv_token_session_teardown(&tok, &s);
     return 0;
 }
 

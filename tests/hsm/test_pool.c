@@ -45,14 +45,6 @@
 #define WAKE_TIMEOUT_MS 5000
 #define WAKE_POLL_MS 10
 
-#define assert_hsm(expr, want)                                                               \
-    do {                                                                                     \
-        int r_ = (expr);                                                                     \
-        if (r_ != (want))                                                                    \
-            fail_msg("%s = %s, want %s (detail: %s)", #expr, hsm_strerror(r_),              \
-                     hsm_strerror(want), hsm_last_detail());                                 \
-    } while (0)
-
 static tv_token tok;
 static hsm_key *kek, *hmac, *ecdh, *dek;
 

@@ -119,6 +119,32 @@ tv_token_teardown(tv_token *t)
         nftw(t->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+int
+tv_token_session_setup(tv_token *t, hsm_session **s)
+{
+    int r;
+
+    if (tv_token_setup(t) != 0)
+        return -1;
+    r = tv_token_open(t);
+    if (r == HSM_OK)
+        r = hsm_session_acquire(t->h, s);
+    if (r != HSM_OK) {
+        fprintf(stderr, "fixture: %s (%s)\n", hsm_strerror(r), hsm_last_detail());
+        return -1;
+    }
+    return 0;
+}
+
+void
+tv_token_session_teardown(tv_token *t, hsm_session **s)
+{
+    if (*s != NULL)
+        hsm_session_release(*s);
+    *s = NULL;
+    tv_token_teardown(t);
+}
+
 char *
 tv_vector_read(const char *rel, size_t *out_len)
 {

@@ -31,6 +31,23 @@ int tv_token_open(tv_token *t);
 /* Closes the hsm if open and removes the directory. */
 void tv_token_teardown(tv_token *t);
 
+/* The usual fixture of an hsm/ test: setup, open, and one session lent to
+ * the test. Returns 0, or -1 with a message on stderr. The teardown gives the
+ * session back (if any) and removes the token. */
+int tv_token_session_setup(tv_token *t, hsm_session **s);
+void tv_token_session_teardown(tv_token *t, hsm_session **s);
+
+/* assert_hsm(expr, want): fails the cmocka test with both codes' names and
+ * the layer's detail when an hsm call returns something else. For files that
+ * include cmocka.h before this header. */
+#define assert_hsm(expr, want)                                                               \
+    do {                                                                                     \
+        int r_ = (expr);                                                                     \
+        if (r_ != (want))                                                                    \
+            fail_msg("%s = %s, want %s (detail: %s)", #expr, hsm_strerror(r_),              \
+                     hsm_strerror(want), hsm_last_detail());                                 \
+    } while (0)
+
 /* Writes |pin| to |path| with |mode|. Returns 0 or -1. */
 int tv_write_file(const char *path, const char *data, unsigned mode);
 
