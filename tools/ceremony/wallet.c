@@ -27,7 +27,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "tools/ceremony/wallet_parse.h"
+#include "vault/wallet/anchors.h"
 
 /* Largest certificate file read (PEM of a WALLET_CERT_MAX certificate). */
 #define CERT_FILE_MAX (2 * WALLET_CERT_MAX)
@@ -666,7 +666,7 @@ static int
 anchor_google_keys(hsm_session *s, const struct ceremony_opts *o)
 {
     struct wallet_root_keys *keys = malloc(sizeof(*keys));
-    char labels[WALLET_ROOT_KEYS_MAX][HSM_LABEL_MAX + 1], err[WALLET_ERR_MAX] = "";
+    char labels[WALLET_ROOT_KEYS_MAX][HSM_LABEL_MAX + 1], err[WALLET_WHY_MAX] = "";
     char *json = malloc(WALLET_KEYS_JSON_MAX);
     uint64_t now_ms = (uint64_t)time(NULL) * 1000;
     size_t len = 0, num_store = 0;

@@ -1,28 +1,22 @@
 /*
- * wallet_parse.h - what officers hand the wallet-key ceremonies, parsed
- * strictly: Google's root signing keys (keys.json), the merchant id in an
- * Apple Pay Payment Processing certificate, and base64. Pure: no I/O, no HSM,
- * no global state; safe from any thread.
+ * anchors.h - what officers hand the wallet-key ceremonies, parsed strictly:
+ * Google's root signing keys (keys.json) and the merchant id in an Apple Pay
+ * Payment Processing certificate. The vault reads the same merchant id when
+ * it opens an Apple packet. Pure: no I/O, no HSM, no global state; safe from
+ * any thread.
  *
  * Errors: 0 or a negative WALLET_ERR_*. Outputs are written only on success.
  * Formats: docs in /work/shared/WALLETS.md sections 1.4 and 2.2 (condensed
  * from Apple's "Payment token format reference" and Google's "Payment data
  * cryptography").
  */
-#ifndef TOKENVAULT_TOOLS_CEREMONY_WALLET_PARSE_H
-#define TOKENVAULT_TOOLS_CEREMONY_WALLET_PARSE_H
+#ifndef TOKENVAULT_VAULT_WALLET_ANCHORS_H
+#define TOKENVAULT_VAULT_WALLET_ANCHORS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define WALLET_WUR __attribute__((warn_unused_result))
-
-enum {
-    WALLET_OK = 0,
-    WALLET_ERR_FORMAT = -1, /* malformed, out of range, duplicate or unknown field */
-    WALLET_ERR_ABSENT = -2, /* well formed, but the asked-for item is not there */
-    WALLET_ERR_NO_MEMORY = -3,
-};
+#include "vault/wallet/wallet.h"
 
 /* Largest keys.json read: Google's file is about 1 KB. */
 #define WALLET_KEYS_JSON_MAX 65536
@@ -41,8 +35,6 @@ enum {
 #define WALLET_MERCHANT_ID_LEN 32
 /* Largest certificate handed to wallet_cert_merchant_id. */
 #define WALLET_CERT_MAX 16384
-/* Room for a parser's reason, for the officer. */
-#define WALLET_ERR_MAX 160
 
 struct wallet_root_key {
     char protocol[WALLET_PROTOCOL_MAX + 1]; /* "ECv1", "ECv2" or "ECv2SigningOnly" */
@@ -85,10 +77,5 @@ WALLET_WUR int wallet_merchant_id_decode(uint8_t out[WALLET_MERCHANT_ID_LEN], co
 WALLET_WUR int wallet_cert_merchant_id(uint8_t out[WALLET_MERCHANT_ID_LEN], const uint8_t *der,
                                        size_t len);
 
-/* wallet_b64_decode decodes strict standard base64 (RFC 4648 section 4):
- * length a multiple of 4, padding only at the end, no whitespace, zero unused
- * bits. |len| characters at |b64| (need not be NUL-terminated). */
-WALLET_WUR int wallet_b64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *b64,
-                                 size_t len);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * fuzz_wallet_parse - what officers hand the wallet-key ceremonies (Google's
+ * fuzz_wallet_anchors - what officers hand the wallet-key ceremonies (Google's
  * keys.json, Apple certificates and their merchant id extension, base64) and
  * what the vault reads back from the token (anchor records). Every input
  * parses or is refused with the parser's own format error; what parses is in
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hsm/hsm.h"
-#include "tools/ceremony/wallet_parse.h"
+#include "vault/wallet/anchors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,7 +24,7 @@ static void
 check_keys(const uint8_t *data, size_t size)
 {
     static struct wallet_root_keys keys;
-    char err[WALLET_ERR_MAX];
+    char err[WALLET_WHY_MAX];
     int r = wallet_google_keys_parse(&keys, (const char *)data, size, err, sizeof(err));
 
     if (r == WALLET_ERR_FORMAT || r == WALLET_ERR_NO_MEMORY)

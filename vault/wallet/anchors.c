@@ -1,9 +1,9 @@
 /*
- * wallet_parse.c - strict parsers for the files of the wallet-key
- * ceremonies: Google's keys.json (jansson, duplicates rejected), the Apple
- * Pay merchant id extension (a bounds-checked cursor), base64.
+ * anchors.c - strict parsers for the files of the wallet-key ceremonies:
+ * Google's keys.json (jansson, duplicates rejected), the Apple Pay merchant id
+ * extension (a bounds-checked cursor).
  */
-#include "tools/ceremony/wallet_parse.h"
+#include "vault/wallet/anchors.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "api/reader.h"
+#include "vault/wallet/codec.h"
 
 /* Apple's merchant id extension (WALLETS.md 1.4). */
 #define MERCHANT_ID_OID "1.2.840.113635.100.6.32"
@@ -27,81 +28,6 @@
 #define DER_IA5STRING 0x16
 /* Decimal digits of the largest keyExpiration (WALLET_EXPIRATION_MAX_MS). */
 #define EXPIRATION_DIGITS_MAX 15
-
-static void
-reason(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-reason(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || cap == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    /* Reasons may quote parser messages: keep them printable for the terminal. */
-    for (char *p = err; *p != '\0'; p++) {
-        if (*p < 0x20 || *p > 0x7e)
-            *p = '?';
-    }
-}
-
-/* ---- base64 ------------------------------------------------------------------ */
-
-static int
-b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-int
-wallet_b64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *b64, size_t len)
-{
-    size_t pad = 0, n = 0;
-
-    if (out == NULL || out_len == NULL || b64 == NULL || len == 0 || len % 4 != 0)
-        return WALLET_ERR_FORMAT;
-    if (b64[len - 1] == '=')
-        pad = b64[len - 2] == '=' ? 2 : 1;
-    if (len / 4 * 3 - pad > cap)
-        return WALLET_ERR_FORMAT;
-    for (size_t i = 0; i < len; i += 4) {
-        bool last = i + 4 == len;
-        int v[4];
-        uint32_t acc = 0;
-
-        for (size_t j = 0; j < 4; j++) {
-            bool is_pad = last && j >= 4 - pad;
-
-            v[j] = is_pad ? 0 : b64_value(b64[i + j]);
-            if (v[j] < 0)
-                return WALLET_ERR_FORMAT;
-            acc = acc << 6 | (uint32_t)v[j];
-        }
-        /* Canonical form only: the bits under the padding must be zero. */
-        if ((pad == 1 && last && (acc & 0xff) != 0) || (pad == 2 && last && (acc & 0xffff) != 0))
-            return WALLET_ERR_FORMAT;
-        out[n++] = (uint8_t)(acc >> 16);
-        if (!last || pad < 2)
-            out[n++] = (uint8_t)(acc >> 8);
-        if (!last || pad < 1)
-            out[n++] = (uint8_t)acc;
-    }
-    *out_len = n;
-    return WALLET_OK;
-}
 
 /* ---- keys.json ------------------------------------------------------------- */
 
@@ -157,20 +83,6 @@ parse_expiration(const char *s, size_t len, uint64_t *out)
     return WALLET_OK;
 }
 
-/* The string of a JSON value, with its length; NULL if it is no string or
- * holds a NUL (jansson keeps embedded NULs only with JSON_ALLOW_NUL, which is
- * not given, but the check costs nothing). */
-static const char *
-json_str(const json_t *v, size_t *len)
-{
-    const char *s = json_string_value(v);
-
-    if (s == NULL)
-        return NULL;
-    *len = json_string_length(v);
-    return strlen(s) == *len ? s : NULL;
-}
-
 static bool
 protocol_known(const char *p)
 {
@@ -186,7 +98,7 @@ parse_entry(struct wallet_root_key *k, size_t i, const json_t *e, char *err, siz
     size_t len = 0;
 
     if (!json_is_object(e)) {
-        reason(err, err_cap, "keys[%zu] is not an object", i);
+        wallet_why(err, err_cap, "keys[%zu] is not an object", i);
         return WALLET_ERR_FORMAT;
     }
     json_object_foreach((json_t *)e, name, v) {
@@ -197,33 +109,33 @@ parse_entry(struct wallet_root_key *k, size_t i, const json_t *e, char *err, siz
         else if (strcmp(name, "keyExpiration") == 0)
             exp = v;
         else {
-            reason(err, err_cap, "keys[%zu] has an unknown field", i);
+            wallet_why(err, err_cap, "keys[%zu] has an unknown field", i);
             return WALLET_ERR_FORMAT;
         }
     }
     memset(k, 0, sizeof(*k));
-    if (proto == NULL || (s = json_str(proto, &len)) == NULL || len > WALLET_PROTOCOL_MAX ||
+    if (proto == NULL || (s = wallet_json_str(proto, WALLET_KEYS_JSON_MAX, &len)) == NULL || len > WALLET_PROTOCOL_MAX ||
         !protocol_known(s)) {
-        reason(err, err_cap,
+        wallet_why(err, err_cap,
                "keys[%zu]: protocolVersion missing or not ECv1, ECv2, ECv2SigningOnly", i);
         return WALLET_ERR_FORMAT;
     }
     memcpy(k->protocol, s, len + 1);
-    if (value == NULL || (s = json_str(value, &len)) == NULL ||
+    if (value == NULL || (s = wallet_json_str(value, WALLET_KEYS_JSON_MAX, &len)) == NULL ||
         parse_key_value(k, s, len) != WALLET_OK) {
-        reason(err, err_cap, "keys[%zu]: keyValue missing or not base64 of an EC P-256 public key",
+        wallet_why(err, err_cap, "keys[%zu]: keyValue missing or not base64 of an EC P-256 public key",
                i);
         return WALLET_ERR_FORMAT;
     }
     /* Tink skips an ECv2 root without keyExpiration; a ceremony refuses the file. */
     if (exp == NULL && strcmp(k->protocol, "ECv1") != 0) {
-        reason(err, err_cap, "keys[%zu]: keyExpiration missing (required for %s)", i, k->protocol);
+        wallet_why(err, err_cap, "keys[%zu]: keyExpiration missing (required for %s)", i, k->protocol);
         return WALLET_ERR_FORMAT;
     }
     if (exp != NULL) {
-        if ((s = json_str(exp, &len)) == NULL ||
+        if ((s = wallet_json_str(exp, WALLET_KEYS_JSON_MAX, &len)) == NULL ||
             parse_expiration(s, len, &k->expiration_ms) != WALLET_OK) {
-            reason(err, err_cap, "keys[%zu]: keyExpiration is not epoch milliseconds as a string",
+            wallet_why(err, err_cap, "keys[%zu]: keyExpiration is not epoch milliseconds as a string",
                    i);
             return WALLET_ERR_FORMAT;
         }
@@ -242,7 +154,7 @@ check_repeats(const struct wallet_root_keys *keys, char *err, size_t err_cap)
 
             if (strcmp(a->protocol, b->protocol) == 0 && a->spki_len == b->spki_len &&
                 memcmp(a->spki, b->spki, a->spki_len) == 0) {
-                reason(err, err_cap, "keys[%zu] repeats keys[%zu]", i, j);
+                wallet_why(err, err_cap, "keys[%zu] repeats keys[%zu]", i, j);
                 return WALLET_ERR_FORMAT;
             }
         }
@@ -262,18 +174,18 @@ wallet_google_keys_parse(struct wallet_root_keys *out, const char *json, size_t 
     int r = WALLET_ERR_FORMAT;
 
     if (out == NULL || json == NULL || len == 0 || len > WALLET_KEYS_JSON_MAX) {
-        reason(err, err_cap, "keys file empty or larger than %d bytes", WALLET_KEYS_JSON_MAX);
+        wallet_why(err, err_cap, "keys file empty or larger than %d bytes", WALLET_KEYS_JSON_MAX);
         return WALLET_ERR_FORMAT;
     }
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        reason(err, err_cap, "not JSON (line %d column %d): %s", jerr.line, jerr.column, jerr.text);
+        wallet_why(err, err_cap, "not JSON (line %d column %d): %s", jerr.line, jerr.column, jerr.text);
         return WALLET_ERR_FORMAT;
     }
     arr = json_object_get(root, "keys");
     if (!json_is_object(root) || json_object_size(root) != 1 || !json_is_array(arr) ||
         (n = json_array_size(arr)) == 0 || n > WALLET_ROOT_KEYS_MAX) {
-        reason(err, err_cap, "expected {\"keys\": [1..%d keys]} and nothing else",
+        wallet_why(err, err_cap, "expected {\"keys\": [1..%d keys]} and nothing else",
                WALLET_ROOT_KEYS_MAX);
         goto out;
     }
@@ -300,23 +212,12 @@ out:
 
 /* ---- Apple merchant id --------------------------------------------------------- */
 
-static int
-hex_nibble(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int
 wallet_merchant_id_decode(uint8_t out[WALLET_MERCHANT_ID_LEN], const uint8_t *value, size_t len)
 {
     struct api_reader r, hex;
     uint8_t tag = 0, slen = 0, id[WALLET_MERCHANT_ID_LEN];
+    size_t id_len = 0;
 
     if (out == NULL || value == NULL)
         return WALLET_ERR_FORMAT;
@@ -326,15 +227,9 @@ wallet_merchant_id_decode(uint8_t out[WALLET_MERCHANT_ID_LEN], const uint8_t *va
         api_reader_get_u8(&r, &slen) != 0 || slen != MERCHANT_ID_HEX_LEN ||
         api_reader_get_bytes(&r, &hex, MERCHANT_ID_HEX_LEN) != 0 || api_reader_len(&r) != 0)
         return WALLET_ERR_FORMAT;
-    for (size_t i = 0; i < WALLET_MERCHANT_ID_LEN; i++) {
-        uint8_t hi = 0, lo = 0;
-        int h, l;
-
-        if (api_reader_get_u8(&hex, &hi) != 0 || api_reader_get_u8(&hex, &lo) != 0 ||
-            (h = hex_nibble(hi)) < 0 || (l = hex_nibble(lo)) < 0)
-            return WALLET_ERR_FORMAT;
-        id[i] = (uint8_t)(h << 4 | l);
-    }
+    if (wallet_hex_decode(id, sizeof(id), &id_len, (const char *)hex.data, MERCHANT_ID_HEX_LEN) !=
+        WALLET_OK)
+        return WALLET_ERR_FORMAT;
     memcpy(out, id, sizeof(id));
     return WALLET_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * test_wallet_parse.c - the wallet ceremonies' parsers on real files (Google's
+ * test_anchors.c - the wallet ceremonies' parsers on real files (Google's
  * TEST keys.json, Apple's real Payment Processing certificate, Apple Root CA -
  * G3) and one hostile input per way a file can be wrong.
  */
@@ -18,7 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "tests/support/token.h"
-#include "tools/ceremony/wallet_parse.h"
+#include "vault/wallet/anchors.h"
 
 /* gala-2023: SHA-256("merchant.test.spreedly.123merchant"), upstream's value. */
 static const char gala_merchant_id[] =
@@ -38,7 +38,7 @@ static void
 refused(const char *json, const char *why)
 {
     static struct wallet_root_keys keys;
-    char err[WALLET_ERR_MAX] = "";
+    char err[WALLET_WHY_MAX] = "";
 
     keys.num = 99;
     if (parse(json, &keys, err, sizeof(err)) != WALLET_ERR_FORMAT)
@@ -56,7 +56,7 @@ test_google_test_keys(void **state)
     static struct wallet_root_keys keys;
     size_t len = 0;
     char *json = tv_vector_read("google-test-root-keys/keys.json", &len);
-    char err[WALLET_ERR_MAX] = "";
+    char err[WALLET_WHY_MAX] = "";
     (void)state;
 
     assert_int_equal(wallet_google_keys_parse(&keys, json, len, err, sizeof(err)), WALLET_OK);
@@ -167,33 +167,6 @@ test_google_wrong_curve(void **state)
     refused(json, "keyValue");
     OPENSSL_free(der);
     EVP_PKEY_free(k);
-}
-
-/* ---- base64 --------------------------------------------------------------------- */
-
-static void
-test_b64(void **state)
-{
-    uint8_t out[8];
-    size_t n = 0;
-    (void)state;
-
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9vYmFy", 8), WALLET_OK);
-    assert_int_equal(n, 6);
-    assert_memory_equal(out, "foobar", 6);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9vYg==", 8), WALLET_OK);
-    assert_int_equal(n, 4);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9vYmE=", 8), WALLET_OK);
-    assert_int_equal(n, 5);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9vYh==", 8), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9vYmF=", 8), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9vYmF", 7), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9v YmF", 8), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm=vYmFy", 8), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "====", 4), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "Zm9v-_Fy", 8), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, sizeof(out), &n, "", 0), WALLET_ERR_FORMAT);
-    assert_int_equal(wallet_b64_decode(out, 5, &n, "Zm9vYmFy", 8), WALLET_ERR_FORMAT);
 }
 
 /* ---- the merchant id ---------------------------------------------------------------- */
@@ -334,7 +307,6 @@ main(void)
         cmocka_unit_test(test_google_test_keys),
         cmocka_unit_test(test_google_hostile),
         cmocka_unit_test(test_google_wrong_curve),
-        cmocka_unit_test(test_b64),
         cmocka_unit_test(test_merchant_id_real_apple),
         cmocka_unit_test(test_merchant_id_absent),
         cmocka_unit_test(test_merchant_id_values),
