@@ -386,6 +386,24 @@ HSM_WUR int hsm_ec_public_import(hsm_session *s, const uint8_t *spki, size_t spk
 HSM_WUR int hsm_ecdsa_verify(hsm_session *s, hsm_obj pub, const uint8_t *digest, size_t digest_len,
                              const uint8_t *sig, size_t sig_len);
 
+/* hsm_rsa_public_import parses a DER SubjectPublicKeyInfo of an RSA key of
+ * HSM_RSA_PUBLIC_BITS_MIN..HSM_RSA_PUBLIC_BITS_MAX bits on the host and
+ * creates a public key session object for verification only (Apple Pay
+ * RSA_v1 leaves). HSM_ERR_INPUT on bad DER, another key type or a size out
+ * of range. */
+#define HSM_RSA_PUBLIC_BITS_MIN 2048
+#define HSM_RSA_PUBLIC_BITS_MAX 4096
+HSM_WUR int hsm_rsa_public_import(hsm_session *s, const uint8_t *spki, size_t spki_len,
+                                  hsm_obj *out);
+
+/* hsm_rsa_sha256_verify verifies an RSASSA-PKCS1-v1_5 signature
+ * (sha256WithRSAEncryption) over a SHA-256 |digest| the caller computed, with
+ * a public key object from hsm_rsa_public_import: the token checks the
+ * signature (CKM_RSA_PKCS over the DigestInfo). HSM_ERR_VERIFY on a bad
+ * signature, HSM_ERR_INPUT for a signature of the wrong length. */
+HSM_WUR int hsm_rsa_sha256_verify(hsm_session *s, hsm_obj pub, const uint8_t digest[32],
+                                  const uint8_t *sig, size_t sig_len);
+
 /* hsm_ecdsa_sign signs |digest| with a HSM_KIND_EC_SIGN (or, for its CSR, a
  * HSM_KIND_EC_DERIVE_SIGN) key; the signature is written as DER
  * ECDSA-Sig-Value. */

@@ -190,3 +190,31 @@ out:
     OPENSSL_cleanse(cek_bytes, sizeof(cek_bytes));
     return r;
 }
+
+/* The DER DigestInfo prefix of SHA-256 (RFC 8017 section 9.2, note 1): the
+ * token pads and compares prefix || digest, so only the hash runs outside. */
+static const uint8_t sha256_digest_info[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86,
+                                              0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+                                              0x00, 0x04, 0x20 };
+
+int
+hsm_rsa_sha256_verify(hsm_session *s, hsm_obj pub, const uint8_t digest[32], const uint8_t *sig,
+                      size_t sig_len)
+{
+    CK_MECHANISM mech = { CKM_RSA_PKCS, NULL, 0 };
+    uint8_t info[sizeof(sha256_digest_info) + 32];
+    CK_RV rv;
+    int r;
+
+    if (s == NULL || pub == HSM_OBJ_NONE || digest == NULL || sig == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if (sig_len < HSM_RSA_PUBLIC_BITS_MIN / 8 || sig_len > HSM_RSA_PUBLIC_BITS_MAX / 8)
+        return hsm__fail(HSM_ERR_INPUT, "RSA signature of %zu bytes", sig_len);
+    memcpy(info, sha256_digest_info, sizeof(sha256_digest_info));
+    memcpy(info + sizeof(sha256_digest_info), digest, 32);
+    rv = s->h->p11->C_VerifyInit(s->handle, &mech, pub);
+    if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
+        return r;
+    rv = s->h->p11->C_Verify(s->handle, info, sizeof(info), (CK_BYTE_PTR)sig, sig_len);
+    return hsm__ckr_verify(s, "C_Verify", rv);
+}

@@ -301,3 +301,53 @@ out:
     EVP_PKEY_free(checked);
     return r;
 }
+
+int
+hsm_rsa_public_import(hsm_session *s, const uint8_t *spki, size_t spki_len, hsm_obj *out)
+{
+    static const CK_OBJECT_CLASS pub = CKO_PUBLIC_KEY;
+    static const CK_KEY_TYPE rsa = CKK_RSA;
+    const unsigned char *p = spki;
+    EVP_PKEY *pkey = NULL;
+    BIGNUM *n = NULL, *e = NULL;
+    uint8_t mod[HSM_RSA_PUBLIC_BITS_MAX / 8], exp[8];
+    int bits, mod_len, exp_len, r = HSM_ERR_INPUT;
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+    CK_RV rv;
+
+    if (s == NULL || spki == NULL || out == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if (spki_len == 0 || spki_len > HSM_SPKI_MAX)
+        return hsm__fail(HSM_ERR_INPUT, "SubjectPublicKeyInfo of %zu bytes", spki_len);
+    pkey = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    if (pkey == NULL || p != spki + spki_len || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+        r = hsm__fail(HSM_ERR_INPUT, "not a DER RSA SubjectPublicKeyInfo (or trailing bytes)");
+        goto out;
+    }
+    bits = EVP_PKEY_get_bits(pkey);
+    if (bits < HSM_RSA_PUBLIC_BITS_MIN || bits > HSM_RSA_PUBLIC_BITS_MAX ||
+        !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) ||
+        !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) ||
+        BN_num_bytes(e) > (int)sizeof(exp)) {
+        r = hsm__fail(HSM_ERR_INPUT, "RSA key of %d bits or an odd exponent", bits);
+        goto out;
+    }
+    mod_len = BN_bn2bin(n, mod);
+    exp_len = BN_bn2bin(e, exp);
+    CK_ATTRIBUTE t[] = {
+        ATTR(CKA_CLASS, &pub, sizeof(pub)), ATTR(CKA_KEY_TYPE, &rsa, sizeof(rsa)),
+        ATTR(CKA_MODULUS, mod, (CK_ULONG)mod_len), ATTR(CKA_PUBLIC_EXPONENT, exp, (CK_ULONG)exp_len),
+        BOOL_ATTR(CKA_TOKEN, 0), BOOL_ATTR(CKA_VERIFY, 1), BOOL_ATTR(CKA_ENCRYPT, 0),
+        BOOL_ATTR(CKA_WRAP, 0),
+    };
+    rv = s->h->p11->C_CreateObject(s->handle, t, sizeof(t) / sizeof(t[0]), &o);
+    if ((r = hsm__ckr(s, "C_CreateObject", rv)) != HSM_OK)
+        goto out;
+    *out = o;
+    r = HSM_OK;
+out:
+    BN_free(n);
+    BN_free(e);
+    EVP_PKEY_free(pkey);
+    return r;
+}

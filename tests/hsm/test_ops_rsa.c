@@ -852,6 +852,50 @@ test_unwrap_key_attributes(void **state)
     }
 }
 
+/* RSA public keys for verification (Apple Pay RSA_v1 leaves): the token
+ * checks a host-made sha256WithRSAEncryption signature. */
+static void
+test_rsa_public_verify(void **state)
+{
+    uint8_t digest[32], sig[RSA_LEN], spki[HSM_SPKI_MAX], *p = spki;
+    size_t sig_len = sizeof(sig);
+    int spki_len = i2d_PUBKEY(host_rsa, NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(host_rsa, NULL);
+    EVP_PKEY *ec = EVP_EC_gen("P-256"), *small = EVP_RSA_gen(1024);
+    hsm_obj pub = HSM_OBJ_NONE, bad = HSM_OBJ_NONE;
+    (void)state;
+
+    assert_true(spki_len > 0 && spki_len <= (int)sizeof(spki));
+    assert_int_equal(i2d_PUBKEY(host_rsa, &p), spki_len);
+    memset(digest, 0x5a, sizeof(digest));
+    assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()), 1);
+    assert_int_equal(EVP_PKEY_sign(ctx, sig, &sig_len, digest, sizeof(digest)), 1);
+    assert_hsm(hsm_rsa_public_import(s, spki, (size_t)spki_len, &pub), HSM_OK);
+    assert_hsm(hsm_rsa_sha256_verify(s, pub, digest, sig, sig_len), HSM_OK);
+    /* Another digest, a flipped signature bit, a short signature. */
+    digest[0] ^= 1;
+    assert_hsm(hsm_rsa_sha256_verify(s, pub, digest, sig, sig_len), HSM_ERR_VERIFY);
+    digest[0] ^= 1;
+    sig[sig_len - 1] ^= 1;
+    assert_hsm(hsm_rsa_sha256_verify(s, pub, digest, sig, sig_len), HSM_ERR_VERIFY);
+    assert_hsm(hsm_rsa_sha256_verify(s, pub, digest, sig, 100), HSM_ERR_INPUT);
+    hsm_obj_destroy(s, pub);
+    /* Not RSA, too small, not DER. */
+    p = spki;
+    spki_len = i2d_PUBKEY(ec, &p);
+    assert_hsm(hsm_rsa_public_import(s, spki, (size_t)spki_len, &bad), HSM_ERR_INPUT);
+    p = spki;
+    spki_len = i2d_PUBKEY(small, &p);
+    assert_hsm(hsm_rsa_public_import(s, spki, (size_t)spki_len, &bad), HSM_ERR_INPUT);
+    assert_hsm(hsm_rsa_public_import(s, spki, 10, &bad), HSM_ERR_INPUT);
+    assert_int_equal(bad, HSM_OBJ_NONE);
+    EVP_PKEY_free(small);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_CTX_free(ctx);
+}
+
 int
 main(void)
 {
@@ -880,6 +924,7 @@ main(void)
         cmocka_unit_test(test_oaep_decode_lengths),
         cmocka_unit_test(test_oaep_decode_null),
         cmocka_unit_test(test_unwrap_key_attributes),
+        cmocka_unit_test(test_rsa_public_verify),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
