@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -18,6 +19,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "tests/support/gen_apple.h"
 #include "tests/support/token.h"
 #include "vault/wallet/anchors.h"
 #include "vault/wallet/apple.h"
@@ -420,6 +422,130 @@ test_keys_and_roots(void **state)
     free(token);
 }
 
+/* ---- generated tokens (tests/support/gen_apple) at the real clock ------------------ */
+
+static const char gen_plain[] =
+    "{\"applicationPrimaryAccountNumber\":\"4761120010000492\","
+    "\"applicationExpirationDate\":\"301231\",\"currencyCode\":\"826\","
+    "\"transactionAmount\":4250,\"deviceManufacturerIdentifier\":\"040010030273\","
+    "\"paymentDataType\":\"3DSecure\","
+    "\"paymentData\":{\"onlinePaymentCryptogram\":\"AgAAAAAABk4DWZ4C28yUQAAAAAA=\","
+    "\"eciIndicator\":\"7\"}}";
+
+/* A merchant whose key was made in the HSM, and a test CA pinned as its root. */
+struct gen_merchant {
+    struct gen_apple_ca *ca;
+    struct wallet_apple_key key;
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len;
+    const uint8_t *roots[1];
+    size_t root_lens[1];
+    struct wallet_apple_ctx ctx;
+};
+
+static void
+gen_merchant_make(struct gen_merchant *g, unsigned flags, hsm_key_kind kind, const char *label)
+{
+    memset(g, 0, sizeof(*g));
+    g->ca = gen_apple_ca_new(flags);
+    assert_non_null(g->ca);
+    assert_hsm(hsm_key_generate(s, kind, label, &g->key.key), HSM_OK);
+    assert_hsm(hsm_key_public_spki(s, g->key.key, g->spki, sizeof(g->spki), &g->spki_len), HSM_OK);
+    SHA256(g->spki, g->spki_len, g->key.pkh);
+    SHA256((const uint8_t *)"merchant.com.example.test", 25, g->key.merchant_id);
+    g->roots[0] = g->ca->root_der;
+    g->root_lens[0] = (size_t)g->ca->root_der_len;
+    g->ctx = (struct wallet_apple_ctx){ .keys = &g->key, .num_keys = 1, .roots = g->roots,
+                                        .root_lens = g->root_lens, .num_roots = 1,
+                                        .now_ms = (uint64_t)time(NULL) * MS,
+                                        .window_ms = WALLET_APPLE_WINDOW_MS_DEFAULT };
+}
+
+static int
+gen_open(struct gen_merchant *g, const char *version, const uint8_t *app_data,
+         struct wallet_card *c, char *why)
+{
+    char *t = gen_apple_token(g->ca, version, g->spki, g->spki_len, g->key.merchant_id, gen_plain,
+                              time(NULL), app_data);
+    int r;
+
+    assert_non_null(t);
+    r = wallet_apple_open(s, &g->ctx, t, strlen(t), c, why, WALLET_WHY_MAX);
+    free(t);
+    return r;
+}
+
+static void
+test_generated_ec(void **state)
+{
+    struct gen_merchant g;
+    struct wallet_card c;
+    char why[WALLET_WHY_MAX] = "";
+    static const uint8_t app_data[32] = { 0xa5, 1, 2, 3 };
+    (void)state;
+
+    gen_merchant_make(&g, 0, HSM_KIND_EC_DERIVE_SIGN, "gen-ec");
+    assert_int_equal(gen_open(&g, "EC_v1", NULL, &c, why), WALLET_OK);
+    assert_string_equal(c.pan, "4761120010000492");
+    assert_string_equal(c.currency, "GBP");
+    assert_int_equal(c.amount, 4250);
+    assert_string_equal(c.eci, "7");
+    /* applicationData is part of the signed bytes. */
+    assert_int_equal(gen_open(&g, "EC_v1", app_data, &c, why), WALLET_OK);
+    wallet_card_wipe(&c);
+    gen_apple_ca_free(g.ca);
+}
+
+static void
+test_generated_rsa(void **state)
+{
+    struct gen_merchant g;
+    struct wallet_card c;
+    char why[WALLET_WHY_MAX] = "";
+    (void)state;
+
+    /* RSA_v1: an RSA leaf signs; the merchant key unwraps with OAEP-SHA256
+     * (on SoftHSM: raw RSA in the token, OAEP decoding on the host). */
+    gen_merchant_make(&g, GEN_APPLE_RSA_LEAF, HSM_KIND_RSA_DECRYPT, "gen-rsa");
+    assert_int_equal(gen_open(&g, "RSA_v1", NULL, &c, why), WALLET_OK);
+    assert_string_equal(c.version, "RSA_v1");
+    assert_string_equal(c.pan, "4761120010000492");
+    /* An RSA leaf cannot sign an EC_v1 token. */
+    {
+        struct gen_merchant ec;
+        struct gen_apple_ca *ec_ca;
+
+        gen_merchant_make(&ec, 0, HSM_KIND_EC_DERIVE_SIGN, "gen-rsa-leaf-ec");
+        ec_ca = ec.ca;
+        ec.ca = g.ca;
+        ec.roots[0] = g.ca->root_der;
+        ec.root_lens[0] = (size_t)g.ca->root_der_len;
+        assert_int_equal(gen_open(&ec, "EC_v1", NULL, &c, why), WALLET_ERR_SIGNATURE);
+        assert_non_null(strstr(why, "does not fit the version"));
+        gen_apple_ca_free(ec_ca);
+    }
+    wallet_card_wipe(&c);
+    gen_apple_ca_free(g.ca);
+}
+
+static void
+test_generated_markers(void **state)
+{
+    struct gen_merchant g;
+    struct wallet_card c;
+    char why[WALLET_WHY_MAX] = "";
+    (void)state;
+
+    gen_merchant_make(&g, GEN_APPLE_NO_LEAF_MARKER, HSM_KIND_EC_DERIVE_SIGN, "gen-no-leaf");
+    assert_int_equal(gen_open(&g, "EC_v1", NULL, &c, why), WALLET_ERR_CHAIN);
+    assert_non_null(strstr(why, "1.2.840.113635.100.6.29"));
+    gen_apple_ca_free(g.ca);
+    gen_merchant_make(&g, GEN_APPLE_NO_INTER_MARKER, HSM_KIND_EC_DERIVE_SIGN, "gen-no-inter");
+    assert_int_equal(gen_open(&g, "EC_v1", NULL, &c, why), WALLET_ERR_CHAIN);
+    assert_non_null(strstr(why, "1.2.840.113635.100.6.2.14"));
+    gen_apple_ca_free(g.ca);
+}
+
 /* ---- the token's shape --------------------------------------------------------------- */
 
 static void
@@ -529,6 +655,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_roots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generated_ec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generated_rsa, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generated_markers, setup, teardown),
         cmocka_unit_test(test_packet_shape),
         cmocka_unit_test(test_plain),
     };
