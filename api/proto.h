@@ -79,7 +79,7 @@
 #define API_WALLET_VERSION_MAX 16u
 #define API_CRYPTOGRAM_MAX 128u     /* base64 of the online cryptogram */
 #define API_ECI_MAX 2u
-#define API_TRANSACTION_ID_MAX 128u
+#define API_TRANSACTION_ID_MAX 256u  /* Google messageIds run to 140 characters */
 #define API_HASH_LEN 32u            /* SHA-256 */
 #define API_DEVICE_DATA_MAX 1024u
 #define API_NONCE_MIN 16u

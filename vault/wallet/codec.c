@@ -3,8 +3,11 @@
  */
 #include "vault/wallet/codec.h"
 
+#include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -200,6 +203,27 @@ json_depth_check(const char *json, size_t len, char *why, size_t why_cap)
     return WALLET_OK;
 }
 
+/* jansson copies every string it parses (a DPAN, a cryptogram) into its own
+ * allocations and frees them without wiping; the heap would keep them. Its
+ * allocator is process-wide, so it is set once, to one that wipes what it
+ * frees. */
+static void
+json_free_wiped(void *p)
+{
+    if (p == NULL)
+        return;
+    OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
+}
+
+static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
+
+static void
+json_alloc_set(void)
+{
+    json_set_alloc_funcs(malloc, json_free_wiped);
+}
+
 int
 wallet_json_load(json_t **out, const char *json, size_t len, size_t max_len, char *why,
                  size_t why_cap)
@@ -213,6 +237,7 @@ wallet_json_load(json_t **out, const char *json, size_t len, size_t max_len, cha
     }
     if (json_depth_check(json, len, why, why_cap) != WALLET_OK)
         return WALLET_ERR_FORMAT;
+    pthread_once(&json_alloc_once, json_alloc_set);
     v = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL) {
         wallet_why(why, why_cap, "not JSON (line %d column %d): %s", jerr.line, jerr.column,

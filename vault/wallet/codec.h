@@ -41,7 +41,9 @@ WALLET_WUR int wallet_hex_decode(uint8_t *out, size_t cap, size_t *out_len, cons
  * bytes, nesting at most WALLET_JSON_DEPTH_MAX (checked by a scan before
  * jansson sees the text, so a hostile packet cannot make it recurse deep),
  * no NUL byte, duplicate object keys refused, nothing after the value but
- * JSON whitespace. The top value must be an object. On success *out is a new
+ * JSON whitespace. The top value must be an object. The first call makes
+ * jansson wipe every allocation it frees (process-wide), so parsed secrets
+ * do not stay in the heap. On success *out is a new
  * reference (json_decref it); on WALLET_ERR_FORMAT a reason goes to |why|. */
 WALLET_WUR int wallet_json_load(json_t **out, const char *json, size_t len, size_t max_len,
                                 char *why, size_t why_cap);
