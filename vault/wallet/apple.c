@@ -234,16 +234,6 @@ out:
 
 /* ---- the decrypted payment data --------------------------------------------------- */
 
-static bool
-all_digits(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    }
-    return true;
-}
-
 /* A string member of digits, |min|..|max| long, copied to |out|. */
 static int
 digits_field(const json_t *obj, const char *name, size_t min, size_t max, char *out, char *why,
@@ -252,7 +242,7 @@ digits_field(const json_t *obj, const char *name, size_t min, size_t max, char *
     size_t len = 0;
     const char *s = wallet_json_str(json_object_get(obj, name), max, &len);
 
-    if (s == NULL || len < min || !all_digits(s, len)) {
+    if (s == NULL || len < min || !wallet_all_digits(s, len)) {
         wallet_why(why, why_cap, "%s is not %zu..%zu digits", name, min, max);
         return WALLET_ERR_FORMAT;
     }

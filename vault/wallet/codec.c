@@ -270,6 +270,16 @@ wallet_json_str(const json_t *v, size_t max, size_t *out_len)
     return s;
 }
 
+bool
+wallet_all_digits(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    }
+    return true;
+}
+
 static bool
 listed(const char *name, const char *const *list)
 {

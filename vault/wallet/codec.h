@@ -52,6 +52,10 @@ WALLET_WUR int wallet_json_load(json_t **out, const char *json, size_t len, size
  * no string, is empty, or is longer than |max|. Borrowed from |v|. */
 const char *wallet_json_str(const json_t *v, size_t max, size_t *out_len);
 
+/* wallet_all_digits: whether the |len| bytes at |s| are all ASCII 0-9
+ * (true for len 0; callers check the length). */
+bool wallet_all_digits(const char *s, size_t len);
+
 /* wallet_json_fields checks that object |obj| has no member outside the
  * NULL-terminated list |known| (NULL: any member allowed, for plaintexts
  * whose wallets add members over time), and every member of the

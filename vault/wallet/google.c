@@ -394,16 +394,6 @@ signed_digest(uint8_t *buf, const char *const *parts, const size_t *lens, size_t
 
 /* ---- the payment message ----------------------------------------------------------- */
 
-static bool
-all_digits(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    }
-    return true;
-}
-
 /* Printable ASCII without space: ids reach logs and replay keys. */
 static bool
 all_printable(const char *s, size_t len)
@@ -444,7 +434,7 @@ parse_details(struct wallet_card *c, const json_t *d, char *why, size_t why_cap)
                                 why_cap)) != WALLET_OK)
         return r;
     if ((s = member_str(d, "pan", API_PAN_MAX, &len)) == NULL || len < API_PAN_MIN ||
-        !all_digits(s, len)) {
+        !wallet_all_digits(s, len)) {
         wallet_why(why, why_cap, "paymentMethodDetails.pan is not %u..%u digits", API_PAN_MIN,
                    API_PAN_MAX);
         return WALLET_ERR_FORMAT;
@@ -493,7 +483,7 @@ parse_details(struct wallet_card *c, const json_t *d, char *why, size_t why_cap)
         c->has_cryptogram = true;
     }
     if (eci != NULL) {
-        if ((s = wallet_json_str(eci, API_ECI_MAX, &len)) == NULL || !all_digits(s, len)) {
+        if ((s = wallet_json_str(eci, API_ECI_MAX, &len)) == NULL || !wallet_all_digits(s, len)) {
             wallet_why(why, why_cap, "paymentMethodDetails.eciIndicator is not 1..%u digits",
                        API_ECI_MAX);
             return WALLET_ERR_FORMAT;
