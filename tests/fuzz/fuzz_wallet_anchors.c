@@ -11,6 +11,7 @@
 
 #include "hsm/hsm.h"
 #include "vault/wallet/anchors.h"
+#include "vault/wallet/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -38,7 +38,7 @@ struct tv_daemon_opts {
 
 struct tv_daemon {
     tv_token token;
-    char certs[256];   /* make_certs.sh output */
+    char certs[300];   /* make_certs.sh output */
     char conf[300];
     char log[300];     /* the daemon's stderr */
     char store[300];   /* the LMDB directory */

@@ -28,9 +28,6 @@
 #define WALLET_SPKI_MAX 512
 /* Longest protocolVersion accepted ("ECv2SigningOnly"). */
 #define WALLET_PROTOCOL_MAX 15
-/* keyExpiration is epoch milliseconds as a decimal string; anything past
- * 9999-12-31T23:59:59.999Z is no date. */
-#define WALLET_EXPIRATION_MAX_MS 253402300799999ULL
 /* The merchant id in the certificate: SHA-256 of the merchant identifier. */
 #define WALLET_MERCHANT_ID_LEN 32
 /* Largest certificate handed to wallet_cert_merchant_id. */

@@ -57,6 +57,10 @@ enum {
  * packet (Google's billingAddress inside paymentMethodDetails inside the
  * message) is 3. */
 #define WALLET_JSON_DEPTH_MAX 8
+/* Wallet times (Google's keyExpiration and messageExpiration, Samsung's
+ * utc) are epoch milliseconds as decimal strings; anything past
+ * 9999-12-31T23:59:59.999Z is no date. */
+#define WALLET_EXPIRATION_MAX_MS 253402300799999ULL
 
 /* wallet_strerror: a constant description of |err|. */
 const char *wallet_strerror(int err);
