@@ -32,6 +32,16 @@
 #define DEFAULT_DEK_MAX_ENCRYPTIONS (1u << 30)
 #define DEK_MAX_ENCRYPTIONS_LIMIT (1u << 31)
 #define DEFAULT_DEK_MAX_AGE_DAYS 365u
+/* Apple's own guidance: a token signed more than 5 minutes from now is
+ * refused (WALLETS.md 1.4). */
+#define DEFAULT_APPLE_WINDOW_SECONDS 300u
+/* Samsung documents no window; a payment sheet is completed within minutes,
+ * so a quarter of an hour either side of utc leaves room for clock skew. */
+#define DEFAULT_SAMSUNG_MAX_AGE_SECONDS 900u
+/* A device PAN is good for one authorization (the cryptogram is single use);
+ * an hour covers the authorization and its retries, and a capture by token
+ * later uses the card on file, not the DPAN record. */
+#define DEFAULT_DPAN_LIFETIME_SECONDS 3600u
 
 enum kind {
     K_STR,      /* non-empty text */
@@ -85,6 +95,11 @@ static const struct key_def keys[] = {
     {"store", "dek_max_age_days", K_UINT, F(dek_max_age_days), 0, 3650, NULL, false},
     {"audit", "checkpoint_entries", K_UINT, F(audit_checkpoint_entries), 1, 1000000, NULL, false},
     {"audit", "checkpoint_seconds", K_UINT, F(audit_checkpoint_seconds), 1, 86400, NULL, false},
+    {"wallet", "apple_signing_window_seconds", K_UINT, F(apple_signing_window_seconds), 1, 3600,
+     NULL, false},
+    {"wallet", "samsung_max_age_seconds", K_UINT, F(samsung_max_age_seconds), 60, 86400, NULL,
+     false},
+    {"wallet", "dpan_lifetime_seconds", K_UINT, F(dpan_lifetime_seconds), 1, 2592000, NULL, false},
     {"metrics", "textfile", K_PATH, F(metrics_textfile), 0, 0, NULL, false},
     {"metrics", "interval_seconds", K_UINT, F(metrics_interval_seconds), 1, 3600, NULL, false},
 };
@@ -102,7 +117,9 @@ struct load {
     bool client_seen_roles, client_seen_merchants;
 };
 
-static const char *const global_sections[] = {"service", "tls", "hsm", "store", "audit", "metrics"};
+static const char *const global_sections[] = {"service", "tls",     "hsm",
+                                              "store",   "audit",   "metrics",
+                                              "wallet"};
 
 static int set_err(struct load *l, const char *section, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -426,6 +443,169 @@ grow(struct load *l, const char *section, void **arr, size_t *num, size_t size, 
     return grown + (*num)++ * size;
 }
 
+/* ---- [merchant ID] ---------------------------------------------------------- */
+
+/* A key label: what hsm/ accepts (printable, no blanks, 1..VAULT_LABEL_MAX). */
+static bool
+label_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~' || s[i] == ',')
+            return false;
+    return true;
+}
+
+static struct vault_merchant_wallets *
+merchant_wallets(struct load *l)
+{
+    if (l->merchant->wallets == NULL &&
+        (l->merchant->wallets = calloc(1, sizeof(*l->merchant->wallets))) == NULL)
+        set_err(l, l->section, NULL, "out of memory");
+    return l->merchant->wallets;
+}
+
+/* One label into |list|: valid, not listed twice, at most
+ * VAULT_WALLET_KEYS_MAX. */
+static int
+add_label(struct load *l, const char *key, char (*list)[VAULT_LABEL_MAX + 1], size_t *num,
+          const char *label)
+{
+    if (!label_ok(label, VAULT_LABEL_MAX))
+        return set_err(l, l->section, key, "'%s' is not a key label (1..%u printable characters, "
+                       "no blanks or commas)", label, VAULT_LABEL_MAX);
+    for (size_t i = 0; i < *num; i++)
+        if (strcmp(list[i], label) == 0)
+            return set_err(l, l->section, key, "'%s' listed twice", label);
+    if (*num == VAULT_WALLET_KEYS_MAX)
+        return set_err(l, l->section, key, "more than %u keys", VAULT_WALLET_KEYS_MAX);
+    strcpy(list[(*num)++], label);
+    return 1;
+}
+
+static int
+add_apple(struct load *l, const char *label)
+{
+    struct vault_merchant_wallets *w = l->merchant->wallets;
+
+    return add_label(l, "applepay_keys", w->apple, &w->num_apple, label);
+}
+
+static int
+add_google(struct load *l, const char *label)
+{
+    struct vault_merchant_wallets *w = l->merchant->wallets;
+
+    return add_label(l, "googlepay_keys", w->google, &w->num_google, label);
+}
+
+/* "label:kid". A kid is base64 of a hash in Samsung's packets, so it never
+ * holds a colon or a comma; the first colon splits. */
+static int
+add_samsung(struct load *l, const char *item)
+{
+    struct vault_merchant_wallets *w = l->merchant->wallets;
+    const char *colon = strchr(item, ':');
+    char label[VAULT_LABEL_MAX + 1];
+    size_t n = colon != NULL ? (size_t)(colon - item) : 0;
+    struct vault_samsung_key_cfg *k;
+
+    if (colon == NULL || n == 0 || n > VAULT_LABEL_MAX)
+        return set_err(l, l->section, "samsungpay_keys", "'%s' is not LABEL:KID", item);
+    memcpy(label, item, n);
+    label[n] = '\0';
+    if (!label_ok(colon + 1, VAULT_SAMSUNG_KID_MAX))
+        return set_err(l, l->section, "samsungpay_keys",
+                       "'%s': the kid must be 1..%u printable characters, no blanks or commas",
+                       item, VAULT_SAMSUNG_KID_MAX);
+    if (!label_ok(label, VAULT_LABEL_MAX))
+        return set_err(l, l->section, "samsungpay_keys", "'%s' is not a key label (1..%u "
+                       "printable characters, no blanks or commas)", label, VAULT_LABEL_MAX);
+    for (size_t i = 0; i < w->num_samsung; i++)
+        if (strcmp(w->samsung[i].kid, colon + 1) == 0 || strcmp(w->samsung[i].label, label) == 0)
+            return set_err(l, l->section, "samsungpay_keys", "'%s': label or kid listed twice",
+                           item);
+    if (w->num_samsung == VAULT_WALLET_KEYS_MAX)
+        return set_err(l, l->section, "samsungpay_keys", "more than %u keys",
+                       VAULT_WALLET_KEYS_MAX);
+    k = &w->samsung[w->num_samsung++];
+    strcpy(k->label, label);
+    strcpy(k->kid, colon + 1);
+    return 1;
+}
+
+/* "merchant:<id>" or "gateway:<id>" (Google's recipient id forms). */
+static bool
+recipient_ok(const char *v)
+{
+    const char *id = strncmp(v, "merchant:", 9) == 0  ? v + 9
+                     : strncmp(v, "gateway:", 8) == 0 ? v + 8
+                                                      : NULL;
+
+    return id != NULL && label_ok(id, VAULT_RECIPIENT_MAX) && strlen(v) <= VAULT_RECIPIENT_MAX;
+}
+
+static int
+merchant_key(struct load *l, const char *key, const char *value)
+{
+    struct vault_merchant_wallets *w;
+
+    if (strcmp(key, "token_format") == 0) {
+        for (int i = 0; token_formats[i] != NULL; i++) {
+            if (strcmp(token_formats[i], value) == 0) {
+                l->merchant->token_format = (enum vault_token_format)i;
+                return 1;
+            }
+        }
+        return set_err(l, l->section, key, "'%s' is not opaque or pan", value);
+    }
+    if (strcmp(key, "applepay_keys") != 0 && strcmp(key, "googlepay_keys") != 0 &&
+        strcmp(key, "googlepay_recipient") != 0 && strcmp(key, "samsungpay_keys") != 0)
+        return set_err(l, l->section, key,
+                       "unknown key (token_format, applepay_keys, googlepay_recipient, "
+                       "googlepay_keys, samsungpay_keys)");
+    if ((w = merchant_wallets(l)) == NULL)
+        return 0;
+    if (strcmp(key, "googlepay_recipient") == 0) {
+        if (w->google_recipient[0] != '\0')
+            return set_err(l, l->section, key, "given twice");
+        if (!recipient_ok(value))
+            return set_err(l, l->section, key,
+                           "'%s' is not merchant:<id> or gateway:<id> (at most %u characters)",
+                           value, VAULT_RECIPIENT_MAX);
+        strcpy(w->google_recipient, value);
+        return 1;
+    }
+    if ((strcmp(key, "applepay_keys") == 0 && w->num_apple > 0) ||
+        (strcmp(key, "googlepay_keys") == 0 && w->num_google > 0) ||
+        (strcmp(key, "samsungpay_keys") == 0 && w->num_samsung > 0))
+        return set_err(l, l->section, key, "given twice");
+    if (strcmp(key, "applepay_keys") == 0)
+        return for_each_item(value, add_apple, l);
+    if (strcmp(key, "googlepay_keys") == 0)
+        return for_each_item(value, add_google, l);
+    return for_each_item(value, add_samsung, l);
+}
+
+/* Google Pay needs both the recipient id and its keys. */
+static int
+merchant_done(struct load *l, const struct vault_merchant *m)
+{
+    const struct vault_merchant_wallets *w = m->wallets;
+    char section[API_ID_MAX + 10];
+
+    if (w == NULL)
+        return 1;
+    snprintf(section, sizeof(section), "merchant %s", m->id);
+    if ((w->google_recipient[0] != '\0') != (w->num_google > 0))
+        return set_err(l, section, w->num_google > 0 ? "googlepay_recipient" : "googlepay_keys",
+                       "Google Pay needs both googlepay_recipient and googlepay_keys");
+    return 1;
+}
+
 /* Starts the section |section|. check_headers() has already refused unknown
  * and repeated section names. */
 static int
@@ -464,7 +644,8 @@ open_section(struct load *l, const char *section)
             return 1;
     }
     return set_err(l, section, NULL,
-                   "unknown section (service, tls, hsm, store, client NAME, merchant ID)");
+                   "unknown section (service, tls, hsm, store, audit, metrics, wallet, client "
+                   "NAME, merchant ID)");
 }
 
 static int
@@ -487,17 +668,8 @@ on_key(void *user, const char *section, const char *key, const char *value)
         return set_err(l, section, "?", "not printable ASCII");
     if (l->client != NULL)
         return client_key(l, key, value);
-    if (l->merchant != NULL) {
-        if (strcmp(key, "token_format") != 0)
-            return set_err(l, section, key, "unknown key (token_format)");
-        for (int i = 0; token_formats[i] != NULL; i++) {
-            if (strcmp(token_formats[i], value) == 0) {
-                l->merchant->token_format = (enum vault_token_format)i;
-                return 1;
-            }
-        }
-        return set_err(l, section, key, "'%s' is not opaque or pan", value);
-    }
+    if (l->merchant != NULL)
+        return merchant_key(l, key, value);
     for (size_t i = 0; i < NUM_KEYS; i++) {
         if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].key, key) != 0)
             continue;
@@ -578,6 +750,9 @@ check_all(struct load *l)
         return set_err(l, "store", "path", "%s: not a directory", c->store_path);
     if (stat(c->store_path, &st) == 0 && (st.st_mode & 002) != 0)
         return set_err(l, "store", "path", "%s: writable by others", c->store_path);
+    for (size_t i = 0; i < c->num_merchants; i++)
+        if (merchant_done(l, &c->merchants[i]) == 0)
+            return 0;
     if (c->num_merchants > 0)
         qsort(c->merchants, c->num_merchants, sizeof(*c->merchants), cmp_merchant_id);
     return 1;
@@ -753,6 +928,9 @@ vault_config_load(struct vault_config **out, const char *path, char *err, size_t
     c->audit_checkpoint_entries = DEFAULT_CHECKPOINT_ENTRIES;
     c->audit_checkpoint_seconds = DEFAULT_CHECKPOINT_SECONDS;
     c->metrics_interval_seconds = DEFAULT_METRICS_INTERVAL_SECONDS;
+    c->apple_signing_window_seconds = DEFAULT_APPLE_WINDOW_SECONDS;
+    c->samsung_max_age_seconds = DEFAULT_SAMSUNG_MAX_AGE_SECONDS;
+    c->dpan_lifetime_seconds = DEFAULT_DPAN_LIFETIME_SECONDS;
     memset(&l, 0, sizeof(l));
     l.c = c;
     l.err = reason;
@@ -790,6 +968,8 @@ vault_config_free(struct vault_config *c)
         return;
     for (size_t i = 0; i < c->num_clients; i++)
         free(c->clients[i].merchants);
+    for (size_t i = 0; i < c->num_merchants; i++)
+        free(c->merchants[i].wallets);
     free(c->clients);
     free(c->merchants);
     free(c);

@@ -66,9 +66,33 @@ struct vault_client {
     size_t num_merchants;
 };
 
+/* Wallet keys per merchant: labels of keys in the token (vault/wallets.h
+ * resolves them at start). Several per wallet while keys are rotated. */
+#define VAULT_WALLET_KEYS_MAX 8u
+#define VAULT_LABEL_MAX 64u        /* = HSM_LABEL_MAX */
+#define VAULT_SAMSUNG_KID_MAX 128u /* = WALLET_SAMSUNG_KID_MAX */
+/* "merchant:<id>" or "gateway:<id>"; Google's ids are short. */
+#define VAULT_RECIPIENT_MAX 128u
+
+struct vault_samsung_key_cfg {
+    char label[VAULT_LABEL_MAX + 1];
+    char kid[VAULT_SAMSUNG_KID_MAX + 1]; /* the JWE header's kid, compared exactly */
+};
+
+struct vault_merchant_wallets {
+    size_t num_apple;
+    char apple[VAULT_WALLET_KEYS_MAX][VAULT_LABEL_MAX + 1];
+    char google_recipient[VAULT_RECIPIENT_MAX + 1]; /* "" when no Google Pay */
+    size_t num_google;
+    char google[VAULT_WALLET_KEYS_MAX][VAULT_LABEL_MAX + 1]; /* newest first */
+    size_t num_samsung;
+    struct vault_samsung_key_cfg samsung[VAULT_WALLET_KEYS_MAX];
+};
+
 struct vault_merchant {
     char id[API_ID_MAX + 1];
     enum vault_token_format token_format;
+    struct vault_merchant_wallets *wallets; /* NULL when the merchant takes no wallet */
 };
 
 struct vault_config {
@@ -107,6 +131,11 @@ struct vault_config {
     /* [audit] */
     unsigned audit_checkpoint_entries; /* a signed checkpoint after this many entries */
     unsigned audit_checkpoint_seconds; /* and at least this often while entries come */
+
+    /* [wallet] */
+    unsigned apple_signing_window_seconds; /* CMS signing time within this of now */
+    unsigned samsung_max_age_seconds;      /* a Samsung packet's utc within this of now */
+    unsigned dpan_lifetime_seconds;        /* a device PAN's token lives this long */
 
     /* [metrics] */
     char metrics_textfile[PATH_MAX]; /* "" = no metrics file */

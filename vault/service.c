@@ -28,6 +28,7 @@ static const struct {
     {API_OP_CARD_DELETE, ops_card_delete},
     {API_OP_CARD_REVEAL, ops_card_reveal},
     {API_OP_KEY_STATUS, ops_key_status},
+    {API_OP_WALLET_DECRYPT, ops_wallet_decrypt},
 };
 
 /* HSM sessions beside the workers': the writer's and one for STATUS checks
@@ -225,6 +226,12 @@ on_dekpolicy_timer(uv_timer_t *t)
     ops_dekpolicy_tick(t->data);
 }
 
+static void
+on_sweep_timer(uv_timer_t *t)
+{
+    ops_sweep_tick(t->data);
+}
+
 /* SIGHUP also loads DEK versions a rotate ceremony added to the store. */
 static void
 refresh_work(uv_work_t *w)
@@ -286,6 +293,7 @@ on_drained(void *ctx)
     uv_close((uv_handle_t *)&svc->metrics_timer, on_close_noop);
     uv_close((uv_handle_t *)&svc->reencrypt_timer, on_close_noop);
     uv_close((uv_handle_t *)&svc->dekpolicy_timer, on_close_noop);
+    uv_close((uv_handle_t *)&svc->sweep_timer, on_close_noop);
     uv_close((uv_handle_t *)&svc->sig_term, on_close_noop);
     uv_close((uv_handle_t *)&svc->sig_int, on_close_noop);
     uv_close((uv_handle_t *)&svc->sig_hup, on_close_noop);
@@ -313,6 +321,26 @@ on_stop_signal(uv_signal_t *h, int signum)
     vault_service_stop(svc);
 }
 
+/* The wallet engine for |cfg|, resolved through a session of its own. */
+static int
+load_wallets(struct vault_service *svc, const struct vault_config *cfg, struct vault_wallets **out,
+             char *reason, size_t reason_len)
+{
+    hsm_session *s = NULL;
+    char err[256];
+    int e = hsm_session_acquire(svc->hsm, &s);
+
+    if (e != 0) {
+        snprintf(reason, reason_len, "wallets: no HSM session: %s", hsm_strerror(e));
+        return -1;
+    }
+    e = vault_wallets_load(out, s, cfg, err, sizeof(err));
+    hsm_session_release(s);
+    if (e != 0)
+        snprintf(reason, reason_len, "wallets: %s", err);
+    return e;
+}
+
 /* SIGHUP: clients, merchant settings, log level, queue_depth and the metrics
  * file come from the new config; listeners, TLS files, HSM, store, workers,
  * the server's bounds and timeouts and the checkpoint timer stay as started
@@ -327,6 +355,22 @@ on_hup(uv_signal_t *h, int signum)
     if (vault_config_load(&fresh, svc->cfg->path, err, sizeof(err)) != 0) {
         vlog_msg(VAULT_LOG_ERROR, "config_reload_failed", "reason", err);
         return;
+    }
+    /* The wallet keys the new config names, resolved before anything
+     * changes: a reload that names a missing key keeps the old config. */
+    if (!svc->sealed) {
+        struct vault_wallets *w = NULL, *old;
+
+        if (load_wallets(svc, fresh, &w, err, sizeof(err)) != 0) {
+            vlog_msg(VAULT_LOG_ERROR, "config_reload_failed", "reason", err);
+            vault_config_free(fresh);
+            return;
+        }
+        pthread_mutex_lock(&svc->wallets_lock);
+        old = svc->wallets;
+        svc->wallets = w;
+        pthread_mutex_unlock(&svc->wallets_lock);
+        vault_wallets_free(old);
     }
     vault_server_set_config(svc->server, fresh);
     vlog_set_level(fresh->log_level);
@@ -372,14 +416,31 @@ vault_service_open_hsm(struct vault_service *svc, char *reason, size_t reason_le
 int
 vault_service_open_keys(struct vault_service *svc, char *reason, size_t reason_len)
 {
+    struct vault_wallets *w = NULL;
+
     if (store_writer_start(svc->store, svc->hsm, svc->cfg->queue_depth) != 0) {
         snprintf(reason, reason_len, "cannot start the writer thread");
         return -1;
     }
     svc->audit.checkpoint_entries = svc->cfg->audit_checkpoint_entries;
-    if (keys_load(&svc->keys, svc->hsm, svc->store, &svc->audit, reason, reason_len) != 0)
+    if (keys_load(&svc->keys, svc->hsm, svc->store, &svc->audit, reason, reason_len) != 0 ||
+        load_wallets(svc, svc->cfg, &w, reason, reason_len) != 0)
         return -1;
+    pthread_mutex_lock(&svc->wallets_lock);
+    svc->wallets = w;
+    pthread_mutex_unlock(&svc->wallets_lock);
     return 0;
+}
+
+struct vault_wallets *
+vault_service_wallets(struct vault_service *svc)
+{
+    struct vault_wallets *w;
+
+    pthread_mutex_lock(&svc->wallets_lock);
+    w = vault_wallets_ref(svc->wallets);
+    pthread_mutex_unlock(&svc->wallets_lock);
+    return w;
 }
 
 void
@@ -394,6 +455,14 @@ vault_service_log_started(struct vault_service *svc)
         vlog_str(&l, "appliance_id", svc->keys.appliance_id);
         vlog_u64(&l, "dek_version", keys_dek_current(&svc->keys));
         vlog_u64(&l, "kek_version", keys_kek_current(&svc->keys));
+        if (svc->wallets != NULL) {
+            size_t m = 0, ar = 0, gr = 0;
+
+            vault_wallets_counts(svc->wallets, &m, &ar, &gr);
+            vlog_u64(&l, "wallet_merchants", m);
+            vlog_u64(&l, "apple_roots", ar);
+            vlog_u64(&l, "google_root_keys", gr);
+        }
         vlog_end(&l);
     }
 }
@@ -402,7 +471,7 @@ static int
 start_handles(struct vault_service *svc)
 {
     uv_timer_t *timers[] = {&svc->checkpoint_timer, &svc->metrics_timer, &svc->reencrypt_timer,
-                            &svc->dekpolicy_timer};
+                            &svc->dekpolicy_timer, &svc->sweep_timer};
     uv_signal_t *sigs[] = {&svc->sig_term, &svc->sig_int, &svc->sig_hup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     uint64_t cp_ms = (uint64_t)svc->cfg->audit_checkpoint_seconds * 1000u;
@@ -423,7 +492,8 @@ start_handles(struct vault_service *svc)
         uv_timer_start(&svc->reencrypt_timer, on_reencrypt_timer, REENCRYPT_TICK_MS,
                        REENCRYPT_TICK_MS) != 0 ||
         uv_timer_start(&svc->dekpolicy_timer, on_dekpolicy_timer, DEKPOLICY_TICK_MS,
-                       DEKPOLICY_TICK_MS) != 0)
+                       DEKPOLICY_TICK_MS) != 0 ||
+        uv_timer_start(&svc->sweep_timer, on_sweep_timer, SWEEP_TICK_MS, SWEEP_TICK_MS) != 0)
         return fail("timer", "cannot start the timers");
     return 0;
 }
@@ -439,6 +509,7 @@ vault_service_open(struct vault_service *svc, uv_loop_t *loop, const char *confi
 
     memset(svc, 0, sizeof(*svc));
     svc->loop = loop;
+    pthread_mutex_init(&svc->wallets_lock, NULL);
     atomic_init(&svc->queued, 0);
     svc->started_at = (uint64_t)time(NULL);
     if (vault_config_load(&svc->cfg, config_path, err, sizeof(err)) != 0)
@@ -497,6 +568,8 @@ vault_service_close(struct vault_service *svc)
      * only when no session is out. */
     store_close(svc->store);
     svc->store = NULL;
+    vault_wallets_free(svc->wallets);
+    svc->wallets = NULL;
     hsm_close(svc->hsm);
     svc->hsm = NULL;
     hsm_pin_source_free(svc->pin);
@@ -506,4 +579,5 @@ vault_service_close(struct vault_service *svc)
     svc->metrics = NULL;
     vault_config_free(svc->cfg);
     svc->cfg = NULL;
+    pthread_mutex_destroy(&svc->wallets_lock);
 }

@@ -15,6 +15,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -25,9 +26,11 @@
 #include "vault/metrics.h"
 #include "vault/ops/dekpolicy.h"
 #include "vault/ops/reencrypt.h"
+#include "vault/ops/sweep.h"
 #include "vault/seal.h"
 #include "vault/server.h"
 #include "vault/store.h"
+#include "vault/wallets.h"
 
 /* The service's version text (STATUS). */
 #define VAULT_VERSION_TEXT "tokenvaultd 0.1.0"
@@ -57,7 +60,14 @@ struct vault_service {
     char unseal_reason[256];
 
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t checkpoint_timer, metrics_timer, reencrypt_timer, dekpolicy_timer;
+    uv_timer_t checkpoint_timer, metrics_timer, reencrypt_timer, dekpolicy_timer, sweep_timer;
+    struct sweep sweep; /* expired replay entries and DPAN records */
+
+    /* The wallet engine (keys and anchors resolved against the token):
+     * loaded with the keys, replaced on SIGHUP. Requests take a reference
+     * (vault_service_wallets) under the lock. */
+    pthread_mutex_t wallets_lock;
+    struct vault_wallets *wallets;
     struct dekpolicy dekpolicy; /* automatic DEK rotation */
 
     /* DEK rotation: new versions loaded on SIGHUP (a worker), records moved
@@ -88,6 +98,10 @@ int vault_service_open_hsm(struct vault_service *svc, char *reason, size_t reaso
 int vault_service_open_keys(struct vault_service *svc, char *reason, size_t reason_len);
 /* The service_started log line. */
 void vault_service_log_started(struct vault_service *svc);
+
+/* The current wallet engine, with a reference the caller drops with
+ * vault_wallets_free. Any thread. */
+struct vault_wallets *vault_service_wallets(struct vault_service *svc);
 
 /* ops/officer.c, on the loop thread: UNSEAL_SHARE (counts a share, and with
  * the M-th opens the HSM on a worker and answers when the service runs), and

@@ -29,6 +29,8 @@ static const struct {
     [STORE_DB_CUSTOMERS] = {"customers", MDB_DUPSORT},
     [STORE_DB_LINKS] = {"links", MDB_DUPSORT},
     [STORE_DB_AUDIT] = {"audit", 0},
+    [STORE_DB_REPLAY] = {"replay", 0},
+    [STORE_DB_EXPIRY] = {"expiry", 0},
 };
 
 /* Named databases LMDB must make room for: today's and those later issues

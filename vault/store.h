@@ -49,6 +49,9 @@ enum store_db {
     STORE_DB_CUSTOMERS,    /* merchant 0x00 CustomerNumber -> token (dupsort) */
     STORE_DB_LINKS,        /* token -> CustomerNumber (dupsort): the reverse of customers */
     STORE_DB_AUDIT,        /* u64 big-endian sequence -> audit entry (audit.h) */
+    STORE_DB_REPLAY,       /* u8 wallet | transaction id -> u64 big-endian valid-until (ms) */
+    STORE_DB_EXPIRY,       /* u64 big-endian expiry (ms) | u8 kind | key -> "" (the sweeper's
+                            * index: expiring replay entries and device-PAN records) */
     STORE_DB_COUNT_,
 };
 

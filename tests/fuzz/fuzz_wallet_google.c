@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vault/wallet/google.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,20 +17,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* A clock inside the range of real messageExpiration values, so both the
  * "expired" and the "valid" paths run. */
 #define FUZZ_NOW_MS 1645500000000ULL
-
-static bool
-digits(const char *s, size_t min, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-
-    if (n < min || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    }
-    return true;
-}
 
 static void
 check_signed_key(const char *s, size_t len)
@@ -125,25 +112,15 @@ check_message(const uint8_t *data, size_t size)
         r == WALLET_ERR_NO_MEMORY)
         return;
     if (r != WALLET_OK || c.wallet != API_WALLET_GOOGLE_PAY || strcmp(c.version, "ECv2") != 0 ||
-        !digits(c.pan, API_PAN_MIN, API_PAN_MAX) || c.exp_month < 1 || c.exp_month > 12 ||
+        !fuzz_digits(c.pan, API_PAN_MIN, API_PAN_MAX) || c.exp_month < 1 || c.exp_month > 12 ||
         c.exp_year < 1000 || c.exp_year > 9999 ||
         (c.auth_method != API_AUTH_PAN_ONLY && c.auth_method != API_AUTH_CRYPTOGRAM_3DS) ||
         ((c.has_cryptogram || c.has_eci) && c.auth_method != API_AUTH_CRYPTOGRAM_3DS) ||
-        (c.has_eci && !digits(c.eci, 1, API_ECI_MAX)) ||
+        (c.has_eci && !fuzz_digits(c.eci, 1, API_ECI_MAX)) ||
         (c.has_cryptogram && strnlen(c.cryptogram, API_CRYPTOGRAM_MAX + 1) == 0) ||
         c.valid_until_ms <= FUZZ_NOW_MS || c.valid_until_ms > WALLET_EXPIRATION_MAX_MS ||
-        c.has_amount || c.has_currency)
+        c.has_amount || c.has_currency || !fuzz_printable(c.transaction_id, API_TRANSACTION_ID_MAX))
         abort();
-    {
-        size_t n = strnlen(c.transaction_id, API_TRANSACTION_ID_MAX + 1);
-
-        if (n == 0 || n > API_TRANSACTION_ID_MAX)
-            abort();
-        for (size_t i = 0; i < n; i++) {
-            if (c.transaction_id[i] < 0x21 || c.transaction_id[i] > 0x7e)
-                abort();
-        }
-    }
     wallet_card_wipe(&c);
 }
 

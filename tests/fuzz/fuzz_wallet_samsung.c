@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vault/wallet/samsung.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -17,34 +18,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * "valid" paths run. */
 #define FUZZ_NOW_MS 1614158346494ULL
 #define FUZZ_MAX_AGE_MS (15ULL * 60 * 1000)
-
-static bool
-digits(const char *s, size_t min, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-
-    if (n < min || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    }
-    return true;
-}
-
-static bool
-printable(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < 0x21 || s[i] > 0x7e)
-            return false;
-    }
-    return true;
-}
 
 static void
 check_header(const uint8_t *data, size_t size)
@@ -55,13 +28,13 @@ check_header(const uint8_t *data, size_t size)
     if (r == WALLET_ERR_FORMAT || r == WALLET_ERR_UNSUPPORTED || r == WALLET_ERR_NO_MEMORY)
         return;
     if (r != WALLET_OK || wallet_samsung_alg_name(h.alg) == NULL ||
-        wallet_samsung_enc_name(h.enc) == NULL || !printable(h.kid, WALLET_SAMSUNG_KID_MAX))
+        wallet_samsung_enc_name(h.enc) == NULL || !fuzz_printable(h.kid, WALLET_SAMSUNG_KID_MAX))
         abort();
     {
         char v[API_WALLET_VERSION_MAX + 1];
 
         if (wallet_samsung_version(v, sizeof(v), h.alg, h.enc) != WALLET_OK ||
-            !printable(v, API_WALLET_VERSION_MAX))
+            !fuzz_printable(v, API_WALLET_VERSION_MAX))
             abort();
     }
 }
@@ -133,15 +106,15 @@ check_payload(const uint8_t *data, size_t size)
     if (r == WALLET_ERR_FORMAT || r == WALLET_ERR_EXPIRED || r == WALLET_ERR_NO_MEMORY)
         return;
     if (r != WALLET_OK || c.wallet != API_WALLET_SAMSUNG_PAY ||
-        strcmp(c.version, "RSA1_5/A128GCM") != 0 || !digits(c.pan, API_PAN_MIN, API_PAN_MAX) ||
+        strcmp(c.version, "RSA1_5/A128GCM") != 0 || !fuzz_digits(c.pan, API_PAN_MIN, API_PAN_MAX) ||
         c.exp_month < 1 || c.exp_month > 12 || c.exp_year < 2000 || c.exp_year > 2099 ||
         (c.auth_method != API_AUTH_PAN_ONLY && c.auth_method != API_AUTH_CRYPTOGRAM_3DS) ||
         (c.has_cryptogram != (c.auth_method == API_AUTH_CRYPTOGRAM_3DS)) ||
-        (c.has_eci && !c.has_cryptogram) || (c.has_eci && !digits(c.eci, 1, API_ECI_MAX)) ||
+        (c.has_eci && !c.has_cryptogram) || (c.has_eci && !fuzz_digits(c.eci, 1, API_ECI_MAX)) ||
         (c.has_amount && c.amount > API_AMOUNT_MAX) ||
         (c.has_currency && strnlen(c.currency, 4) != 3) ||
         c.valid_until_ms < FUZZ_NOW_MS || c.valid_until_ms > FUZZ_NOW_MS + 2 * FUZZ_MAX_AGE_MS ||
-        !printable(c.transaction_id, API_TRANSACTION_ID_MAX))
+        !fuzz_printable(c.transaction_id, API_TRANSACTION_ID_MAX))
         abort();
     wallet_card_wipe(&c);
 }

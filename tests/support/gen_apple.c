@@ -1,15 +1,23 @@
 /*
- * gen_apple.c - Apple Pay test tokens (see gen_apple.h). Host OpenSSL only.
+ * gen_apple.c - Apple Pay test tokens, the test CA that signs them and the
+ * merchant certificates it issues (see gen_apple.h). Host OpenSSL only.
  */
 #include "tests/support/gen_apple.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/cms.h>
 #include <openssl/core_names.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
@@ -126,6 +134,270 @@ gen_apple_ca_free(struct gen_apple_ca *ca)
     EVP_PKEY_free(ca->leaf_key);
     OPENSSL_free(ca->root_der);
     free(ca);
+}
+
+/* ---- saving and loading a CA (tokenvault-walletgen makes one, then uses it) ---- */
+
+/* The six files of a saved CA, in the order they are written. */
+#define CA_FILES 6
+static const char *const ca_file_names[CA_FILES] = {
+    "root.pem",     "intermediate.pem",     "leaf.pem",
+    "root-key.pem", "intermediate-key.pem", "leaf-key.pem",
+};
+/* Longest path built under a CA directory. */
+#define CA_PATH_MAX 4096
+
+static int
+ca_path(char *out, const char *dir, const char *name)
+{
+    int n = snprintf(out, CA_PATH_MAX, "%s/%s", dir, name);
+
+    if (n < 0 || n >= CA_PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+/* One PEM file, created new with mode 0600 (O_EXCL: never overwritten). */
+static int
+write_pem(const char *path, X509 *cert, EVP_PKEY *key)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    BIO *b = NULL;
+    int ok;
+
+    if (fd < 0)
+        return -1;
+    b = BIO_new_fd(fd, BIO_NOCLOSE);
+    ok = b != NULL &&
+         (cert != NULL ? PEM_write_bio_X509(b, cert)
+                       : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)) == 1 &&
+         BIO_flush(b) == 1 && fsync(fd) == 0;
+    BIO_free(b);
+    if (close(fd) != 0)
+        ok = 0;
+    if (!ok) {
+        (void)unlink(path);
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+int
+gen_apple_ca_save(const struct gen_apple_ca *ca, const char *dir)
+{
+    X509 *certs[CA_FILES] = { NULL, NULL, NULL, NULL, NULL, NULL };
+    EVP_PKEY *keys[CA_FILES] = { NULL, NULL, NULL, NULL, NULL, NULL };
+    char path[CA_PATH_MAX];
+    struct stat st;
+    int made = 0, saved_errno;
+
+    if (ca == NULL || dir == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    certs[0] = ca->root;
+    certs[1] = ca->inter;
+    certs[2] = ca->leaf;
+    keys[3] = ca->root_key;
+    keys[4] = ca->inter_key;
+    keys[5] = ca->leaf_key;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    if (lstat(dir, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    for (made = 0; made < CA_FILES; made++) {
+        if (ca_path(path, dir, ca_file_names[made]) != 0 ||
+            write_pem(path, certs[made], keys[made]) != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    saved_errno = errno;
+    while (made-- > 0) {
+        if (ca_path(path, dir, ca_file_names[made]) == 0)
+            (void)unlink(path);
+    }
+    errno = saved_errno;
+    return -1;
+}
+
+/* One PEM file of a saved CA; a private key must be readable by its owner
+ * only (as ssh and signify require of theirs). */
+static int
+read_pem(const char *dir, const char *name, X509 **cert, EVP_PKEY **key)
+{
+    char path[CA_PATH_MAX];
+    struct stat st;
+    BIO *b = NULL;
+    int fd = -1, r = -1;
+
+    if (ca_path(path, dir, name) != 0 ||
+        (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0 ||
+        !S_ISREG(st.st_mode) || (key != NULL && (st.st_mode & 077) != 0) ||
+        (b = BIO_new_fd(fd, BIO_NOCLOSE)) == NULL)
+        goto out;
+    if (cert != NULL)
+        *cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    else
+        *key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    r = (cert != NULL ? *cert != NULL : *key != NULL) ? 0 : -1;
+out:
+    BIO_free(b);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+struct gen_apple_ca *
+gen_apple_ca_load(const char *dir)
+{
+    struct gen_apple_ca *ca = calloc(1, sizeof(*ca));
+
+    if (ca == NULL || dir == NULL)
+        goto fail;
+    if (read_pem(dir, ca_file_names[0], &ca->root, NULL) != 0 ||
+        read_pem(dir, ca_file_names[1], &ca->inter, NULL) != 0 ||
+        read_pem(dir, ca_file_names[2], &ca->leaf, NULL) != 0 ||
+        read_pem(dir, ca_file_names[3], NULL, &ca->root_key) != 0 ||
+        read_pem(dir, ca_file_names[4], NULL, &ca->inter_key) != 0 ||
+        read_pem(dir, ca_file_names[5], NULL, &ca->leaf_key) != 0)
+        goto fail;
+    /* Keys that match their certificates, and the chain the tokens name. */
+    if (X509_check_private_key(ca->root, ca->root_key) != 1 ||
+        X509_check_private_key(ca->inter, ca->inter_key) != 1 ||
+        X509_check_private_key(ca->leaf, ca->leaf_key) != 1 ||
+        X509_check_issued(ca->root, ca->inter) != X509_V_OK ||
+        X509_check_issued(ca->inter, ca->leaf) != X509_V_OK ||
+        X509_verify(ca->inter, ca->root_key) != 1 || X509_verify(ca->leaf, ca->inter_key) != 1)
+        goto fail;
+    if ((ca->root_der_len = i2d_X509(ca->root, &ca->root_der)) <= 0)
+        goto fail;
+    return ca;
+fail:
+    gen_apple_ca_free(ca);
+    return NULL;
+}
+
+/* ---- the merchant's Payment Processing certificate ---------------------------------- */
+
+/* The merchant id extension and its value's length: UTF8String, 64 hex digits. */
+#define MERCHANT_ID_OID "1.2.840.113635.100.6.32"
+#define MERCHANT_ID_HEX_LEN 64
+#define DER_UTF8STRING 0x0c
+/* Serial numbers: 16 random bytes, the top bit clear so it stays positive. */
+#define SERIAL_LEN 16
+/* The keys Apple certifies for payment processing. */
+#define MERCHANT_RSA_BITS 2048
+
+static int
+add_merchant_id(X509 *x, const uint8_t merchant_id[32])
+{
+    static const char digits[] = "0123456789ABCDEF";
+    uint8_t value[2 + MERCHANT_ID_HEX_LEN];
+    ASN1_OBJECT *oid = OBJ_txt2obj(MERCHANT_ID_OID, 1);
+    ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
+    X509_EXTENSION *e = NULL;
+    int ok;
+
+    value[0] = DER_UTF8STRING;
+    value[1] = MERCHANT_ID_HEX_LEN;
+    for (size_t i = 0; i < 32; i++) {
+        value[2 + 2 * i] = (uint8_t)digits[merchant_id[i] >> 4];
+        value[3 + 2 * i] = (uint8_t)digits[merchant_id[i] & 0x0f];
+    }
+    ok = oid != NULL && v != NULL && ASN1_OCTET_STRING_set(v, value, (int)sizeof(value)) == 1 &&
+         (e = X509_EXTENSION_create_by_OBJ(NULL, oid, 0, v)) != NULL && X509_add_ext(x, e, -1) == 1;
+    X509_EXTENSION_free(e);
+    ASN1_OCTET_STRING_free(v);
+    ASN1_OBJECT_free(oid);
+    return ok;
+}
+
+static int
+random_serial(X509 *x)
+{
+    uint8_t raw[SERIAL_LEN];
+    BIGNUM *bn = NULL;
+    int ok;
+
+    ok = RAND_bytes(raw, sizeof(raw)) == 1;
+    raw[0] &= 0x7f;
+    raw[0] |= 0x01; /* never a shorter number than SERIAL_LEN bytes, never zero */
+    ok = ok && (bn = BN_bin2bn(raw, sizeof(raw), NULL)) != NULL &&
+         BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+    BN_free(bn);
+    return ok;
+}
+
+/* EC P-256 (EC_v1) or RSA-2048 (RSA_v1): the keys Apple's portal takes. */
+static int
+merchant_key_ok(EVP_PKEY *k, int *ec)
+{
+    char group[32];
+    size_t n = 0;
+
+    if (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC) {
+        *ec = 1;
+        return EVP_PKEY_get_group_name(k, group, sizeof(group), &n) == 1 &&
+               strcmp(group, "prime256v1") == 0;
+    }
+    *ec = 0;
+    return EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA && EVP_PKEY_get_bits(k) == MERCHANT_RSA_BITS;
+}
+
+int
+gen_apple_merchant_cert(const struct gen_apple_ca *ca, const uint8_t *merchant_spki,
+                        size_t spki_len, const uint8_t merchant_id[32], uint8_t **der,
+                        size_t *der_len)
+{
+    const unsigned char *q = merchant_spki;
+    EVP_PKEY *merchant = NULL;
+    X509 *x = NULL;
+    unsigned char *out = NULL;
+    int ec = 0, n = 0, ok, r = -1;
+
+    if (ca == NULL || merchant_spki == NULL || merchant_id == NULL || der == NULL ||
+        der_len == NULL || spki_len == 0 || spki_len > LONG_MAX)
+        return -1;
+    merchant = d2i_PUBKEY(NULL, &q, (long)spki_len);
+    if (merchant == NULL || q != merchant_spki + spki_len || !merchant_key_ok(merchant, &ec) ||
+        (x = X509_new()) == NULL)
+        goto out;
+    /* The subject Apple gives them (less the team's names), the issuer's
+     * keyid, and the key usage of the key's one job: ECDH for EC_v1, RSA-OAEP
+     * key transport for RSA_v1. */
+    ok = X509_set_version(x, 2) && random_serial(x) &&
+         X509_gmtime_adj(X509_getm_notBefore(x), -YEAR_S) &&
+         X509_gmtime_adj(X509_getm_notAfter(x), YEAR_S) && X509_set_pubkey(x, merchant) &&
+         X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                    (const unsigned char *)"Apple Pay Payment Processing (test)",
+                                    -1, -1, 0) &&
+         X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "OU", MBSTRING_ASC,
+                                    (const unsigned char *)"tokenvault test merchant", -1, -1, 0) &&
+         X509_set_issuer_name(x, X509_get_subject_name(ca->inter));
+    ok = ok && add_ext(x, ca->inter, NID_subject_key_identifier, "hash") &&
+         add_ext(x, ca->inter, NID_authority_key_identifier, "keyid:always") &&
+         add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") &&
+         add_ext(x, NULL, NID_key_usage,
+                 ec ? "critical,keyAgreement" : "critical,keyEncipherment") &&
+         add_merchant_id(x, merchant_id) && X509_sign(x, ca->inter_key, EVP_sha256()) > 0;
+    if (!ok || (n = i2d_X509(x, &out)) <= 0 || (*der = malloc((size_t)n)) == NULL)
+        goto out;
+    memcpy(*der, out, (size_t)n);
+    *der_len = (size_t)n;
+    r = 0;
+out:
+    OPENSSL_free(out);
+    X509_free(x);
+    EVP_PKEY_free(merchant);
+    return r;
 }
 
 static int

@@ -132,6 +132,31 @@ out:
     return r;
 }
 
+/* The card_brand codes of Samsung's paymentCredential. */
+static int
+brand_ok(const char *b)
+{
+    static const char *const brands[] = { "VI", "MC", "AX", "DS", NULL };
+
+    for (size_t i = 0; brands[i] != NULL; i++) {
+        if (strcmp(b, brands[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+last4_ok(const char *s)
+{
+    if (strlen(s) != 4)
+        return 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    }
+    return 1;
+}
+
 int
 gen_samsung_packet(const struct gen_samsung_params *p, char **out, size_t *out_len)
 {
@@ -192,15 +217,22 @@ gen_samsung_packet(const struct gen_samsung_params *p, char **out, size_t *out_l
         /* The shape of Samsung's guide sample (WALLETS.md section 3). */
         static const char head[] =
             "{\"billing_address\":{\"city\":\"BillingCity\",\"country\":\"USA\"},"
-            "\"card_brand\":\"VI\",\"card_last4digits\":\"1111\",\"3DS\":{\"data\":\"";
+            "\"card_brand\":\"";
+        static const char mid[] = "\",\"card_last4digits\":\"";
+        static const char data[] = "\",\"3DS\":{\"data\":\"";
         static const char tail[] = "\",\"type\":\"S\",\"version\":\"100\"},"
                                    "\"merchant_ref\":\"tokenvault-test\",\"method\":\"3DS\","
                                    "\"recurring_payment\":false}";
+        const char *brand = p->card_brand != NULL ? p->card_brand : "VI";
+        const char *last4 = p->card_last4 != NULL ? p->card_last4 : "1111";
 
-        n = sizeof(head) - 1 + strlen(jwe) + sizeof(tail) - 1;
+        if (!brand_ok(brand) || !last4_ok(last4))
+            goto out;
+        n = strlen(head) + strlen(brand) + strlen(mid) + strlen(last4) + strlen(data) +
+            strlen(jwe) + strlen(tail);
         if ((text = malloc(n + 1)) == NULL)
             goto out;
-        snprintf(text, n + 1, "%s%s%s", head, jwe, tail);
+        snprintf(text, n + 1, "%s%s%s%s%s%s%s", head, brand, mid, last4, data, jwe, tail);
     } else {
         text = jwe;
         jwe = NULL;

@@ -38,6 +38,10 @@ struct gen_samsung_params {
     size_t cek_len;
     /* Wrap the JWE in the paymentCredential JSON (3DS.data). */
     bool payment_credential;
+    /* Its card_brand ("VI", "MC", "AX", "DS") and card_last4digits (four
+     * digits); NULL: "VI" and "1111". Anything else is refused. */
+    const char *card_brand;
+    const char *card_last4;
 };
 
 /* gen_samsung_packet builds one packet; *out is a malloc'd NUL-terminated

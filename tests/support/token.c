@@ -190,6 +190,16 @@ tv_b64(const char *b64, size_t *out_len)
 }
 
 unsigned char *
+tv_vector_b64(const char *rel, size_t *out_len)
+{
+    char *text = tv_vector_read(rel, NULL);
+    unsigned char *der = text != NULL ? tv_b64(text, out_len) : NULL;
+
+    free(text);
+    return der;
+}
+
+unsigned char *
 tv_hex(const char *hex, size_t *out_len)
 {
     size_t len = strlen(hex);

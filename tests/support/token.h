@@ -59,5 +59,7 @@ char *tv_vector_read(const char *rel, size_t *out_len);
  * malloc'd buffer; aborts the test on bad input. */
 unsigned char *tv_b64(const char *b64, size_t *out_len);
 unsigned char *tv_hex(const char *hex, size_t *out_len);
+/* tv_vector_b64: a vector file holding base64 text, decoded (malloc'd). */
+unsigned char *tv_vector_b64(const char *rel, size_t *out_len);
 
 #endif

@@ -406,6 +406,80 @@ test_sealed_start(void **state)
     vault_config_free(c);
 }
 
+/* Wallet keys per merchant and the [wallet] section. */
+/* A client, so the files load as far as the wallet keys. */
+#define WALLET_CLIENT "[client gateway-a]\nsubject = CN=gateway-a\nroles = wallet\nmerchants = *\n"
+
+static void
+test_wallets(void **state)
+{
+    struct vault_config *c = NULL;
+    const struct vault_merchant *m;
+    char err[VAULT_CONFIG_ERR_MAX] = "";
+    (void)state;
+
+    assert_int_equal(load(&c,
+                          WALLET_CLIENT "[merchant m-1]\n"
+                          "applepay_keys = apple-2026, apple-2025\n"
+                          "googlepay_recipient = merchant:12345678901234567890\n"
+                          "googlepay_keys = google-2026\n"
+                          "samsungpay_keys = samsung-2026:BjOukXvhUxYNp8R0Tk6cnNh+YYajexHxtUgEEtyac/M=, "
+                          "samsung-2025:old\n"
+                          "[merchant m-2]\n"
+                          "token_format = pan\n"
+                          "[wallet]\n"
+                          "apple_signing_window_seconds = 120\n"
+                          "dpan_lifetime_seconds = 900\n",
+                          err, sizeof(err)),
+                     0);
+    assert_non_null(c);
+    assert_int_equal(c->apple_signing_window_seconds, 120);
+    assert_int_equal(c->samsung_max_age_seconds, 900); /* default */
+    assert_int_equal(c->dpan_lifetime_seconds, 900);
+    assert_non_null(m = vault_config_merchant(c, "m-1"));
+    assert_non_null(m->wallets);
+    assert_int_equal(m->wallets->num_apple, 2);
+    assert_string_equal(m->wallets->apple[0], "apple-2026");
+    assert_string_equal(m->wallets->apple[1], "apple-2025");
+    assert_string_equal(m->wallets->google_recipient, "merchant:12345678901234567890");
+    assert_int_equal(m->wallets->num_google, 1);
+    assert_int_equal(m->wallets->num_samsung, 2);
+    assert_string_equal(m->wallets->samsung[0].label, "samsung-2026");
+    assert_string_equal(m->wallets->samsung[0].kid, "BjOukXvhUxYNp8R0Tk6cnNh+YYajexHxtUgEEtyac/M=");
+    assert_string_equal(m->wallets->samsung[1].kid, "old");
+    assert_non_null(m = vault_config_merchant(c, "m-2"));
+    assert_null(m->wallets);
+    vault_config_free(c);
+
+    /* Defaults without a [wallet] section. */
+    assert_int_equal(load(&c, WALLET_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(c->apple_signing_window_seconds, 300);
+    assert_int_equal(c->dpan_lifetime_seconds, 3600);
+    vault_config_free(c);
+
+    expect_error(WALLET_CLIENT "[merchant m-1]\napplepay_keys = a, a\n", "'a' listed twice");
+    expect_error(WALLET_CLIENT "[merchant m-1]\napplepay_keys = a\napplepay_keys = b\n",
+                 "applepay_keys: given twice");
+    expect_error(WALLET_CLIENT "[merchant m-1]\napplepay_keys = a,,b\n", "'' is not a key label");
+    expect_error(WALLET_CLIENT "[merchant m-1]\napplepay_keys = a,b,c,d,e,f,g,h,i\n", "more than 8 keys");
+    expect_error(WALLET_CLIENT "[merchant m-1]\ngooglepay_keys = g\n",
+                 "Google Pay needs both googlepay_recipient and googlepay_keys");
+    expect_error(WALLET_CLIENT "[merchant m-1]\ngooglepay_recipient = merchant:1\n",
+                 "Google Pay needs both googlepay_recipient and googlepay_keys");
+    expect_error(WALLET_CLIENT "[merchant m-1]\ngooglepay_recipient = shop:1\ngooglepay_keys = g\n",
+                 "'shop:1' is not merchant:<id> or gateway:<id>");
+    expect_error(WALLET_CLIENT "[merchant m-1]\ngooglepay_recipient = gateway:\ngooglepay_keys = g\n",
+                 "is not merchant:<id> or gateway:<id>");
+    expect_error(WALLET_CLIENT "[merchant m-1]\nsamsungpay_keys = nokid\n", "'nokid' is not LABEL:KID");
+    expect_error(WALLET_CLIENT "[merchant m-1]\nsamsungpay_keys = s:\n", "the kid must be");
+    expect_error(WALLET_CLIENT "[merchant m-1]\nsamsungpay_keys = s:k1, t:k1\n", "label or kid listed twice");
+    expect_error(WALLET_CLIENT "[merchant m-1]\nsamsungpay_keys = s:k1, s:k2\n", "label or kid listed twice");
+    expect_error(WALLET_CLIENT "[merchant m-1]\nwallet_keys = x\n", "[merchant m-1] wallet_keys: unknown key");
+    expect_error(WALLET_CLIENT "[wallet]\ndpan_lifetime_seconds = 0\n", "dpan_lifetime_seconds");
+    expect_error(WALLET_CLIENT "[wallet]\nsamsung_max_age_seconds = 10\n", "samsung_max_age_seconds");
+    expect_error(WALLET_CLIENT "[wallet]\napple_window = 5\n", "[wallet] apple_window: unknown key");
+}
+
 /* The documented example parses: its only complaint on a machine without
  * the service's files is the first file it names. */
 static void
@@ -432,6 +506,7 @@ main(void)
         cmocka_unit_test(test_client_errors),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_sealed_start),
+        cmocka_unit_test(test_wallets),
         cmocka_unit_test(test_example_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

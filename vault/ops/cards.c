@@ -70,8 +70,8 @@ time_hsm(struct op_job *j, enum metrics_hsm_call call, uint64_t t0)
 /* The card's fingerprint under the current FPK and, while the index is
  * rebuilt under it, under the one before (STORE must find a card indexed
  * under either). */
-static int
-fingerprints(struct op_job *j, hsm_session *s, const char *merchant)
+int
+ops_card_fingerprints(struct op_job *j, hsm_session *s, const char *merchant)
 {
     struct op_card_state *c = &j->u.card;
     hsm_key *prev = NULL, *cur = keys_fpk(&j->svc->keys, &c->fpk_version, &prev);
@@ -120,9 +120,8 @@ ops_card_save(struct store_txn *t, const char *token, const struct card_record *
 }
 
 
-/* A fresh token of |format| for |pan|, from the HSM RNG. */
-static int
-make_token(struct op_job *j, hsm_session *s, const char *pan, char out[API_ID_MAX + 1])
+int
+ops_card_token(struct op_job *j, hsm_session *s, const char *pan, char out[API_ID_MAX + 1])
 {
     uint8_t rnd[CARDNUM_SHAPED_RANDOM_LEN];
     uint64_t t0 = metrics_now_ns();
@@ -140,9 +139,9 @@ make_token(struct op_job *j, hsm_session *s, const char *pan, char out[API_ID_MA
     return e;
 }
 
-static int
-seal(struct op_job *j, hsm_session *s, const char *token, struct card_record *rec,
-     const struct card_secret *sec)
+int
+ops_card_seal(struct op_job *j, hsm_session *s, const char *token, struct card_record *rec,
+              const struct card_secret *sec)
 {
     const struct vault_keys *k = &j->svc->keys;
     uint32_t version = keys_dek_current(k);
@@ -244,12 +243,11 @@ link_customer(struct op_job *j, struct store_txn *t, const char *merchant, const
 
 /* The card is known for this merchant: link, update the expiry, or nothing. */
 static int
-store_known(struct op_job *j, struct store_txn *t, const struct api_card_store_req *q,
-            const MDB_val *tok)
+store_known(struct op_job *j, struct store_txn *t, const struct card_filing *f, const MDB_val *tok)
 {
     struct op_card_state *c = &j->u.card;
     uint8_t ck[CUSTOMER_KEY_MAX];
-    size_t ck_len = customer_key(ck, q->merchant, q->customer_number);
+    size_t ck_len = customer_key(ck, f->merchant, f->customer);
     bool linked;
     int r;
 
@@ -257,19 +255,19 @@ store_known(struct op_job *j, struct store_txn *t, const struct api_card_store_r
         return -API_STATUS_INTERNAL;
     memcpy(c->found_token, tok->mv_data, tok->mv_size);
     c->found_token[tok->mv_size] = '\0';
-    if ((r = card_load(t, q->merchant, c->found_token, &c->found)) != 0)
+    if ((r = card_load(t, f->merchant, c->found_token, &c->found)) != 0)
         return r == -API_STATUS_NOT_FOUND ? -API_STATUS_INTERNAL : r; /* a dangling index */
     r = store_get_both(t, STORE_DB_CUSTOMERS, ck, ck_len, c->found_token, strlen(c->found_token));
     if (r != 0 && r != -API_STATUS_NOT_FOUND)
         return r;
     linked = r == 0;
     if (!linked &&
-        (r = link_customer(j, t, q->merchant, q->customer_number, c->found_token)) != 0)
+        (r = link_customer(j, t, f->merchant, f->customer, c->found_token)) != 0)
         return r;
     c->dedup = linked ? API_DEDUP_EXISTING : API_DEDUP_LINKED;
-    if (c->found.exp_month != q->exp_month || c->found.exp_year != q->exp_year) {
-        c->found.exp_month = q->exp_month;
-        c->found.exp_year = q->exp_year;
+    if (c->found.exp_month != f->exp_month || c->found.exp_year != f->exp_year) {
+        c->found.exp_month = f->exp_month;
+        c->found.exp_year = f->exp_year;
         if ((r = ops_card_save(t, c->found_token, &c->found, 0)) != 0)
             return r;
         if (linked)
@@ -278,13 +276,12 @@ store_known(struct op_job *j, struct store_txn *t, const struct api_card_store_r
     return 0;
 }
 
-static int
-store_new(struct op_job *j, struct store_txn *t, const struct api_card_store_req *q,
-          const uint8_t *fpk, size_t fpk_len)
+int
+ops_card_put_new(struct op_job *j, struct store_txn *t)
 {
     struct op_card_state *c = &j->u.card;
     unsigned attempt;
-    int r;
+    int r = 0;
 
     for (attempt = 0; attempt < TOKEN_ATTEMPTS; attempt++) {
         r = ops_card_save(t, c->token, &c->rec, STORE_PUT_NEW);
@@ -294,18 +291,28 @@ store_new(struct op_job *j, struct store_txn *t, const struct api_card_store_req
          * the token), with the writer's own session. */
         if (t->hsm == NULL)
             return -API_STATUS_HSM_UNAVAILABLE;
-        if ((r = make_token(j, t->hsm, c->sec.pan, c->token)) != 0 ||
-            (r = seal(j, t->hsm, c->token, &c->rec, &c->sec)) != 0)
+        if ((r = ops_card_token(j, t->hsm, c->sec.pan, c->token)) != 0 ||
+            (r = ops_card_seal(j, t->hsm, c->token, &c->rec, &c->sec)) != 0)
             return r;
     }
     if (attempt == TOKEN_ATTEMPTS)
         return refuse(j, API_STATUS_CONFLICT, API_TAG_PAN,
                       "no free PAN-shaped token for this card; use opaque tokens");
-    if (r != 0)
+    return r;
+}
+
+static int
+store_new(struct op_job *j, struct store_txn *t, const struct card_filing *f, const uint8_t *fpk,
+          size_t fpk_len)
+{
+    struct op_card_state *c = &j->u.card;
+    int r;
+
+    if ((r = ops_card_put_new(j, t)) != 0)
         return r;
     if ((r = store_put(t, STORE_DB_FINGERPRINTS, fpk, fpk_len, c->token, strlen(c->token),
                        STORE_PUT_NEW)) != 0 ||
-        (r = link_customer(j, t, q->merchant, q->customer_number, c->token)) != 0)
+        (r = link_customer(j, t, f->merchant, f->customer, c->token)) != 0)
         return r;
     c->found = c->rec;
     memcpy(c->found_token, c->token, sizeof(c->found_token));
@@ -313,11 +320,10 @@ store_new(struct op_job *j, struct store_txn *t, const struct api_card_store_req
     return 0;
 }
 
-static int
-store_apply(struct store_write *w, struct store_txn *t)
+int
+ops_card_file(struct op_job *j, struct store_txn *t, const struct card_filing *f)
 {
-    struct op_job *j = op_job_of_write(w);
-    const struct api_card_store_req *q = j->req->frame.msg;
+    const char *merchant = f->merchant;
     struct op_card_state *c = &j->u.card;
     uint8_t fpk[FP_KEY_LEN_MAX];
     size_t fpk_len;
@@ -332,23 +338,40 @@ store_apply(struct store_write *w, struct store_txn *t)
     if (now != c->fpk_version) {
         if (t->hsm == NULL)
             return -API_STATUS_HSM_UNAVAILABLE;
-        if ((r = fingerprints(j, t->hsm, q->merchant)) != 0)
+        if ((r = ops_card_fingerprints(j, t->hsm, merchant)) != 0)
             return r;
     }
-    fpk_len = ops_fp_key(fpk, q->merchant, c->rec.fingerprint);
+    fpk_len = ops_fp_key(fpk, merchant, c->rec.fingerprint);
     r = store_get(t, STORE_DB_FINGERPRINTS, fpk, fpk_len, &tok);
     if (r == -API_STATUS_NOT_FOUND && c->has_fp_prev) {
         uint8_t old[FP_KEY_LEN_MAX];
 
-        r = store_get(t, STORE_DB_FINGERPRINTS, old, ops_fp_key(old, q->merchant, c->fp_prev), &tok);
+        r = store_get(t, STORE_DB_FINGERPRINTS, old, ops_fp_key(old, merchant, c->fp_prev), &tok);
     }
     if (r == 0)
-        r = store_known(j, t, q, &tok);
+        r = store_known(j, t, f, &tok);
     else if (r == -API_STATUS_NOT_FOUND)
-        r = store_new(j, t, q, fpk, fpk_len);
-    if (r != 0)
+        r = store_new(j, t, f, fpk, fpk_len);
+    return r;
+}
+
+static int
+store_apply(struct store_write *w, struct store_txn *t)
+{
+    struct op_job *j = op_job_of_write(w);
+    const struct api_card_store_req *q = j->req->frame.msg;
+    const struct card_filing f = {
+        .merchant = q->merchant,
+        .customer = q->customer_number,
+        .exp_month = q->exp_month,
+        .exp_year = q->exp_year,
+    };
+    int r;
+
+    if ((r = ops_card_file(j, t, &f)) != 0)
         return r;
-    return op_audit(j, t, API_STATUS_OK, c->found_token, api_enum_name(API_TAG_DEDUP, c->dedup));
+    return op_audit(j, t, API_STATUS_OK, j->u.card.found_token,
+                    api_enum_name(API_TAG_DEDUP, j->u.card.dedup));
 }
 
 static void
@@ -431,11 +454,11 @@ ops_card_store(struct op_job *j)
 
     if ((s = op_session(j)) == NULL)
         return;
-    r = fingerprints(j, s, q->merchant);
+    r = ops_card_fingerprints(j, s, q->merchant);
     if (r == 0)
-        r = make_token(j, s, q->pan, c->token);
+        r = ops_card_token(j, s, q->pan, c->token);
     if (r == 0)
-        r = seal(j, s, c->token, rec, &c->sec);
+        r = ops_card_seal(j, s, c->token, rec, &c->sec);
     hsm_session_release(s);
     if (r != 0) {
         op_fail(j, r, 0, NULL);
@@ -569,7 +592,7 @@ update_apply(struct store_write *w, struct store_txn *t)
         r = open_secret(j, t->hsm, q->token, rec, &c->sec);
         if (r == 0) {
             memcpy(c->sec.holder, q->holder, sizeof(c->sec.holder));
-            r = seal(j, t->hsm, q->token, rec, &c->sec);
+            r = ops_card_seal(j, t->hsm, q->token, rec, &c->sec);
         }
         record_secret_wipe(&c->sec);
         if (r != 0)

@@ -24,6 +24,7 @@
 #include "vault/record.h"
 #include "vault/server.h"
 #include "vault/service.h"
+#include "vault/wallet/wallet.h"
 
 struct op_job;
 typedef void (*op_handler_fn)(struct op_job *j);
@@ -43,6 +44,17 @@ struct op_card_state {
     uint8_t fp_prev[RECORD_FINGERPRINT_LEN];
 };
 
+/* WALLET_DECRYPT: what the worker found, for the writer and the answer. */
+struct op_wallet_state {
+    struct wallet_card card;       /* secret: DPAN and cryptogram; wiped with the job */
+    unsigned status;               /* API status of the decrypt (OK, or why it was refused) */
+    const char *err_name;          /* the wallet error's name, for the audit entry */
+    char why[WALLET_WHY_MAX];      /* the reason sent with a refusal: never a card byte */
+    bool file;                     /* also keep the card on file for the customer */
+    uint64_t now_ms;
+    unsigned dpan_lifetime_s;      /* of the engine that opened the packet */
+};
+
 struct op_job {
     uv_work_t work;
     struct store_write write;
@@ -59,6 +71,7 @@ struct op_job {
     union {
         struct op_card_state card;
     } u;
+    struct op_wallet_state wallet; /* WALLET_DECRYPT only */
 };
 
 /* op_job_new: a job for |req| with |handler| (loop thread). NULL when out of
@@ -91,6 +104,39 @@ int ops_card_fingerprint(hsm_session *s, hsm_key *fpk, const char *merchant, con
  * as store_put). Inside a write job. */
 int ops_card_save(struct store_txn *t, const char *token, const struct card_record *rec,
                   unsigned flags);
+
+/* Card-on-file building blocks shared by STORE and WALLET_DECRYPT; each
+ * works on j->u.card. */
+
+/* ops_card_fingerprints: the card's fingerprint under the current FPK (and
+ * the previous one while the index is rebuilt) into rec.fingerprint /
+ * fp_prev. 0 or a negated status. */
+int ops_card_fingerprints(struct op_job *j, hsm_session *s, const char *merchant);
+
+/* ops_card_token: a fresh token of the job's format for |pan|, from the HSM
+ * RNG. */
+int ops_card_token(struct op_job *j, hsm_session *s, const char *pan, char out[API_ID_MAX + 1]);
+
+/* ops_card_seal: |sec| sealed into |rec| for |token| under the current DEK. */
+int ops_card_seal(struct op_job *j, hsm_session *s, const char *token, struct card_record *rec,
+                  const struct card_secret *sec);
+
+/* ops_card_put_new (writer): rec saved under a token no record holds,
+ * drawing and sealing again while the token is taken. */
+int ops_card_put_new(struct op_job *j, struct store_txn *t);
+
+/* What filing a card on file needs. */
+struct card_filing {
+    const char *merchant;
+    const char *customer; /* CustomerNumber */
+    uint8_t exp_month;
+    uint16_t exp_year;
+};
+
+/* ops_card_file (writer): the card of j->u.card for the customer: found by
+ * fingerprint (linked, expiry updated) or saved new with its index entries.
+ * found / found_token / dedup say what happened. */
+int ops_card_file(struct op_job *j, struct store_txn *t, const struct card_filing *f);
 
 /* op_submit_write queues j->write with |apply|; its done answers through
  * |done|. On a submit failure the job is failed with that status. */
@@ -129,6 +175,8 @@ void ops_key_status(struct op_job *j);
 void ops_card_update(struct op_job *j);
 void ops_card_delete(struct op_job *j);
 void ops_card_reveal(struct op_job *j);
+/* WALLET_DECRYPT (ops/wallets.c). */
+void ops_wallet_decrypt(struct op_job *j);
 
 /* The audit job of a refused request (DENIED), submitted from the loop: the
  * refusal is answered once it is recorded (or, if the log cannot be written,

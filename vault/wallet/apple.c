@@ -5,7 +5,6 @@
  */
 #include "vault/wallet/apple.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,7 +32,6 @@
 #define CHAIN_LEN 3
 /* Cached verified chains; a merchant sees one Apple leaf at a time, rotated
  * every few years, so a handful covers every wallet signing key in use. */
-#define CACHE_SLOTS 16
 /* Apple's KDF other info: 0x0D || "id-aes256-GCM" || "Apple" || SHA-256(merchant id). */
 #define KDF_ALG_ID "\x0did-aes256-GCM"
 #define KDF_PARTY_U "Apple"
@@ -366,82 +364,6 @@ out:
     return r;
 }
 
-/* ---- verified-chain cache ---------------------------------------------------------- */
-
-struct cache_slot {
-    bool used;
-    uint8_t id[SHA256_DIGEST_LENGTH]; /* SHA-256(leaf DER || intermediate DER) */
-    int64_t valid_from_s, valid_until_s; /* the intersection of the three validities */
-};
-
-struct wallet_apple_cache {
-    pthread_mutex_t lock;
-    struct cache_slot slots[CACHE_SLOTS];
-    size_t next; /* round-robin replacement: chains change once in years */
-};
-
-int
-wallet_apple_cache_new(struct wallet_apple_cache **out)
-{
-    struct wallet_apple_cache *c = calloc(1, sizeof(*c));
-
-    if (out == NULL || c == NULL) {
-        free(c);
-        return WALLET_ERR_NO_MEMORY;
-    }
-    if (pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c);
-        return WALLET_ERR_NO_MEMORY;
-    }
-    *out = c;
-    return WALLET_OK;
-}
-
-void
-wallet_apple_cache_free(struct wallet_apple_cache *c)
-{
-    if (c == NULL)
-        return;
-    pthread_mutex_destroy(&c->lock);
-    free(c);
-}
-
-static bool
-cache_hit(struct wallet_apple_cache *c, const uint8_t id[SHA256_DIGEST_LENGTH], int64_t now_s)
-{
-    bool hit = false;
-
-    if (c == NULL)
-        return false;
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < CACHE_SLOTS && !hit; i++) {
-        const struct cache_slot *sl = &c->slots[i];
-
-        hit = sl->used && memcmp(sl->id, id, SHA256_DIGEST_LENGTH) == 0 &&
-              now_s >= sl->valid_from_s && now_s <= sl->valid_until_s;
-    }
-    pthread_mutex_unlock(&c->lock);
-    return hit;
-}
-
-static void
-cache_put(struct wallet_apple_cache *c, const uint8_t id[SHA256_DIGEST_LENGTH], int64_t from_s,
-          int64_t until_s)
-{
-    struct cache_slot *sl;
-
-    if (c == NULL)
-        return;
-    pthread_mutex_lock(&c->lock);
-    sl = &c->slots[c->next];
-    c->next = (c->next + 1) % CACHE_SLOTS;
-    sl->used = true;
-    memcpy(sl->id, id, SHA256_DIGEST_LENGTH);
-    sl->valid_from_s = from_s;
-    sl->valid_until_s = until_s;
-    pthread_mutex_unlock(&c->lock);
-}
-
 /* ---- certificates ------------------------------------------------------------------- */
 
 /* Maps an hsm error: the packet's fault (a signature or input the token
@@ -618,7 +540,7 @@ chain_verify(hsm_session *s, const struct wallet_apple_ctx *ctx, X509 *leaf, X50
         r = WALLET_ERR_NO_MEMORY;
         goto out;
     }
-    if (cache_hit(ctx->cache, id, now_s)) {
+    if (wallet_vcache_hit(ctx->cache, id, now_s)) {
         r = WALLET_OK;
         goto out;
     }
@@ -679,7 +601,7 @@ chain_verify(hsm_session *s, const struct wallet_apple_ctx *ctx, X509 *leaf, X50
         from_s = nb > from_s ? nb : from_s;
         until_s = na < until_s ? na : until_s;
     }
-    cache_put(ctx->cache, id, from_s, until_s);
+    wallet_vcache_put(ctx->cache, id, from_s, until_s);
     r = WALLET_OK;
 out:
     sk_X509_free(untrusted);

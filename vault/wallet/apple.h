@@ -21,7 +21,7 @@
  * steady state costs one signature check per packet.
  *
  * Thread safety: the parsers are pure. wallet_apple_open uses the caller's
- * session; a wallet_apple_cache may be shared by threads (it locks).
+ * session; the chain cache (vcache.h) may be shared by threads (it locks).
  */
 #ifndef TOKENVAULT_VAULT_WALLET_APPLE_H
 #define TOKENVAULT_VAULT_WALLET_APPLE_H
@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "hsm/hsm.h"
+#include "vault/wallet/vcache.h"
 #include "vault/wallet/wallet.h"
 
 /* Keys of one merchant (rotation keeps the old beside the new). */
@@ -101,10 +102,6 @@ struct wallet_apple_key {
     uint8_t merchant_id[WALLET_APPLE_HASH_LEN];/* the 1.2.840.113635.100.6.32 value */
 };
 
-/* Verified certificate chains, remembered. */
-struct wallet_apple_cache;
-WALLET_WUR int wallet_apple_cache_new(struct wallet_apple_cache **out);
-void wallet_apple_cache_free(struct wallet_apple_cache *c);
 
 struct wallet_apple_ctx {
     const struct wallet_apple_key *keys;
@@ -114,7 +111,7 @@ struct wallet_apple_ctx {
     size_t num_roots;
     uint64_t now_ms;                           /* verification time (injectable) */
     uint64_t window_ms;                        /* signing-time window */
-    struct wallet_apple_cache *cache;          /* may be NULL */
+    struct wallet_vcache *cache;               /* verified chains (vcache.h); may be NULL */
 };
 
 /* wallet_apple_unseal runs steps 1-4 and writes the plaintext to |out| (the

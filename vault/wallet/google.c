@@ -611,14 +611,22 @@ verify_one(hsm_session *s, hsm_obj pub, const uint8_t digest[SHA256_LEN],
 
 /* Any usable root of |proto| verifying any of |sigs| (Google's step 2: one
  * good pair is enough, so a root rotation can add a signature). WALLET_OK,
- * WALLET_ERR_SIGNATURE, WALLET_ERR_HSM. */
+ * WALLET_ERR_SIGNATURE, WALLET_ERR_HSM. With |cache|, a digest a root
+ * verified before is taken while that root is still usable (the cache
+ * window ends at the root's expiry): what was proven is that Google signed
+ * these bytes, whatever signatures the next packet carries beside them. */
 static int
 verify_with_roots(hsm_session *s, const struct wallet_google_ctx *ctx, int proto,
                   const uint8_t digest[SHA256_LEN], const struct wallet_google_sig *sigs,
-                  size_t num_sigs, const char *what, char *why, size_t why_cap)
+                  size_t num_sigs, struct wallet_vcache *cache, const char *what, char *why,
+                  size_t why_cap)
 {
     const struct wallet_root_keys *roots = ctx->roots;
     int r = WALLET_ERR_SIGNATURE;
+    const struct wallet_root_key *by = NULL;
+
+    if (wallet_vcache_hit(cache, digest, (int64_t)ctx->now_ms))
+        return WALLET_OK;
 
     for (size_t i = 0; i < roots->num && i < WALLET_ROOT_KEYS_MAX && r == WALLET_ERR_SIGNATURE; i++) {
         const struct wallet_root_key *k = &roots->keys[i];
@@ -642,9 +650,14 @@ verify_with_roots(hsm_session *s, const struct wallet_google_ctx *ctx, int proto
                 r = WALLET_OK;
         }
         hsm_obj_destroy(s, pub);
+        if (r == WALLET_OK)
+            by = k;
     }
     if (r == WALLET_ERR_SIGNATURE)
         wallet_why(why, why_cap, "%s: no Google root key verifies it", what);
+    /* root_usable: a root with an expiry is usable strictly before it. */
+    if (r == WALLET_OK && by->has_expiration)
+        wallet_vcache_put(cache, digest, INT64_MIN, (int64_t)by->expiration_ms - 1);
     return r;
 }
 
@@ -835,7 +848,8 @@ unseal(hsm_session *s, const struct wallet_google_ctx *ctx, const char *packet, 
          * once it is known to be Google's. */
         if ((r = signed_digest(buf, parts, lens, 3, digest, why, why_cap)) != WALLET_OK ||
             (r = verify_with_roots(s, ctx, t.protocol, digest, t.key_sigs, t.num_key_sigs,
-                                   "intermediate signing key", why, why_cap)) != WALLET_OK ||
+                                   ctx->cache, "intermediate signing key", why, why_cap)) !=
+                WALLET_OK ||
             (r = wallet_google_signed_key_parse(&ikey, t.signed_key, t.signed_key_len, why,
                                                 why_cap)) != WALLET_OK)
             goto out;
@@ -861,8 +875,9 @@ unseal(hsm_session *s, const struct wallet_google_ctx *ctx, const char *packet, 
             goto out;
         if (t.protocol == WALLET_GOOGLE_ECV1) {
             /* ECv1 has no intermediate: the roots sign the message. */
-            r = verify_with_roots(s, ctx, t.protocol, digest, &t.signature, 1, "message signature",
-                                  why, why_cap);
+            /* Never cached: each message is verified. */
+            r = verify_with_roots(s, ctx, t.protocol, digest, &t.signature, 1, NULL,
+                                  "message signature", why, why_cap);
         } else {
             int v = verify_one(s, ipub, digest, &t.signature, why, why_cap);
 

@@ -27,6 +27,7 @@
 
 #include "hsm/hsm.h"
 #include "vault/wallet/anchors.h"
+#include "vault/wallet/vcache.h"
 #include "vault/wallet/wallet.h"
 
 /* Recipient keys of one merchant tried on one packet (rotation: the new key
@@ -172,6 +173,7 @@ struct wallet_google_ctx {
     hsm_key *const *keys;                 /* the merchant's recipient keys (EC P-256 derive), newest first */
     size_t num_keys;                      /* 1..WALLET_GOOGLE_KEYS_MAX */
     uint64_t now_ms;                      /* verification time, epoch ms (injectable clock) */
+    struct wallet_vcache *cache;          /* verified intermediate keys (vcache.h); may be NULL */
 };
 
 /* wallet_google_unseal checks a token the way Google's recipe says, in its

@@ -250,13 +250,13 @@ test_gala_2015(void **state)
     assert_true(c.has_eci);
     assert_string_equal(c.eci, "5");
     /* The verified chain is cached: still good, still one signature per packet. */
-    assert_int_equal(wallet_apple_cache_new(&m.ctx.cache), WALLET_OK);
+    assert_int_equal(wallet_vcache_new(&m.ctx.cache), WALLET_OK);
     assert_int_equal(open_token(&m, token, &c, why), WALLET_OK);
     assert_int_equal(open_token(&m, token, &c, why), WALLET_OK);
     /* A cached chain does not outlive its certificates. */
     m.ctx.now_ms = TODAY_S * MS;
     assert_int_equal(open_token(&m, token, &c, why), WALLET_ERR_EXPIRED);
-    wallet_apple_cache_free(m.ctx.cache);
+    wallet_vcache_free(m.ctx.cache);
     merchant_free(&m);
     free(token);
 }

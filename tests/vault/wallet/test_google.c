@@ -76,21 +76,11 @@ now_ms(void)
     return (uint64_t)time(NULL) * 1000u;
 }
 
-static uint8_t *
-b64_file(const char *rel, size_t *len)
-{
-    char *text = tv_vector_read(rel, NULL);
-    uint8_t *der = tv_b64(text, len);
-
-    free(text);
-    return der;
-}
-
 static hsm_key *
 import_key(hsm_session *s, const char *rel, const char *label)
 {
     size_t len = 0;
-    uint8_t *der = b64_file(rel, &len);
+    uint8_t *der = tv_vector_b64(rel, &len);
     hsm_key *k = NULL;
 
     assert_hsm(hsm_ec_private_import(s, label, der, len, &k), HSM_OK);
@@ -162,7 +152,7 @@ static struct wallet_google_ctx
 ctx_of(const char *recipient, const struct wallet_root_keys *roots, hsm_key **keys, size_t n,
        uint64_t now)
 {
-    struct wallet_google_ctx c = { recipient, roots, (hsm_key *const *)keys, n, now };
+    struct wallet_google_ctx c = { recipient, roots, (hsm_key *const *)keys, n, now, NULL };
 
     return c;
 }
@@ -790,8 +780,8 @@ struct signer {
 static void
 signer_load(struct signer *g, const char *root_rel, const char *inter_rel)
 {
-    g->root = b64_file(root_rel, &g->root_len);
-    g->inter = inter_rel != NULL ? b64_file(inter_rel, &g->inter_len) : NULL;
+    g->root = tv_vector_b64(root_rel, &g->root_len);
+    g->inter = inter_rel != NULL ? tv_vector_b64(inter_rel, &g->inter_len) : NULL;
 }
 
 static void
@@ -916,6 +906,47 @@ test_generated_ecv2(void **state)
     wallet_card_wipe(&card);
     free(packet);
     free(msg);
+
+    /* The intermediate-key cache: a signed key a root verified is taken
+     * again without the root check, whatever signatures come with it; a
+     * refusal is never remembered, another signed key is checked, and the
+     * message signature is checked every time. */
+    {
+        struct wallet_vcache *cache = NULL;
+
+        assert_int_equal(wallet_vcache_new(&cache), WALLET_OK);
+        c.now_ms = now;
+        c.cache = cache;
+        msg = message(now + HOUR_MS, DETAILS_3DS);
+        packet = generate(&g, "ECv2", spki, spki_len, c.recipient_id, msg, now + HOUR_MS,
+                          GEN_GOOGLE_BAD_KEY_SIG);
+        assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_ERR_SIGNATURE);
+        assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_ERR_SIGNATURE);
+        free(packet);
+        packet = generate(&g, "ECv2", spki, spki_len, c.recipient_id, msg, now + HOUR_MS, 0);
+        assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_OK);
+        free(packet);
+        packet = generate(&g, "ECv2", spki, spki_len, c.recipient_id, msg, now + HOUR_MS,
+                          GEN_GOOGLE_BAD_KEY_SIG);
+        assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_OK);
+        free(packet);
+        packet = generate(&g, "ECv2", spki, spki_len, c.recipient_id, msg, now + HOUR_MS,
+                          GEN_GOOGLE_BAD_MESSAGE_SIG);
+        assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_ERR_SIGNATURE);
+        free(packet);
+        packet = generate(&g, "ECv2", spki, spki_len, c.recipient_id, msg, now + 2 * HOUR_MS,
+                          GEN_GOOGLE_BAD_KEY_SIG);
+        assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_ERR_SIGNATURE);
+        free(packet);
+        /* Past the key's own expiry the cached proof does not help. */
+        c.now_ms = now + HOUR_MS;
+        packet = generate(&g, "ECv2", spki, spki_len, c.recipient_id, msg, now + HOUR_MS, 0);
+        assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_ERR_EXPIRED);
+        free(packet);
+        free(msg);
+        wallet_vcache_free(cache);
+        c.cache = NULL;
+    }
     signer_free(&g);
 }
 
