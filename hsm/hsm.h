@@ -220,6 +220,7 @@ typedef struct hsm_key_info {
     int wrap_with_trusted; /* extractable only under an SO-made trusted key */
     int modifiable, copyable;
     int encrypt, decrypt, sign, verify, wrap, unwrap, derive;
+    int local; /* CKA_LOCAL: made in this token (1), or imported or unwrapped (0) */
     /* Key check value: for secret keys CKA_CHECK_VALUE as computed by the token
      * (AES: first 3 bytes of AES-ECB of a zero block; generic secret: first 3
      * bytes of SHA-1 of the value, PKCS#11 3.0 section 4.10). For key pairs: the
@@ -413,10 +414,43 @@ HSM_WUR int hsm_ecdsa_sign(hsm_session *s, hsm_key *key, const uint8_t *digest, 
 /* hsm_ec_private_import: imports an existing EC P-256 private key (DER,
  * PKCS#8 or SEC1) as a token key of HSM_KIND_EC_DERIVE, for wallet keys made
  * outside the HSM (a processor migrating merchants) and for the known-answer
- * tests. The host copy is the caller's to wipe. */
+ * tests. The private key gets the attributes hsm_key_generate gives the kind
+ * (extractable only under a trusted key, so the backup ceremony clones it);
+ * CKA_ID is the label; a public key object with the same label and ID is
+ * created beside it. The host copy is the caller's to wipe. */
 #define HSM_PRIVKEY_DER_MAX 4096
 HSM_WUR int hsm_ec_private_import(hsm_session *s, const char *label, const uint8_t *der, size_t der_len,
                                   hsm_key **out);
+
+/* hsm_rsa_private_import: imports an existing RSA private key (DER, PKCS#8
+ * or PKCS#1) as a token key pair of |kind|, HSM_KIND_RSA_UNWRAP (Samsung
+ * Pay) or HSM_KIND_RSA_DECRYPT (Apple Pay RSA_v1 on a token without
+ * OAEP-SHA256), for wallet keys made outside the HSM. The private key gets
+ * the template hsm_key_generate gives that kind (hsm__key_tmpl_build:
+ * SENSITIVE, EXTRACTABLE only under a trusted key, not MODIFIABLE or
+ * COPYABLE, the kind's usages and mechanisms, CKA_UNWRAP_TEMPLATE), the
+ * label as CKA_LABEL and CKA_ID; a public key object with the same label and
+ * ID is created beside it, as for a generated pair, so hsm_key_public_spki,
+ * hsm_key_cert_store and the backup take it like a generated key. The token
+ * marks it not CKA_ALWAYS_SENSITIVE: its value existed outside. Only
+ * RSA-2048 with two primes and public exponent 65537, whose components are
+ * consistent (checked on the host): HSM_ERR_INPUT otherwise, and for bad
+ * DER or trailing bytes. HSM_ERR_INVALID_ARG for another kind or a bad
+ * label, HSM_ERR_EXISTS if a token object already has the label. On error
+ * nothing is left on the token. The caller wipes |der|; every host copy of
+ * a key component made here is wiped. *out is borrowed from the hsm. */
+HSM_WUR int hsm_rsa_private_import(hsm_session *s, hsm_key_kind kind, const char *label,
+                                   const uint8_t *der, size_t der_len, hsm_key **out);
+
+/* hsm_key_import_undo destroys a wallet key pair that hsm_ec_private_import
+ * or hsm_rsa_private_import created (private and public objects), for a
+ * ceremony that must leave nothing behind when a later step fails. A key
+ * the token generated (CKA_ALWAYS_SENSITIVE TRUE: it exists nowhere else) or
+ * of another kind than those imports make is refused with HSM_ERR_KEY_TYPE
+ * and left alone. Certificates are not touched. |key| stays allocated (the
+ * hsm owns it) but no longer names an object: hsm_key_find reports
+ * HSM_ERR_KEY_NOT_FOUND. */
+HSM_WUR int hsm_key_import_undo(hsm_session *s, hsm_key *key);
 
 /* ---- RSA ------------------------------------------------------------------ */
 

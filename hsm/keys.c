@@ -696,7 +696,7 @@ hsm_key_info_get(hsm_session *s, hsm_key *key, hsm_key_info *out)
         { CKA_MODIFIABLE, &info.modifiable }, { CKA_COPYABLE, &info.copyable },
         { CKA_ENCRYPT, &info.encrypt }, { CKA_DECRYPT, &info.decrypt }, { CKA_SIGN, &info.sign },
         { CKA_VERIFY, &info.verify }, { CKA_WRAP, &info.wrap }, { CKA_UNWRAP, &info.unwrap },
-        { CKA_DERIVE, &info.derive },
+        { CKA_DERIVE, &info.derive }, { CKA_LOCAL, &info.local },
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         r = hsm__key_attr_bool(s, o, flags[i].t, flags[i].v);

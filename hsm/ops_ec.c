@@ -1,6 +1,7 @@
 /*
  * ops_ec.c - EC operations: ECDH into a sensitive secret, the two wallet KDFs
- * over that secret with C_DigestKey, ECDSA sign and verify, EC key import.
+ * over that secret with C_DigestKey, ECDSA sign and verify, EC key import;
+ * and beside it the RSA wallet-key import and the undo of either import.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/sha.h>
@@ -377,8 +379,12 @@ hsm_ec_private_import(hsm_session *s, const char *label, const uint8_t *der, siz
             ATTR(CKA_LABEL, label, strlen(label)), ATTR(CKA_ID, label, strlen(label)),
             ATTR(CKA_EC_PARAMS, hsm__p256_oid, sizeof(hsm__p256_oid)),
             ATTR(CKA_VALUE, scalar, sizeof(scalar)), BOOL_ATTR(CKA_TOKEN, 1),
-            BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0),
-            BOOL_ATTR(CKA_MODIFIABLE, 0), BOOL_ATTR(CKA_COPYABLE, 0), BOOL_ATTR(CKA_SIGN, 0),
+            /* Extractable only under an SO-made trusted key, as a generated
+             * key (keys.c): the backup ceremony must clone it like the
+             * others, and a user's own key cannot wrap it out. */
+            BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 1),
+            BOOL_ATTR(CKA_WRAP_WITH_TRUSTED, 1), BOOL_ATTR(CKA_MODIFIABLE, 0),
+            BOOL_ATTR(CKA_COPYABLE, 0), BOOL_ATTR(CKA_SIGN, 0),
             BOOL_ATTR(CKA_SIGN_RECOVER, 0), BOOL_ATTR(CKA_DECRYPT, 0), BOOL_ATTR(CKA_UNWRAP, 0),
             BOOL_ATTR(CKA_DERIVE, 1), ATTR(CKA_ALLOWED_MECHANISMS, derive_mechs, sizeof(derive_mechs)),
         };
@@ -416,4 +422,245 @@ out:
     BN_clear_free(d);
     EVP_PKEY_free(pkey);
     return r;
+}
+
+/* ---- RSA wallet-key import (beside the EC one: both bring a key made
+ * outside the HSM in, and hsm_key_import_undo takes either back out) ------ */
+
+/* The one RSA size and exponent the vault's wallet keys have (keys.c
+ * generates RSA-2048 with F4; Samsung Pay and Apple Pay RSA_v1 use them). */
+#define RSA_IMPORT_BITS 2048
+#define RSA_IMPORT_LEN (RSA_IMPORT_BITS / 8)
+#define RSA_IMPORT_F4 65537UL
+/* The components of a two-prime RSA private key object (PKCS#11 2.40
+ * section 2.1.3), with the OpenSSL parameter each comes from. The modulus
+ * and public exponent come first: the public object takes those two. */
+#define RSA_NUM_COMPONENTS 8
+static const struct {
+    const char *param;
+    CK_ATTRIBUTE_TYPE type;
+} rsa_components[RSA_NUM_COMPONENTS] = {
+    { OSSL_PKEY_PARAM_RSA_N, CKA_MODULUS },
+    { OSSL_PKEY_PARAM_RSA_E, CKA_PUBLIC_EXPONENT },
+    { OSSL_PKEY_PARAM_RSA_D, CKA_PRIVATE_EXPONENT },
+    { OSSL_PKEY_PARAM_RSA_FACTOR1, CKA_PRIME_1 },
+    { OSSL_PKEY_PARAM_RSA_FACTOR2, CKA_PRIME_2 },
+    { OSSL_PKEY_PARAM_RSA_EXPONENT1, CKA_EXPONENT_1 },
+    { OSSL_PKEY_PARAM_RSA_EXPONENT2, CKA_EXPONENT_2 },
+    { OSSL_PKEY_PARAM_RSA_COEFFICIENT1, CKA_COEFFICIENT },
+};
+
+/* Key components in host memory, wiped by rsa_parts_wipe on every path. */
+struct rsa_parts {
+    uint8_t v[RSA_NUM_COMPONENTS][RSA_IMPORT_LEN];
+    CK_ULONG len[RSA_NUM_COMPONENTS];
+};
+
+static void
+rsa_parts_wipe(struct rsa_parts *p)
+{
+    OPENSSL_cleanse(p, sizeof(*p));
+}
+
+/* Parses |der| (PKCS#8 or PKCS#1, every byte of it) and checks it is an
+ * RSA-2048, two-prime, e = 65537 key whose components agree (n = pq, d and
+ * the CRT values belong to e): a damaged file must not become a key that
+ * decrypts wrongly. */
+static int
+rsa_parts_get(const uint8_t *der, size_t der_len, struct rsa_parts *out)
+{
+    const unsigned char *p = der;
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    BIGNUM *bn = NULL;
+    int bits = 0, r = HSM_ERR_INPUT;
+
+    pkey = d2i_AutoPrivateKey(NULL, &p, (long)der_len);
+    if (pkey == NULL || p != der + der_len || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+        r = hsm__fail(HSM_ERR_INPUT, "not a DER RSA private key (or trailing bytes)");
+        goto out;
+    }
+    bits = EVP_PKEY_get_bits(pkey);
+    if (bits != RSA_IMPORT_BITS) {
+        r = hsm__fail(HSM_ERR_INPUT, "RSA key of %d bits: only %d-bit keys are imported", bits,
+                      RSA_IMPORT_BITS);
+        goto out;
+    }
+    /* A third prime: a multi-prime key, which PKCS#11 objects cannot hold. */
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR3, &bn)) {
+        r = hsm__fail(HSM_ERR_INPUT, "multi-prime RSA key");
+        goto out;
+    }
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (ctx == NULL || EVP_PKEY_pairwise_check(ctx) != 1) {
+        r = hsm__fail(HSM_ERR_INPUT, "RSA key components do not agree");
+        goto out;
+    }
+    for (size_t i = 0; i < RSA_NUM_COMPONENTS; i++) {
+        int n;
+
+        BN_clear_free(bn);
+        bn = NULL;
+        if (!EVP_PKEY_get_bn_param(pkey, rsa_components[i].param, &bn) ||
+            BN_num_bytes(bn) > RSA_IMPORT_LEN || (n = BN_bn2bin(bn, out->v[i])) <= 0) {
+            r = hsm__fail(HSM_ERR_INPUT, "RSA key lacks a component (%s)", rsa_components[i].param);
+            goto out;
+        }
+        out->len[i] = (CK_ULONG)n;
+        if (i == 1 && BN_get_word(bn) != RSA_IMPORT_F4) {
+            r = hsm__fail(HSM_ERR_INPUT, "RSA public exponent is not 65537");
+            goto out;
+        }
+    }
+    r = HSM_OK;
+out:
+    if (r != HSM_OK)
+        rsa_parts_wipe(out);
+    ERR_clear_error();
+    BN_clear_free(bn);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pkey); /* frees the private components with BN_clear_free */
+    return r;
+}
+
+/* Destroys what an import created; a failure is only recorded (the caller
+ * reports the error that made it undo). */
+static void
+destroy_pair(hsm_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
+{
+    CK_FUNCTION_LIST_PTR p11 = s->h->p11;
+
+    if (priv != CK_INVALID_HANDLE)
+        (void)hsm__ckr(s, "C_DestroyObject(private key)", p11->C_DestroyObject(s->handle, priv));
+    if (pub != CK_INVALID_HANDLE)
+        (void)hsm__ckr(s, "C_DestroyObject(public key)", p11->C_DestroyObject(s->handle, pub));
+}
+
+int
+hsm_rsa_private_import(hsm_session *s, hsm_key_kind kind, const char *label, const uint8_t *der,
+                       size_t der_len, hsm_key **out)
+{
+    static const CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY;
+    /* Template room: the kind's own attributes, class and type, the key. */
+    CK_ATTRIBUTE t[sizeof(((struct hsm__key_tmpl *)0)->priv) / sizeof(CK_ATTRIBUTE) + 2 +
+                   RSA_NUM_COMPONENTS];
+    CK_ATTRIBUTE pt[sizeof(((struct hsm__key_tmpl *)0)->pub) / sizeof(CK_ATTRIBUTE) + 4];
+    struct hsm__key_tmpl k, kp;
+    struct rsa_parts parts;
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE;
+    CK_ULONG n = 0, pn = 0;
+    hsm_key *key = NULL;
+    int r;
+
+    memset(&parts, 0, sizeof(parts));
+    if (s == NULL || label == NULL || der == NULL || out == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if (kind != HSM_KIND_RSA_UNWRAP && kind != HSM_KIND_RSA_DECRYPT)
+        return hsm__fail(HSM_ERR_INVALID_ARG, "kind %s is not imported as RSA",
+                         hsm_key_kind_name(kind));
+    if (der_len == 0 || der_len > HSM_PRIVKEY_DER_MAX)
+        return hsm__fail(HSM_ERR_INPUT, "private key of %zu bytes", der_len);
+    if ((r = hsm_label_check_free(s, label)) != HSM_OK)
+        return r;
+    if ((r = rsa_parts_get(der, der_len, &parts)) != HSM_OK)
+        return r;
+    /* The private half: exactly the generated kind's template (not the
+     * unwrap variant: C_CreateObject takes CKA_MODIFIABLE=FALSE), with the
+     * class and type a generation gets from its mechanism. */
+    hsm__key_tmpl_build(&k, kind, label, false);
+    memcpy(t, k.priv, k.priv_n * sizeof(t[0]));
+    n = k.priv_n;
+    t[n++] = (CK_ATTRIBUTE)ATTR(CKA_CLASS, &k.klass, sizeof(k.klass));
+    t[n++] = (CK_ATTRIBUTE)ATTR(CKA_KEY_TYPE, &k.type, sizeof(k.type));
+    for (size_t i = 0; i < RSA_NUM_COMPONENTS; i++)
+        t[n++] = (CK_ATTRIBUTE)ATTR(rsa_components[i].type, parts.v[i], parts.len[i]);
+    /* The public half: the generated pair's usages (the unwrap variant
+     * leaves out CKA_MODULUS_BITS, which only a generation may name), and
+     * the modulus and exponent, as a restore creates it (backup.c). */
+    hsm__key_tmpl_build(&kp, kind, label, true);
+    memcpy(pt, kp.pub, kp.pub_n * sizeof(pt[0]));
+    pn = kp.pub_n;
+    pt[pn++] = (CK_ATTRIBUTE)ATTR(CKA_CLASS, &pubc, sizeof(pubc));
+    pt[pn++] = (CK_ATTRIBUTE)ATTR(CKA_KEY_TYPE, &kp.type, sizeof(kp.type));
+    pt[pn++] = (CK_ATTRIBUTE)ATTR(CKA_MODULUS, parts.v[0], parts.len[0]);
+    pt[pn++] = (CK_ATTRIBUTE)ATTR(CKA_PUBLIC_EXPONENT, parts.v[1], parts.len[1]);
+
+    r = hsm__ckr(s, "C_CreateObject(private key)",
+                 s->h->p11->C_CreateObject(s->handle, t, n, &o));
+    if (r != HSM_OK) {
+        o = CK_INVALID_HANDLE;
+        goto out;
+    }
+    r = hsm__ckr(s, "C_CreateObject(public key)",
+                 s->h->p11->C_CreateObject(s->handle, pt, pn, &pub));
+    if (r != HSM_OK) {
+        pub = CK_INVALID_HANDLE;
+        goto out;
+    }
+    if ((r = hsm_key_find(s, label, &key)) != HSM_OK)
+        goto out;
+    if (key->kind != kind) {
+        r = hsm__fail(HSM_ERR_INTERNAL, "imported %s reads back as %s", label,
+                      hsm_key_kind_name(key->kind));
+        goto out;
+    }
+    *out = key;
+out:
+    if (r != HSM_OK) {
+        destroy_pair(s, o, pub);
+        if (key != NULL) {
+            pthread_mutex_lock(&s->h->lock);
+            key->handle = CK_INVALID_HANDLE;
+            pthread_mutex_unlock(&s->h->lock);
+        }
+    }
+    rsa_parts_wipe(&parts);
+    return r;
+}
+
+int
+hsm_key_import_undo(hsm_session *s, hsm_key *key)
+{
+    static const CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY;
+    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, pubs[2];
+    CK_ULONG num = 0;
+    int always = -1, r;
+
+    if (s == NULL || key == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if (key->is_dek || key->klass != CKO_PRIVATE_KEY ||
+        (key->kind != HSM_KIND_EC_DERIVE && key->kind != HSM_KIND_RSA_UNWRAP &&
+         key->kind != HSM_KIND_RSA_DECRYPT))
+        return hsm__fail(HSM_ERR_KEY_TYPE, "%s is no imported wallet key", key->label);
+    if ((r = hsm__key_handle(s, key, &k)) != HSM_OK ||
+        (r = hsm__key_attr_bool(s, k, CKA_ALWAYS_SENSITIVE, &always)) != HSM_OK)
+        return r;
+    /* A generated key is always sensitive and has no copy anywhere: never
+     * destroyed here, whatever a caller asks. */
+    if (always != 0)
+        return hsm__fail(HSM_ERR_KEY_TYPE, "%s was generated in the token: not destroyed",
+                         key->label);
+    {
+        CK_ATTRIBUTE t[] = { ATTR(CKA_CLASS, &pubc, sizeof(pubc)),
+                             ATTR(CKA_LABEL, key->label, strlen(key->label)),
+                             BOOL_ATTR(CKA_TOKEN, 1) };
+
+        if ((r = hsm__find_objects(s, t, 3, pubs, 2, &num)) != HSM_OK)
+            return r;
+    }
+    /* The private key first: if anything fails after it, only public data
+     * is left behind. */
+    r = hsm__ckr(s, "C_DestroyObject(private key)", s->h->p11->C_DestroyObject(s->handle, k));
+    if (r != HSM_OK)
+        return r;
+    pthread_mutex_lock(&s->h->lock);
+    key->handle = CK_INVALID_HANDLE;
+    pthread_mutex_unlock(&s->h->lock);
+    for (CK_ULONG i = 0; i < num; i++) {
+        r = hsm__ckr(s, "C_DestroyObject(public key)",
+                     s->h->p11->C_DestroyObject(s->handle, pubs[i]));
+        if (r != HSM_OK)
+            return r;
+    }
+    return HSM_OK;
 }

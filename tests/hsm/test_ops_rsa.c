@@ -13,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -50,6 +53,7 @@ static const uint8_t content_iv[HSM_GCM_IV_LEN] = { 0xca, 0xfe, 0xba, 0xbe, 0xfa
 
 /* Sentinel for "out-param not written". */
 #define OBJ_UNTOUCHED ((hsm_obj)0x5a5a5a5aUL)
+#define KEY_UNTOUCHED ((hsm_key *)0x5a5a5a5aUL)
 #define PATH_UNTOUCHED (-77)
 
 static tv_token tok;
@@ -896,6 +900,388 @@ test_rsa_public_verify(void **state)
     EVP_PKEY_CTX_free(ctx);
 }
 
+/* ---- importing an existing RSA key (hsm_rsa_private_import) ------------------ */
+
+/* Sizes an import must refuse: the wallet keys are RSA-2048 only. */
+#define RSA_BITS_SMALL 1024
+#define RSA_BITS_LARGE 3072
+/* A public exponent other than 65537 (F4). */
+#define RSA_E_SMALL 3
+
+/* An RSA key made on the host with OpenSSL, as another processor made it. */
+static EVP_PKEY *
+host_rsa_key(unsigned bits, unsigned e)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    BIGNUM *bn_e = BN_new();
+    EVP_PKEY *pk = NULL;
+
+    assert_non_null(ctx);
+    assert_non_null(bn_e);
+    assert_int_equal(BN_set_word(bn_e, e), 1);
+    assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits), 1);
+    assert_int_equal(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, bn_e), 1);
+    assert_int_equal(EVP_PKEY_keygen(ctx, &pk), 1);
+    BN_free(bn_e);
+    EVP_PKEY_CTX_free(ctx);
+    return pk;
+}
+
+/* The key's DER, PKCS#8 or the type's own (PKCS#1, SEC1): OpenSSL-allocated,
+ * freed with OPENSSL_clear_free. */
+static unsigned char *
+host_key_der(EVP_PKEY *pk, int pkcs8, size_t *out_len)
+{
+    unsigned char *der = NULL;
+    int n;
+
+    if (pkcs8) {
+        PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pk);
+
+        assert_non_null(p8);
+        n = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+        PKCS8_PRIV_KEY_INFO_free(p8);
+    } else {
+        n = i2d_PrivateKey(pk, &der);
+    }
+    assert_true(n > 0);
+    *out_len = (size_t)n;
+    return der;
+}
+
+/* The token's public half of |key| is exactly the host key's. */
+static void
+assert_same_public(hsm_key *key, EVP_PKEY *host)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    unsigned char *want = NULL;
+    size_t spki_len = 0;
+    int want_len = i2d_PUBKEY(host, &want);
+
+    assert_true(want_len > 0);
+    assert_hsm(hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len), HSM_OK);
+    assert_int_equal(spki_len, (size_t)want_len);
+    assert_memory_equal(spki, want, spki_len);
+    OPENSSL_free(want);
+}
+
+/* |imported| has every storage and usage attribute of |generated|, a key of
+ * the same kind made in the token, except the one the token sets itself:
+ * an imported value was not always sensitive. Its secret cannot be read,
+ * and no key a user can make wraps it out. */
+static void
+assert_imported_like_generated(hsm_key *imported, hsm_key *generated)
+{
+    static const CK_MECHANISM m_kwp = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
+    uint8_t v[RSA_LEN + 16], buf[HSM_BACKUP_WRAPPED_MAX];
+    CK_ATTRIBUTE a = { CKA_PRIVATE_EXPONENT, v, sizeof(v) };
+    CK_ULONG n = sizeof(buf);
+    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, kek = CK_INVALID_HANDLE;
+    hsm_key_info gi, ii;
+    hsm_key *user_kek = NULL;
+
+    assert_hsm(hsm_key_info_get(s, generated, &gi), HSM_OK);
+    assert_hsm(hsm_key_info_get(s, imported, &ii), HSM_OK);
+    assert_int_equal(ii.kind, gi.kind);
+    assert_string_equal(ii.type, "RSA-2048");
+    assert_string_equal(ii.kcv_method, gi.kcv_method);
+    assert_int_equal(ii.token, 1);
+    assert_int_equal(ii.private_, 1);
+    assert_int_equal(ii.sensitive, 1);
+    /* Extractable only under an SO-made trusted key, as generated keys. */
+    assert_int_equal(ii.extractable, gi.extractable);
+    assert_int_equal(ii.wrap_with_trusted, 1);
+    assert_int_equal(ii.never_extractable, gi.never_extractable);
+    assert_int_equal(ii.modifiable, 0);
+    assert_int_equal(ii.copyable, gi.copyable);
+    assert_int_equal(ii.encrypt, gi.encrypt);
+    assert_int_equal(ii.decrypt, gi.decrypt);
+    assert_int_equal(ii.sign, 0);
+    assert_int_equal(ii.verify, gi.verify);
+    assert_int_equal(ii.wrap, gi.wrap);
+    assert_int_equal(ii.unwrap, 1);
+    assert_int_equal(ii.derive, 0);
+    assert_int_equal(gi.always_sensitive, 1);
+    assert_int_equal(ii.always_sensitive, 0);
+
+    assert_hsm(hsm__key_handle(s, imported, &k), HSM_OK);
+    assert_int_equal(s->h->p11->C_GetAttributeValue(s->handle, k, &a, 1), CKR_ATTRIBUTE_SENSITIVE);
+    if (hsm_key_find(s, "imp-user-kek", &user_kek) != HSM_OK)
+        assert_hsm(hsm_key_generate(s, HSM_KIND_KEK, "imp-user-kek", &user_kek), HSM_OK);
+    assert_hsm(hsm__key_handle(s, user_kek, &kek), HSM_OK);
+    assert_int_equal(s->h->p11->C_WrapKey(s->handle, (CK_MECHANISM_PTR)&m_kwp, kek, k, buf, &n),
+                     CKR_KEY_NOT_WRAPPABLE);
+}
+
+/* Samsung Pay: a key made elsewhere, imported as an unwrap key, unwraps
+ * what OpenSSL wrapped to its public key (JWE RSA1_5 and RSA-OAEP). */
+static void
+test_import_unwrap(void **state)
+{
+    EVP_PKEY *host = host_rsa_key(RSA_BITS, RSA_F4);
+    size_t der_len = 0;
+    unsigned char *der = host_key_der(host, 1, &der_len);
+    hsm_key *key = NULL, *again = KEY_UNTOUCHED;
+    uint8_t id[HSM_LABEL_MAX];
+    CK_ATTRIBUTE a = { CKA_ID, id, sizeof(id) };
+    (void)state;
+
+    assert_hsm(hsm_rsa_private_import(s, HSM_KIND_RSA_UNWRAP, "imp-unwrap", der, der_len, &key),
+               HSM_OK);
+    assert_non_null(key);
+    assert_string_equal(hsm_key_label(key), "imp-unwrap");
+    assert_same_public(key, host);
+    unwrap_roundtrip(key, host, HSM_RSA_PKCS1, AES128_LEN, 1);
+    unwrap_roundtrip(key, host, HSM_RSA_PKCS1, AES256_LEN, 1);
+    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA1, AES256_LEN, 1);
+    assert_imported_like_generated(key, unwrap_key);
+    /* CKA_ID is the label, as for generated keys (certificates link by it). */
+    assert_int_equal(s->h->p11->C_GetAttributeValue(s->handle, key->handle, &a, 1), CKR_OK);
+    assert_int_equal(a.ulValueLen, strlen("imp-unwrap"));
+    assert_memory_equal(id, "imp-unwrap", a.ulValueLen);
+    /* Found again by label, and once only. */
+    assert_hsm(hsm_key_find(s, "imp-unwrap", &again), HSM_OK);
+    assert_ptr_equal(again, key);
+    again = KEY_UNTOUCHED;
+    assert_hsm(hsm_rsa_private_import(s, HSM_KIND_RSA_UNWRAP, "imp-unwrap", der, der_len, &again),
+               HSM_ERR_EXISTS);
+    assert_ptr_equal(again, KEY_UNTOUCHED);
+    OPENSSL_clear_free(der, der_len);
+    EVP_PKEY_free(host);
+}
+
+/* Apple Pay RSA_v1 on SoftHSM: the decrypt kind, from PKCS#1 DER, on the
+ * host-decoding OAEP-SHA256 path and in the token for OAEP-SHA1. */
+static void
+test_import_decrypt(void **state)
+{
+    EVP_PKEY *host = host_rsa_key(RSA_BITS, RSA_F4);
+    size_t der_len = 0;
+    unsigned char *der = host_key_der(host, 0, &der_len);
+    hsm_key *key = NULL;
+    (void)state;
+
+    assert_hsm(hsm_rsa_private_import(s, HSM_KIND_RSA_DECRYPT, "imp-decrypt", der, der_len, &key),
+               HSM_OK);
+    assert_same_public(key, host);
+    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA256, AES128_LEN, 2);
+    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA256, AES256_LEN, 2);
+    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA1, AES128_LEN, 1);
+    unwrap_roundtrip(key, host, HSM_RSA_PKCS1, AES128_LEN, 1);
+    assert_imported_like_generated(key, decrypt_key);
+    OPENSSL_clear_free(der, der_len);
+    EVP_PKEY_free(host);
+}
+
+/* A 2048-bit key whose private half belongs to another modulus: parses,
+ * has the right size, and must still be refused. */
+static EVP_PKEY *
+host_rsa_mismatched(void)
+{
+    static const char *const priv[] = {
+        OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1, OSSL_PKEY_PARAM_RSA_FACTOR2,
+        OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2,
+        OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+    };
+    EVP_PKEY *a = host_rsa_key(RSA_BITS, RSA_F4), *b = host_rsa_key(RSA_BITS, RSA_F4), *out = NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    BIGNUM *bn[8] = { NULL };
+    OSSL_PARAM *params = NULL;
+
+    assert_non_null(bld);
+    assert_true(EVP_PKEY_get_bn_param(a, OSSL_PKEY_PARAM_RSA_N, &bn[0]));
+    assert_true(EVP_PKEY_get_bn_param(a, OSSL_PKEY_PARAM_RSA_E, &bn[1]));
+    assert_true(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn[0]));
+    assert_true(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn[1]));
+    for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++) {
+        assert_true(EVP_PKEY_get_bn_param(b, priv[i], &bn[i + 2]));
+        assert_true(OSSL_PARAM_BLD_push_BN(bld, priv[i], bn[i + 2]));
+    }
+    assert_non_null(params = OSSL_PARAM_BLD_to_param(bld));
+    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_fromdata(ctx, &out, EVP_PKEY_KEYPAIR, params), 1);
+    for (size_t i = 0; i < 8; i++)
+        BN_clear_free(bn[i]);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(a);
+    EVP_PKEY_free(b);
+    return out;
+}
+
+/* Importing |der| as |kind| fails with |want|, leaves *out alone, and
+ * leaves nothing on the token under the label. */
+static void
+assert_import_fails(hsm_key_kind kind, const char *label, const uint8_t *der, size_t der_len,
+                    int want, const char *detail)
+{
+    hsm_key *key = KEY_UNTOUCHED;
+
+    assert_hsm(hsm_rsa_private_import(s, kind, label, der, der_len, &key), want);
+    assert_ptr_equal(key, KEY_UNTOUCHED);
+    if (detail != NULL && strstr(hsm_last_detail(), detail) == NULL)
+        fail_msg("detail '%s' does not say '%s'", hsm_last_detail(), detail);
+    if (want != HSM_ERR_EXISTS && want != HSM_ERR_INVALID_ARG)
+        assert_hsm(hsm_label_check_free(s, label), HSM_OK);
+}
+
+static void
+test_import_refused(void **state)
+{
+    EVP_PKEY *small = host_rsa_key(RSA_BITS_SMALL, RSA_F4);
+    EVP_PKEY *large = host_rsa_key(RSA_BITS_LARGE, RSA_F4);
+    EVP_PKEY *e3 = host_rsa_key(RSA_BITS, RSA_E_SMALL), *ec = EVP_EC_gen("P-256");
+    EVP_PKEY *good = host_rsa_key(RSA_BITS, RSA_F4), *mixed = host_rsa_mismatched();
+    size_t n_small = 0, n_large = 0, n_e3 = 0, n_ec = 0, n_good = 0, n_mixed = 0;
+    unsigned char *d_small = host_key_der(small, 1, &n_small);
+    unsigned char *d_large = host_key_der(large, 0, &n_large);
+    unsigned char *d_e3 = host_key_der(e3, 1, &n_e3), *d_ec = host_key_der(ec, 1, &n_ec);
+    unsigned char *d_good = host_key_der(good, 1, &n_good);
+    unsigned char *d_mixed = host_key_der(mixed, 0, &n_mixed);
+    uint8_t *longer = malloc(HSM_PRIVKEY_DER_MAX + 1), junk[64];
+    (void)state;
+
+    assert_non_null(longer);
+    /* The wrong size, with the exact error, in both encodings. */
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-1024", d_small, n_small, HSM_ERR_INPUT,
+                        "RSA key of 1024 bits");
+    assert_import_fails(HSM_KIND_RSA_DECRYPT, "imp-3072", d_large, n_large, HSM_ERR_INPUT,
+                        "RSA key of 3072 bits");
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-e3", d_e3, n_e3, HSM_ERR_INPUT, "65537");
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-ec", d_ec, n_ec, HSM_ERR_INPUT, "not a DER RSA");
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-mixed", d_mixed, n_mixed, HSM_ERR_INPUT,
+                        "do not agree");
+    /* Bytes after the key, a cut key, noise, nothing, too much. */
+    memcpy(longer, d_good, n_good);
+    longer[n_good] = 0x00;
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-trail", longer, n_good + 1, HSM_ERR_INPUT, NULL);
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-cut", d_good, n_good - 1, HSM_ERR_INPUT, NULL);
+    memset(junk, 0x30, sizeof(junk));
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-junk", junk, sizeof(junk), HSM_ERR_INPUT, NULL);
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-empty", d_good, 0, HSM_ERR_INPUT, NULL);
+    memset(longer, 0x30, HSM_PRIVKEY_DER_MAX + 1);
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-long", longer, HSM_PRIVKEY_DER_MAX + 1,
+                        HSM_ERR_INPUT, NULL);
+    /* Kinds that are no imported RSA wallet key, a bad label, a taken one. */
+    assert_import_fails(HSM_KIND_EC_DERIVE, "imp-kind-1", d_good, n_good, HSM_ERR_INVALID_ARG,
+                        NULL);
+    assert_import_fails(HSM_KIND_RSA_UNWRAP_SIGN, "imp-kind-2", d_good, n_good,
+                        HSM_ERR_INVALID_ARG, NULL);
+    assert_import_fails(HSM_KIND_KEK, "imp-kind-3", d_good, n_good, HSM_ERR_INVALID_ARG, NULL);
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "bad label", d_good, n_good, HSM_ERR_INVALID_ARG,
+                        NULL);
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "rsa-unwrap", d_good, n_good, HSM_ERR_EXISTS, NULL);
+    assert_import_fails(HSM_KIND_RSA_UNWRAP, "imp-null", NULL, n_good, HSM_ERR_INVALID_ARG, NULL);
+    assert_hsm(hsm_rsa_private_import(NULL, HSM_KIND_RSA_UNWRAP, "imp-null", d_good, n_good, NULL),
+               HSM_ERR_INVALID_ARG);
+    /* None of them left an object; the good key still imports afterwards. */
+    for (const char *const *l = (const char *const[]){ "imp-kind-1", "imp-kind-2", "imp-kind-3",
+                                                        "imp-null", NULL };
+         *l != NULL; l++)
+        assert_hsm(hsm_label_check_free(s, *l), HSM_OK);
+    {
+        hsm_key *key = NULL;
+
+        assert_hsm(hsm_rsa_private_import(s, HSM_KIND_RSA_UNWRAP, "imp-after", d_good, n_good,
+                                          &key),
+                   HSM_OK);
+        assert_same_public(key, good);
+    }
+    free(longer);
+    OPENSSL_clear_free(d_small, n_small);
+    OPENSSL_clear_free(d_large, n_large);
+    OPENSSL_clear_free(d_e3, n_e3);
+    OPENSSL_clear_free(d_ec, n_ec);
+    OPENSSL_clear_free(d_good, n_good);
+    OPENSSL_clear_free(d_mixed, n_mixed);
+    EVP_PKEY_free(small);
+    EVP_PKEY_free(large);
+    EVP_PKEY_free(e3);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(good);
+    EVP_PKEY_free(mixed);
+}
+
+/* An import is taken back whole (private and public objects), for a
+ * ceremony that fails after it; a generated key never is. */
+static void
+test_import_undo(void **state)
+{
+    EVP_PKEY *host = host_rsa_key(RSA_BITS, RSA_F4), *ec = EVP_EC_gen("P-256");
+    size_t der_len = 0, ec_len = 0;
+    unsigned char *der = host_key_der(host, 1, &der_len), *ec_der = host_key_der(ec, 1, &ec_len);
+    hsm_key *key = NULL, *found = KEY_UNTOUCHED;
+    (void)state;
+
+    for (int round = 0; round < 2; round++) {
+        assert_hsm(hsm_rsa_private_import(s, HSM_KIND_RSA_DECRYPT, "imp-undo", der, der_len, &key),
+                   HSM_OK);
+        assert_hsm(hsm_label_check_free(s, "imp-undo"), HSM_ERR_EXISTS);
+        assert_hsm(hsm_key_import_undo(s, key), HSM_OK);
+        assert_hsm(hsm_key_find(s, "imp-undo", &found), HSM_ERR_KEY_NOT_FOUND);
+        assert_ptr_equal(found, KEY_UNTOUCHED);
+        /* The public half went too: the label is free for the next try. */
+        assert_hsm(hsm_label_check_free(s, "imp-undo"), HSM_OK);
+    }
+    /* The EC import is taken back the same way. */
+    assert_hsm(hsm_ec_private_import(s, "imp-undo-ec", ec_der, ec_len, &key), HSM_OK);
+    assert_hsm(hsm_key_import_undo(s, key), HSM_OK);
+    assert_hsm(hsm_label_check_free(s, "imp-undo-ec"), HSM_OK);
+    /* Keys the token generated, and other kinds, are left alone. */
+    assert_hsm(hsm_key_import_undo(s, unwrap_key), HSM_ERR_KEY_TYPE);
+    assert_hsm(hsm_key_import_undo(s, decrypt_key), HSM_ERR_KEY_TYPE);
+    assert_hsm(hsm_key_import_undo(s, hmac_key), HSM_ERR_KEY_TYPE);
+    assert_hsm(hsm_key_import_undo(s, NULL), HSM_ERR_INVALID_ARG);
+    assert_hsm(hsm_key_find(s, "rsa-unwrap", &found), HSM_OK);
+    assert_hsm(hsm_key_find(s, "rsa-decrypt", &found), HSM_OK);
+    OPENSSL_clear_free(der, der_len);
+    OPENSSL_clear_free(ec_der, ec_len);
+    EVP_PKEY_free(host);
+    EVP_PKEY_free(ec);
+}
+
+/* The backup ceremony takes an imported key like a generated one: wrapped
+ * under the SO-made trusted transport key, restored, and the copy unwraps
+ * what was wrapped to the original's public key. Last: it logs the SO in
+ * and out, which renews every handle. */
+static void
+test_import_backup(void **state)
+{
+    static const uint8_t tkey[HSM_TRANSPORT_KEY_LEN] = "0123456789abcdef0123456789abcdef";
+    EVP_PKEY *host = host_rsa_key(RSA_BITS, RSA_F4);
+    size_t der_len = 0, wl = 0, sl = 0;
+    unsigned char *der = host_key_der(host, 1, &der_len);
+    uint8_t wrapped[HSM_BACKUP_WRAPPED_MAX], spki[HSM_SPKI_MAX];
+    hsm_obj tw = HSM_OBJ_NONE, tu = HSM_OBJ_NONE;
+    hsm_pin_source *so_pin = NULL;
+    hsm_key *key = NULL, *copy = NULL;
+    char path[400];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/so-pin", tok.dir);
+    assert_int_equal(tv_write_file(path, TV_TEST_SO_PIN "\n", 0600), 0);
+    assert_hsm(hsm_pin_source_file(&so_pin, path), HSM_OK);
+    assert_hsm(hsm_rsa_private_import(s, HSM_KIND_RSA_UNWRAP, "imp-backup", der, der_len, &key),
+               HSM_OK);
+    assert_hsm(hsm_transport_key_trusted(s, so_pin, tkey, &tw), HSM_OK);
+    assert_hsm(hsm_transport_key_import(s, tkey, &tu), HSM_OK);
+    assert_hsm(hsm_key_backup_wrap(s, tw, key, wrapped, sizeof(wrapped), &wl), HSM_OK);
+    assert_hsm(hsm_key_public_spki(s, key, spki, sizeof(spki), &sl), HSM_OK);
+    assert_hsm(hsm_key_restore(s, tu, HSM_KIND_RSA_UNWRAP, "imp-backup-copy", wrapped, wl, spki, sl,
+                               &copy),
+               HSM_OK);
+    assert_same_public(copy, host);
+    unwrap_roundtrip(copy, host, HSM_RSA_PKCS1, AES128_LEN, 1);
+    hsm_obj_destroy(s, tw);
+    hsm_obj_destroy(s, tu);
+    hsm_pin_source_free(so_pin);
+    OPENSSL_clear_free(der, der_len);
+    EVP_PKEY_free(host);
+}
+
 int
 main(void)
 {
@@ -925,6 +1311,11 @@ main(void)
         cmocka_unit_test(test_oaep_decode_null),
         cmocka_unit_test(test_unwrap_key_attributes),
         cmocka_unit_test(test_rsa_public_verify),
+        cmocka_unit_test(test_import_unwrap),
+        cmocka_unit_test(test_import_decrypt),
+        cmocka_unit_test(test_import_refused),
+        cmocka_unit_test(test_import_undo),
+        cmocka_unit_test(test_import_backup),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -220,4 +220,170 @@ hasnt "no expired Google key" "^gmix-ECv2" "$dir/wk.out"
 hasnt "no refused certificate" "^apple-m9" "$dir/wk.out"
 run keys >/dev/null 2>&1; check "keys still lists everything" 0 $?
 
+# ---- importing an existing key (a merchant moving from another processor) ----------------
+# After the listing above: an imported key is never "always sensitive", which `keys` reports.
+ossl_quiet() { "$@" 2>/dev/null; }
+# The officer's copy of a key file is 0600 (the vectors are 0644).
+(umask 077
+ cp "$vectors/gala-2023/private_key.pem" "$dir/gala.pem"
+ cp "$vectors/gala-2023/private_key.pem" "$dir/gala-644.pem"
+ ossl_quiet openssl genrsa -traditional -out "$dir/spay.pem" 2048
+ ossl_quiet openssl genrsa -out "$dir/arsa.pem" 2048
+ ossl_quiet openssl pkcs8 -topk8 -nocrypt -in "$dir/arsa.pem" -outform DER -out "$dir/arsa.der"
+ ossl_quiet openssl ecparam -name prime256v1 -genkey -out "$dir/gp.pem"
+ ossl_quiet openssl genrsa -out "$dir/rsa1024.pem" 1024
+ ossl_quiet openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -pkeyopt rsa_keygen_pubexp:3 \
+     -out "$dir/rsa-e3.pem"
+ ossl_quiet openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$dir/p384.pem"
+ ossl_quiet openssl pkey -in "$dir/gala.pem" -aes256 -passout pass:secret-9 -out "$dir/enc8.pem"
+ ossl_quiet openssl pkey -in "$dir/spay.pem" -traditional -aes256 -passout pass:secret-9 -out "$dir/encold.pem"
+ ossl_quiet openssl pkcs8 -topk8 -in "$dir/gala.pem" -v2 aes256 -passout pass:secret-9 -outform DER \
+     -out "$dir/enc8.der"
+ head -c 300 /dev/urandom > "$dir/noise.key"
+ { cat "$dir/gala.pem"; echo "trailing text"; } > "$dir/trail.pem"
+ { cat "$dir/arsa.der"; printf '\0'; } > "$dir/trail.der"
+ head -c 9000 /dev/zero > "$dir/big.key"
+ ln -s "$dir/gala.pem" "$dir/link.pem")
+chmod 644 "$dir/gala-644.pem"
+# A certificate for the Apple RSA_v1 key (with a merchant id) and one for no key of ours.
+openssl req -new -key "$dir/arsa.pem" -subj "/CN=Apple RSA test" -out "$dir/arsa.csr" 2>/dev/null
+issue "$dir/arsa.csr" "$dir/apple.ext" "$dir/arsa-cert.pem"
+other_cert=$vectors/gala-2015/certificate.pem
+[ -f "$other_cert" ] || { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$dir/other.key" -out "$dir/other.pem" -subj "/CN=other" -days 30 2>/dev/null; other_cert=$dir/other.pem; }
+
+# refused NAME RC PATTERN ARGS...: wallet-import exits RC saying PATTERN, and the token's
+# wallet listing is the same before and after.
+refused() {
+    local name=$1 want=$2 pat=$3 before
+    shift 3
+    before=$(run wallet-keys 2>&1)
+    run "$@" wallet-import >"$dir/imp.out" 2>"$dir/err"
+    check "import: $name refused" "$want" $?
+    has "import: $name says why" "$pat" "$dir/err"
+    same "import: $name leaves the token unchanged" "$before" "$(run wallet-keys 2>&1)"
+}
+gcert=$vectors/gala-2023/certificate.pem
+refused "key file of mode 0644" 1 "mode 0644 lets others read or change it" \
+    --label imp-gala --kind ec --in "$dir/gala-644.pem" --cert "$gcert"
+refused "key file behind a symlink" 1 "link.pem: " --label imp-gala --kind ec --in "$dir/link.pem"
+refused "a taken key label" 3 "HSM_ERR_EXISTS" --label apple-m1 --kind ec --in "$dir/gala.pem"
+refused "a label taken by a trust anchor" 3 "HSM_ERR_EXISTS" --label apple-root-g3 --kind ec --in "$dir/gala.pem"
+refused "certificate of another key" 1 "the certificate is for another key" \
+    --label imp-gala --kind ec --in "$dir/gala.pem" --cert "$other_cert"
+refused "certificate of an RSA key for an EC key" 1 "the certificate is for another key" \
+    --label imp-gala --kind ec --in "$dir/gala.pem" --cert "$dir/arsa-cert.pem"
+refused "RSA-1024" 1 "an RSA key of 1024 bits; only RSA-2048" --label imp-rsa --kind rsa --in "$dir/rsa1024.pem"
+refused "RSA exponent 3" 1 "public exponent is not 65537" --label imp-rsa --kind rsa-decrypt --in "$dir/rsa-e3.pem"
+refused "EC P-384" 1 "on curve secp384r1; only P-256" --label imp-gala --kind ec --in "$dir/p384.pem"
+refused "an EC key as --kind rsa" 1 "an EC key; --kind rsa takes an RSA-2048 key" \
+    --label imp-rsa --kind rsa --in "$dir/gala.pem"
+refused "an RSA key as --kind ec" 1 "an RSA key; --kind ec takes an EC P-256 key" \
+    --label imp-gala --kind ec --in "$dir/spay.pem"
+refused "encrypted PKCS#8 PEM" 1 "an encrypted key" --label imp-gala --kind ec --in "$dir/enc8.pem"
+refused "encrypted traditional PEM" 1 "an encrypted key" --label imp-rsa --kind rsa --in "$dir/encold.pem"
+refused "encrypted PKCS#8 DER" 1 "an encrypted key" --label imp-gala --kind ec --in "$dir/enc8.der"
+refused "garbage file" 1 "not an EC private key" --label imp-gala --kind ec --in "$dir/noise.key"
+refused "PEM with trailing text" 1 "not exactly one PEM private key" --label imp-gala --kind ec --in "$dir/trail.pem"
+refused "DER with a trailing byte" 1 "or bytes after it" --label imp-rsa --kind rsa --in "$dir/trail.der"
+refused "file over the limit" 1 "larger than 8192 bytes" --label imp-gala --kind ec --in "$dir/big.key"
+refused "unknown --kind" 2 "--kind is ec, rsa or rsa-decrypt" --label imp-gala --kind dsa --in "$dir/gala.pem"
+refused "no --in" 2 "needs --label L" --label imp-gala --kind ec
+# All or nothing: this certificate certifies the key, but storing it fails after the key is made
+# (a certificate with CKA_ID "anchor:apple-root" exists: the Apple root's), so the key goes again.
+refused "a certificate that cannot be stored" 3 "removed from the HSM again: nothing stored" \
+    --label anchor:apple-root --kind ec --in "$dir/gala.pem" --cert "$gcert"
+
+# Apple Pay EC_v1: gala-2023's merchant key with Apple's certificate (same label as the refusals:
+# none of them left an object behind).
+run --label imp-gala --kind ec --in "$dir/gala.pem" --cert "$gcert" wallet-import >"$dir/imp-ec.out" 2>&1
+check "import: gala-2023 key with its certificate" 0 $?
+has "import: EC key is ec-derive" "^imp-gala .*ec-derive .*EC-P256 .*KCV [0-9A-F]\{6\}" "$dir/imp-ec.out"
+has "import: EC key sensitive, extractable only under a trusted key" \
+    "storage:   token private sensitive extractable !always-sensitive !never-extractable wrap-with-trusted !modifiable !copyable" "$dir/imp-ec.out"
+has "import: EC key derives only" "usage:     !decrypt !sign !unwrap derive" "$dir/imp-ec.out"
+has "import: merchant id printed" "merchant id    $mid" "$dir/imp-ec.out"
+has "import: Apple publicKeyHash is the certificate's" \
+    "Apple publicKeyHash (base64):  $(spki_hash x509 "$gcert")" "$dir/imp-ec.out"
+has "import: reminds to destroy the key file" "still holds this private key in clear" "$dir/imp-ec.out"
+cmp -s "$dir/gala.pem" "$vectors/gala-2023/private_key.pem"; check "import: the key file is left as it was" 0 $?
+tr=$(ls "$dir"/ceremony-wallet-import-*.txt | tail -1)
+has "import: transcript written" "^ceremony: wallet-import" "$tr"
+# The private scalar, in hex or base64, and the PEM line holding it appear nowhere.
+priv_hex=$(openssl ec -in "$dir/gala.pem" -text -noout 2>/dev/null |
+           awk '/^priv:/ {f = 1; next} /^pub:/ {f = 0} f' | tr -d ' :\n' | tr a-f A-F)
+priv_b64=$(printf "$(printf '%s' "$priv_hex" | sed 's/^00//; s/../\\x&/g')" | base64)
+[ ${#priv_hex} -ge 64 ]; check "import: test reads the private scalar" 0 $?
+if grep -q -i -F -e "$priv_hex" -e "$priv_b64" -e "$(sed -n 2p "$dir/gala.pem")" \
+        "$dir"/ceremony-wallet-import-*.txt "$dir/imp-ec.out"; then
+    echo "FAIL import: private key material in a transcript"; fails=$((fails + 1))
+else echo "ok   import: no private key material in the transcripts"; fi
+
+# Google Pay: a fresh P-256 key as openssl ecparam writes it (EC PARAMETERS, then SEC1).
+run --label imp-gpay --kind ec --in "$dir/gp.pem" wallet-import >"$dir/imp-gp.out" 2>&1
+check "import: ecparam -genkey file" 0 $?
+has "import: same public key" "public key SHA-256 (SPKI):     $(openssl pkey -in "$dir/gp.pem" -pubout -outform DER |
+    openssl dgst -sha256 -r | cut -d' ' -f1 | tr a-f A-F)" "$dir/imp-gp.out"
+hasnt "import: no Apple hash without an Apple certificate" "publicKeyHash" "$dir/imp-gp.out"
+
+# Samsung Pay: RSA-2048, PKCS#1 PEM, as an unwrap key.
+run --label imp-spay --kind rsa --in "$dir/spay.pem" wallet-import >"$dir/imp-rsa.out" 2>&1
+check "import: RSA key as rsa" 0 $?
+has "import: rsa is rsa-unwrap" "^imp-spay .*rsa-unwrap .*RSA-2048" "$dir/imp-rsa.out"
+has "import: rsa unwraps only" "usage:     !decrypt !sign unwrap !derive" "$dir/imp-rsa.out"
+has "import: rsa is the file's key" "public key SHA-256 (SPKI):     $(openssl pkey -in "$dir/spay.pem" -pubout -outform DER |
+    openssl dgst -sha256 -r | cut -d' ' -f1 | tr a-f A-F)" "$dir/imp-rsa.out"
+same "import: stored like a generated Samsung key" "$(grep -m1 'storage:' "$dir/imp-rsa.out")" \
+    "$(grep -m1 'storage:' "$dir/imp-ec.out")"
+
+# Apple Pay RSA_v1: RSA-2048, PKCS#8 DER, as a decrypt key, with an Apple-style certificate.
+run --label imp-arsa --kind rsa-decrypt --in "$dir/arsa.der" --cert "$dir/arsa-cert.pem" wallet-import >"$dir/imp-rd.out" 2>&1
+check "import: RSA key as rsa-decrypt with its certificate" 0 $?
+has "import: rsa-decrypt kind" "^imp-arsa .*rsa-decrypt .*RSA-2048" "$dir/imp-rd.out"
+has "import: rsa-decrypt usage" "usage:     decrypt !sign unwrap !derive" "$dir/imp-rd.out"
+has "import: its merchant id" "merchant id    $mid" "$dir/imp-rd.out"
+has "import: its publicKeyHash" "Apple publicKeyHash (base64):  $(spki_hash x509 "$dir/arsa-cert.pem")" "$dir/imp-rd.out"
+
+# The listing: keys with their certificates, the same KCV, the merchant id.
+run wallet-keys >"$dir/wk2.out" 2>&1
+check "wallet-keys after the imports" 0 $?
+g_kcv=$(awk '/^imp-gala / {print $5; exit}' "$dir/imp-ec.out")
+has "lists the imported Apple EC key" "^imp-gala .*ec-derive .*KCV $g_kcv" "$dir/wk2.out"
+has "lists its certificate, same KCV" "^imp-gala .*certificate .*KCV $g_kcv" "$dir/wk2.out"
+grep -A1 "^imp-gala .*certificate" "$dir/wk2.out" | grep -q "merchant id    $mid"
+check "lists the imported key's merchant id" 0 $?
+has "lists the Google key" "^imp-gpay .*ec-derive " "$dir/wk2.out"
+has "lists the Samsung key" "^imp-spay .*rsa-unwrap " "$dir/wk2.out"
+has "lists the Apple RSA key" "^imp-arsa .*rsa-decrypt " "$dir/wk2.out"
+has "lists the Apple RSA certificate" "^imp-arsa .*certificate " "$dir/wk2.out"
+hasnt "no key from a refused import" "^imp-rsa \|^anchor:apple-root " "$dir/wk2.out"
+
+# `keys`: each imported key is sensitive, extractable only under a trusted key, frozen, with the
+# usages of its kind; it is never "always sensitive" (PKCS#11 CKA_ALWAYS_SENSITIVE), which
+# `keys` names as its origin (CKA_LOCAL false, a wallet kind), not as unsafe: the token with
+# imported wallet keys passes the review.
+run keys >"$dir/keys2.out" 2>&1
+check "keys passes with imported wallet keys" 0 $?
+for l in imp-gala imp-gpay imp-spay imp-arsa; do
+    awk -v l="$l" '$1 == l {p = 1; print; next} /^[^ ]/ {p = 0} p' "$dir/keys2.out" > "$dir/block"
+    has "keys: $l listed" "^$l " "$dir/block"
+    has "keys: $l sensitive, not extractable but under a trusted key" \
+        "sensitive extractable !always-sensitive !never-extractable wrap-with-trusted !modifiable !copyable" "$dir/block"
+    [ "$(grep -c 'UNSAFE' "$dir/block")" = 0 ] && grep -q "imported:  made outside the HSM" "$dir/block"
+    check "keys: $l has no warning, and its origin is named" 0 $?
+done
+for l in apple-m1 gpay-1 spay-1; do
+    awk -v l="$l" '$1 == l {p = 1; print; next} /^[^ ]/ {p = 0} p' "$dir/keys2.out" > "$dir/block"
+    hasnt "keys: generated $l still has no warning" "UNSAFE" "$dir/block"
+done
+
+# The backup ceremony takes imported keys like generated ones (extractable only under the
+# SO-made trusted transport key).
+(umask 077; echo so-pin-9 > "$dir/so-pin"; mkdir "$dir/shares")
+run --so-pin-file "$dir/so-pin" --threshold 2 --shares 2 --share-dir "$dir/shares" \
+    --set-file "$dir/t.set" --out "$dir/keys.tvkb" backup >"$dir/bk.out" 2>&1
+check "backup with imported keys" 0 $?
+has "backup wraps the imported EC key" "^  imp-gala .*ec-derive .*KCV $g_kcv" "$dir/bk.out"
+has "backup wraps the imported RSA key" "^  imp-spay .*rsa-unwrap" "$dir/bk.out"
+
 [ $fails -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }

@@ -7,6 +7,7 @@
 #ifndef TOKENVAULT_TOOLS_CEREMONY_CEREMONY_H
 #define TOKENVAULT_TOOLS_CEREMONY_CEREMONY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ struct ceremony_opts {
     const char *socket;     /* tokenvaultd's officer socket */
     const char *transcript; /* where the ceremony transcript goes */
     const char *subject;    /* CSR subject common name (applepay-key, samsungpay-key) */
+    const char *cert;       /* --cert FILE: the imported key's certificate (wallet-import) */
     const char *shares[CEREMONY_OFFICERS_MAX]; /* --share FILE, repeated */
     size_t num_shares;
     const char *officers[CEREMONY_OFFICERS_MAX];
@@ -57,6 +59,12 @@ int ceremony_exit_for(int err);
 void ceremony_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void ceremony_print_hex(const uint8_t *b, size_t n);
+/* ceremony_key_unsafe counts the unsafe attributes of a key (readable value,
+ * extractable under any key, ever readable -- except a wallet key imported
+ * by wallet-import, which is named as such --, modifiable, copyable, a usage
+ * its kind must not have), printing an UNSAFE line for each when |print|. */
+int ceremony_key_unsafe(const hsm_key_info *i, bool print);
+
 /* The key's label, kind, type, KCV and attributes, as officers record them;
  * |role| (may be NULL) says what the key is for. Each unsafe attribute
  * (readable value, extractable under any key, modifiable, copyable, a usage
@@ -126,5 +134,8 @@ int cmd_googlepay_key(hsm_session *s, const struct ceremony_opts *o);
 int cmd_samsungpay_key(hsm_session *s, const struct ceremony_opts *o);
 int cmd_trust_anchor(hsm_session *s, const struct ceremony_opts *o);
 int cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o);
+/* Imports a wallet private key from --in (wallet.c); the one wallet key
+ * not made in the HSM. */
+int cmd_wallet_import(hsm_session *s, const struct ceremony_opts *o);
 
 #endif

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,8 +77,15 @@ static const struct {
 
 /* Prints a line for each attribute an officer must not accept; returns how
  * many. A DEK is a session object and is not judged here. */
-static int
-print_unsafe(const hsm_key_info *i)
+/* The kinds wallet-import makes. */
+static bool
+wallet_importable(hsm_key_kind k)
+{
+    return k == HSM_KIND_EC_DERIVE || k == HSM_KIND_RSA_UNWRAP || k == HSM_KIND_RSA_DECRYPT;
+}
+
+int
+ceremony_key_unsafe(const hsm_key_info *i, bool print)
 {
     const int have[7] = {i->encrypt, i->decrypt, i->sign, i->verify, i->wrap, i->unwrap, i->derive};
     static const char *const names[7] = {"encrypt", "decrypt", "sign", "verify",
@@ -86,21 +94,29 @@ print_unsafe(const hsm_key_info *i)
 
     if (i->kind == HSM_KIND_DEK)
         return 0;
-    if (i->sensitive != 1 && ++n)
+    if (i->sensitive != 1 && ++n && print)
         printf("    UNSAFE:    not sensitive: its value can be read out of the HSM\n");
-    if (i->extractable == 1 && i->wrap_with_trusted != 1 && ++n)
+    if (i->extractable == 1 && i->wrap_with_trusted != 1 && ++n && print)
         printf("    UNSAFE:    extractable under any key, not only an SO-made trusted one\n");
-    if (i->always_sensitive != 1 && ++n)
+    /* A wallet key a merchant brought from another processor (wallet-import)
+     * was in clear before the HSM by nature; the import ceremony records it.
+     * Any other key that was ever readable is unsafe. */
+    if (i->always_sensitive != 1 && i->local == 0 && wallet_importable(i->kind)) {
+        if (print)
+            printf("    imported:  made outside the HSM and imported (wallet-import), so never\n"
+                   "               'always sensitive'; check its import transcript\n");
+    } else if (i->always_sensitive != 1 && ++n && print)
         printf("    UNSAFE:    not always sensitive: its value was readable once\n");
-    if (i->copyable == 1 && ++n)
+    if (i->copyable == 1 && ++n && print)
         printf("    UNSAFE:    copyable: a copy could get other attributes\n");
-    if (i->modifiable == 1 && ++n)
+    if (i->modifiable == 1 && ++n && print)
         printf("    UNSAFE:    modifiable: a PIN holder can change its usages\n");
     for (size_t k = 0; k < sizeof(expected) / sizeof(expected[0]); k++) {
         if (expected[k].kind != i->kind)
             continue;
         for (size_t u = 0; u < 7; u++)
-            if (expected[k].use[u] >= 0 && have[u] >= 0 && have[u] != expected[k].use[u] && ++n)
+            if (expected[k].use[u] >= 0 && have[u] >= 0 && have[u] != expected[k].use[u] && ++n &&
+                print)
                 printf("    UNSAFE:    %s %s, which a %s key must %s\n", have[u] ? "can" : "cannot",
                        names[u], hsm_key_kind_name(i->kind), have[u] ? "not" : "do");
     }
@@ -139,7 +155,7 @@ ceremony_print_key(hsm_session *s, hsm_key *key, const char *role)
     print_flag("unwrap", i.unwrap);
     print_flag("derive", i.derive);
     printf("\n");
-    return print_unsafe(&i) == 0 ? EXIT_OK : EXIT_UNSAFE;
+    return ceremony_key_unsafe(&i, true) == 0 ? EXIT_OK : EXIT_UNSAFE;
 }
 
 int

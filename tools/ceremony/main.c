@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "tools/ceremony/ceremony.h"
+#include "tools/ceremony/wallet_check.h"
 
 /* How a subcommand runs: offline (no HSM), or with the HSM open and a user
  * session. */
@@ -108,6 +109,23 @@ run_wallet_keys(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     return cmd_wallet_keys(s, o);
 }
 
+static int
+run_wallet_import(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_wallet_import(s, o);
+}
+
+/* wallet-check's own options (wallet_check.h), set by parse_args. */
+static struct wallet_check_opts wallet_check_opts;
+
+static int
+run_wallet_check(hsm *h, hsm_session *s, const struct ceremony_opts *o)
+{
+    (void)h;
+    return cmd_wallet_check(s, o, &wallet_check_opts);
+}
+
 static const struct command commands[] = {
     {"init", WITH_HSM, true, NULL, run_init},
     {"keys", WITH_HSM, false, NULL, run_keys},
@@ -127,6 +145,9 @@ static const struct command commands[] = {
     {"samsungpay-key", WITH_HSM, true, NULL, run_samsungpay_key},
     {"trust-anchor", WITH_HSM, true, NULL, run_trust_anchor},
     {"wallet-keys", WITH_HSM, false, NULL, run_wallet_keys},
+    {"wallet-import", WITH_HSM, true, NULL, run_wallet_import},
+    /* Decrypts a card packet: always recorded (SECURITY.md rule 4). */
+    {"wallet-check", WITH_HSM, true, NULL, run_wallet_check},
     {"transcript-verify", OFFLINE, false, cmd_transcript_verify, NULL},
     {NULL, OFFLINE, false, NULL, NULL},
 };
@@ -186,6 +207,16 @@ usage(FILE *f)
             "                  apple-root (Apple Root CA - G3) or google-keys (keys.json)\n"
             "  wallet-keys     list wallet keys, their certificates and the trust anchors:\n"
             "                  KCV, merchant id, expiry\n"
+            "  wallet-import   import an existing wallet private key (a merchant moving from\n"
+            "                  another processor): --label L --kind ec|rsa|rsa-decrypt --in\n"
+            "                  KEYFILE (PEM or DER, PKCS#8/SEC1/PKCS#1, unencrypted, mode\n"
+            "                  0600 and yours) [--cert FILE, refused unless it certifies the\n"
+            "                  key]; sensitive in the HSM; KEYFILE is not deleted: destroy it\n"
+            "  wallet-check    support: open a disputed wallet packet as the service does,\n"
+            "                  on the HSM: --config FILE (tokenvault.conf) --packet FILE\n"
+            "                  --merchant M [--wallet W] [--at TIME] [--json]; prints each\n"
+            "                  check (ok, FAILED, not run) and, if it opens, the card with\n"
+            "                  BIN and last 4 only; always leaves a signed transcript\n"
             "\n"
             "options:\n"
             "  --module PATH     PKCS#11 module (default " CEREMONY_DEFAULT_MODULE ")\n"
@@ -199,15 +230,24 @@ usage(FILE *f)
             "  --dek FILE        wrapped DEK file (init writes it, keys reads it)\n"
             "  --label L, --kind K   for wallet-keygen, the wallet keys, trust-anchor\n"
             "  --in FILE, --out FILE, --subject CN   for the wallet keys and trust-anchor\n"
+            "  --cert FILE       the imported key's certificate (wallet-import)\n"
             "  --threshold M, --shares N, --share-dir DIR, --set-file FILE\n"
             "                    for pin-split (and --keep-pin) and backup\n"
             "  --so-pin-file FILE  the token's SO PIN (0600), for backup\n"
             "  --share FILE      a share file (share-check, unseal)\n"
             "  --socket PATH     tokenvaultd's officer socket (unseal)\n"
+            "  --config FILE, --packet FILE, --merchant M   for wallet-check\n"
+            "  --wallet W        apple_pay, google_pay or samsung_pay (wallet-check;\n"
+            "                    default: told from the packet)\n"
+            "  --at TIME         wallet-check's verification time: RFC 3339 UTC\n"
+            "                    (2021-09-01T19:03:06Z) or epoch ms (default: now)\n"
+            "  --json            wallet-check: one JSON object on the first line\n"
             "  --help            this text\n"
             "\n"
             "exit codes: 0 ok, 1 failure, 2 usage, 3 HSM refused or unavailable, 4 key not found,\n"
-            "            5 a key with unsafe attributes\n");
+            "            5 a key with unsafe attributes\n"
+            "            wallet-check: 0 the packet opens, 1 a check fails, 3 the HSM failed,\n"
+            "            4 the merchant has no keys for the wallet in --config\n");
 }
 
 static int
@@ -221,6 +261,10 @@ parse_count(const char *arg, unsigned *out)
     *out = (unsigned)v;
     return 0;
 }
+
+/* wallet-check's long options. */
+enum { OPT_WC_CONFIG = 0x1000, OPT_WC_PACKET, OPT_WC_MERCHANT, OPT_WC_WALLET, OPT_WC_AT,
+       OPT_WC_JSON };
 
 static int
 parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
@@ -238,6 +282,14 @@ parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
         {"keep-pin", no_argument, NULL, 'K'},       {"so-pin-file", required_argument, NULL, 'Q'},
         {"transcript", required_argument, NULL, 'T'},
         {"share-dir", required_argument, NULL, 'D'}, {"subject", required_argument, NULL, 'J'},
+        {"cert", required_argument, NULL, 'C'},
+        /* wallet-check (numbers past any short option). */
+        {"config", required_argument, NULL, OPT_WC_CONFIG},
+        {"packet", required_argument, NULL, OPT_WC_PACKET},
+        {"merchant", required_argument, NULL, OPT_WC_MERCHANT},
+        {"wallet", required_argument, NULL, OPT_WC_WALLET},
+        {"at", required_argument, NULL, OPT_WC_AT},
+        {"json", no_argument, NULL, OPT_WC_JSON},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -261,6 +313,7 @@ parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
         case 'U': o->socket = optarg; break;
         case 'T': o->transcript = optarg; break;
         case 'J': o->subject = optarg; break;
+        case 'C': o->cert = optarg; break;
         case 'K': o->keep_pin = 1; break;
         case 'H':
             if (o->num_shares == CEREMONY_OFFICERS_MAX) {
@@ -283,6 +336,12 @@ parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_WC_CONFIG: wallet_check_opts.config = optarg; break;
+        case OPT_WC_PACKET: wallet_check_opts.packet = optarg; break;
+        case OPT_WC_MERCHANT: wallet_check_opts.merchant = optarg; break;
+        case OPT_WC_WALLET: wallet_check_opts.wallet = optarg; break;
+        case OPT_WC_AT: wallet_check_opts.at = optarg; break;
+        case OPT_WC_JSON: wallet_check_opts.json = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
         default: usage(stderr); return EXIT_USAGE;
         }

@@ -2,9 +2,11 @@
  * wallet.c - the wallet-key ceremonies: Apple Pay, Google Pay and Samsung Pay
  * merchant keys made in the HSM (with CSRs the keys sign themselves), Apple's
  * certificate for the Apple key, the trust anchors wallet signatures are
- * checked against, and the listing officers record. Every private-key
- * operation runs in the HSM through hsm/; this file reads the officers'
- * files, checks them, and prints what goes into the ceremony transcript.
+ * checked against, the listing officers record, and the import of a key a
+ * merchant brings from another processor (the one wallet key not made in
+ * the HSM). Every private-key operation runs in the HSM through hsm/; this
+ * file reads the officers' files, checks them, and prints what goes into the
+ * ceremony transcript.
  */
 #include "tools/ceremony/ceremony.h"
 
@@ -444,24 +446,35 @@ find_apple_key(hsm_session *s, const char *label, hsm_key **out)
     return EXIT_OK;
 }
 
-/* Refuses a certificate for another key, saying which keys differ. */
+/* Refuses a certificate whose key is not |spki| ("<whose> <name>": "key L",
+ * "the key in FILE"), saying which keys differ. */
+static int
+check_cert_spki(const char *whose, const char *name, const uint8_t *spki, size_t spki_len,
+                const uint8_t *cert_spki, size_t cert_spki_len)
+{
+    uint8_t want[HSM_KCV_LEN], got[HSM_KCV_LEN];
+
+    if (spki_len == cert_spki_len && CRYPTO_memcmp(spki, cert_spki, spki_len) == 0)
+        return EXIT_OK;
+    spki_kcv(spki, spki_len, want);
+    spki_kcv(cert_spki, cert_spki_len, got);
+    ceremony_err("the certificate is for another key: its public key has KCV %02X%02X%02X, %s %s "
+                 "has KCV %02X%02X%02X; nothing stored",
+                 got[0], got[1], got[2], whose, name, want[0], want[1], want[2]);
+    return EXIT_FAIL;
+}
+
+/* The same for a key already in the HSM. */
 static int
 check_cert_key(hsm_session *s, hsm_key *key, const uint8_t *cert_spki, size_t cert_spki_len)
 {
-    uint8_t spki[HSM_SPKI_MAX], want[HSM_KCV_LEN], got[HSM_KCV_LEN];
+    uint8_t spki[HSM_SPKI_MAX];
     size_t spki_len = 0;
     int r;
 
     if ((r = hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len)) != HSM_OK)
         return ceremony_report("public key", r);
-    if (spki_len == cert_spki_len && CRYPTO_memcmp(spki, cert_spki, spki_len) == 0)
-        return EXIT_OK;
-    spki_kcv(spki, spki_len, want);
-    spki_kcv(cert_spki, cert_spki_len, got);
-    ceremony_err("the certificate is for another key: its public key has KCV %02X%02X%02X, key %s "
-                 "has KCV %02X%02X%02X; nothing stored",
-                 got[0], got[1], got[2], hsm_key_label(key), want[0], want[1], want[2]);
-    return EXIT_FAIL;
+    return check_cert_spki("key", hsm_key_label(key), spki, spki_len, cert_spki, cert_spki_len);
 }
 
 static void
@@ -819,4 +832,536 @@ cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o)
     if ((r = hsm_wallet_obj_list(s, list_obj, &c)) != HSM_OK)
         return ceremony_report("object list", r);
     return c.rc;
+}
+
+/* ---- importing an existing key --------------------------------------------------- */
+
+/* Largest key file read: the PEM of an HSM_PRIVKEY_DER_MAX key (base64 adds
+ * a third, plus line breaks and the BEGIN and END lines). */
+#define KEY_FILE_MAX (2 * HSM_PRIVKEY_DER_MAX)
+/* PEM blocks one key file may hold: the key, after "EC PARAMETERS" as
+ * `openssl ecparam -genkey` writes it. */
+#define KEY_FILE_BLOCKS_MAX 2
+/* The exponent of every wallet RSA key (F4, as the HSM generates them). */
+#define IMPORT_RSA_E 65537UL
+#define IMPORT_RSA_BITS 2048
+/* Room for an OpenSSL curve name ("prime256v1", "brainpoolP512t1"). */
+#define CURVE_NAME_MAX 32
+
+/* What each --kind imports as, and what the key is for. */
+static const struct {
+    const char *name;
+    hsm_key_kind kind;
+    const char *role;
+} import_kinds[] = {
+    { "ec", HSM_KIND_EC_DERIVE,
+      "imported wallet key: Apple Pay EC_v1 or Google Pay (ECDH in the HSM)" },
+    { "rsa", HSM_KIND_RSA_UNWRAP,
+      "imported wallet key: Samsung Pay (JWE RSA1_5 / RSA-OAEP unwrap in the HSM)" },
+    { "rsa-decrypt", HSM_KIND_RSA_DECRYPT,
+      "imported wallet key: Apple Pay RSA_v1 (raw RSA in the HSM, OAEP decoded on the host)" },
+};
+
+/* The key from the file, as the HSM layer takes it: |der| holds it in
+ * clear (wiped and freed by import_key_wipe right after the import, and on
+ * every other path by import_key_free); the public half and the file's
+ * format are for the checks and the transcript. */
+struct import_key {
+    uint8_t *der;
+    size_t der_len;
+    unsigned char *spki; /* DER SubjectPublicKeyInfo, OpenSSL-allocated */
+    size_t spki_len;
+    const char *format;
+};
+
+static void
+import_key_wipe(struct import_key *k)
+{
+    if (k->der != NULL)
+        OPENSSL_clear_free(k->der, k->der_len);
+    k->der = NULL;
+    k->der_len = 0;
+}
+
+static void
+import_key_free(struct import_key *k)
+{
+    import_key_wipe(k);
+    OPENSSL_free(k->spki);
+    k->spki = NULL;
+}
+
+/* Reads a private key file by the PIN file's rule (hsm/pin.c), checked on
+ * the open descriptor so a rename cannot slip another file in: a regular
+ * file, not a link, owned by this user, no group or other permission bits;
+ * at most KEY_FILE_MAX bytes. |buf| (KEY_FILE_MAX bytes) then holds the key
+ * in clear: the caller wipes it on every path. */
+static int
+read_key_file(const char *path, uint8_t *buf, size_t *out_len)
+{
+    struct stat st;
+    uint8_t extra = 0;
+    size_t n = 0;
+    ssize_t got;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), rc = EXIT_FAIL;
+
+    if (fd < 0) {
+        ceremony_err("%s: %s", path, strerror(errno));
+        return EXIT_FAIL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ceremony_err("%s: not a regular file", path);
+        goto out;
+    }
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        ceremony_err("%s: mode %04o lets others read or change it; a key file must be 0600 or "
+                     "0400 (and whoever could read it may have a copy of the key)",
+                     path, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if (st.st_uid != geteuid()) {
+        ceremony_err("%s: owned by uid %u, not by you", path, (unsigned)st.st_uid);
+        goto out;
+    }
+    if (st.st_size > KEY_FILE_MAX) {
+        ceremony_err("%s: larger than %d bytes: not a key file", path, KEY_FILE_MAX);
+        goto out;
+    }
+    while (n < KEY_FILE_MAX && (got = read(fd, buf + n, KEY_FILE_MAX - n)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            ceremony_err("%s: %s", path, strerror(errno));
+            goto out;
+        }
+        n += (size_t)got;
+    }
+    /* The file grew since fstat: refuse rather than read part of it. */
+    if (n == KEY_FILE_MAX && read(fd, &extra, 1) > 0) {
+        OPENSSL_cleanse(&extra, 1);
+        ceremony_err("%s: larger than %d bytes: not a key file", path, KEY_FILE_MAX);
+        goto out;
+    }
+    if (n == 0) {
+        ceremony_err("%s: empty", path);
+        goto out;
+    }
+    *out_len = n;
+    rc = EXIT_OK;
+out:
+    close(fd);
+    return rc;
+}
+
+/* One PKCS#8 PrivateKeyInfo, every byte of it, or NULL. */
+static EVP_PKEY *
+parse_pkcs8(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    EVP_PKEY *pkey = NULL;
+
+    /* PKCS8_PRIV_KEY_INFO_free wipes the key octets it held. */
+    if (p8 != NULL && p == der + len)
+        pkey = EVP_PKCS82PKEY(p8);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    return pkey;
+}
+
+/* One SEC1 (EVP_PKEY_EC) or PKCS#1 (EVP_PKEY_RSA) key, every byte of it. */
+static EVP_PKEY *
+parse_traditional(int type, const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    EVP_PKEY *pkey = d2i_PrivateKey(type, NULL, &p, (long)len);
+
+    if (pkey != NULL && (p != der + len || EVP_PKEY_get_base_id(pkey) != type)) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    return pkey;
+}
+
+/* Parses the key's DER as its PEM label says (|pem_name| NULL: a DER
+ * file, PKCS#8 or the kind's own format). An encrypted PKCS#8 file is named
+ * as such. */
+static EVP_PKEY *
+parse_key_der(const char *path, const uint8_t *der, size_t len, const char *pem_name,
+              hsm_key_kind kind, const char **format)
+{
+    int type = kind == HSM_KIND_EC_DERIVE ? EVP_PKEY_EC : EVP_PKEY_RSA;
+    const unsigned char *p = der;
+    X509_SIG *enc = NULL;
+    EVP_PKEY *pkey = NULL;
+
+    if (pem_name == NULL || strcmp(pem_name, "PRIVATE KEY") == 0) {
+        pkey = parse_pkcs8(der, len);
+        *format = pem_name == NULL ? "DER, PKCS#8" : "PEM, PKCS#8";
+    }
+    if (pkey == NULL && (pem_name == NULL || strcmp(pem_name, "EC PRIVATE KEY") == 0 ||
+                         strcmp(pem_name, "RSA PRIVATE KEY") == 0)) {
+        if (pem_name != NULL)
+            type = strcmp(pem_name, "EC PRIVATE KEY") == 0 ? EVP_PKEY_EC : EVP_PKEY_RSA;
+        pkey = parse_traditional(type, der, len);
+        *format = type == EVP_PKEY_EC ? (pem_name == NULL ? "DER, SEC1" : "PEM, SEC1")
+                                      : (pem_name == NULL ? "DER, PKCS#1" : "PEM, PKCS#1");
+    }
+    if (pkey == NULL && pem_name == NULL && (enc = d2i_X509_SIG(NULL, &p, (long)len)) != NULL &&
+        p == der + len)
+        ceremony_err("%s: an encrypted key (PKCS#8 EncryptedPrivateKeyInfo); wallet-import takes "
+                     "an unencrypted one", path);
+    else if (pkey == NULL)
+        ceremony_err("%s: not %s private key (PEM or DER: PKCS#8, %s), or bytes after it", path,
+                     kind == HSM_KIND_EC_DERIVE ? "an EC" : "an RSA",
+                     kind == HSM_KIND_EC_DERIVE ? "SEC1" : "PKCS#1");
+    X509_SIG_free(enc);
+    ERR_clear_error();
+    return pkey;
+}
+
+/* The PEM labels of an unencrypted private key: PKCS#8, SEC1, PKCS#1. */
+static const char *const key_pem_names[] = { "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY" };
+
+/* The file's PEM block, decoded into |*out| (malloc'd, wiped by the caller):
+ * exactly one private key, unencrypted, nothing but blank lines after it;
+ * an "EC PARAMETERS" block may come first. *out_name is its label (one of
+ * key_pem_names). */
+static int
+read_key_pem(const char *path, const uint8_t *buf, size_t len, const char **out_name,
+             uint8_t **out, size_t *out_len)
+{
+    BIO *b = BIO_new_mem_buf(buf, (int)len);
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    const char *known = NULL;
+    long data_len = 0;
+    int rc = EXIT_FAIL;
+
+    for (int i = 0; b != NULL && i < KEY_FILE_BLOCKS_MAX; i++) {
+        OPENSSL_secure_free(name);
+        OPENSSL_secure_free(header);
+        if (data != NULL)
+            OPENSSL_secure_clear_free(data, (size_t)data_len);
+        name = header = NULL;
+        data = NULL;
+        if (PEM_read_bio_ex(b, &name, &header, &data, &data_len, PEM_FLAG_SECURE) != 1)
+            break;
+        if (i == 0 && strcmp(name, "EC PARAMETERS") == 0)
+            continue;
+        for (size_t j = 0; j < sizeof(key_pem_names) / sizeof(key_pem_names[0]); j++)
+            if (strcmp(name, key_pem_names[j]) == 0)
+                known = key_pem_names[j];
+        break;
+    }
+    if (name != NULL && (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
+                         (known != NULL && header != NULL && header[0] != '\0'))) {
+        ceremony_err("%s: an encrypted key; wallet-import takes an unencrypted one (PKCS#8, SEC1 "
+                     "or PKCS#1)", path);
+        goto out;
+    }
+    if (known == NULL || data_len <= 0 || (size_t)data_len > HSM_PRIVKEY_DER_MAX ||
+        !only_blank(b)) {
+        ceremony_err("%s: not exactly one PEM private key (PRIVATE KEY, EC PRIVATE KEY or RSA "
+                     "PRIVATE KEY)", path);
+        goto out;
+    }
+    if ((*out = malloc((size_t)data_len)) == NULL)
+        goto out;
+    memcpy(*out, data, (size_t)data_len);
+    *out_len = (size_t)data_len;
+    *out_name = known;
+    rc = EXIT_OK;
+out:
+    ERR_clear_error();
+    BIO_free(b);
+    OPENSSL_secure_free(name);
+    OPENSSL_secure_free(header);
+    if (data != NULL)
+        OPENSSL_secure_clear_free(data, (size_t)data_len);
+    return rc;
+}
+
+/* The key is what --kind takes: EC P-256 on the named curve, or RSA-2048
+ * with e = 65537. The HSM layer checks again; this says it in words. */
+static int
+key_fits_kind(const char *path, EVP_PKEY *pkey, hsm_key_kind kind)
+{
+    int ec = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC;
+    int rsa = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
+    char group[CURVE_NAME_MAX] = "";
+    BIGNUM *e = NULL;
+    int explicit_params = 0, ok;
+
+    if (kind == HSM_KIND_EC_DERIVE) {
+        if (!ec) {
+            ceremony_err("%s: %s key; --kind ec takes an EC P-256 key", path,
+                         rsa ? "an RSA" : "not an EC");
+            return EXIT_FAIL;
+        }
+        if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                            NULL) ||
+            (EVP_PKEY_get_int_param(pkey, OSSL_PKEY_PARAM_EC_DECODED_FROM_EXPLICIT_PARAMS,
+                                    &explicit_params) && explicit_params)) {
+            ERR_clear_error();
+            ceremony_err("%s: an EC key without a named curve; only P-256 (prime256v1) is "
+                         "imported", path);
+            return EXIT_FAIL;
+        }
+        if (strcmp(group, "prime256v1") != 0) {
+            ceremony_err("%s: an EC key on curve %s; only P-256 (prime256v1) is imported", path,
+                         group);
+            return EXIT_FAIL;
+        }
+        return EXIT_OK;
+    }
+    if (!rsa) {
+        ceremony_err("%s: %s key; --kind %s takes an RSA-2048 key", path, ec ? "an EC" : "not an RSA",
+                     kind == HSM_KIND_RSA_DECRYPT ? "rsa-decrypt" : "rsa");
+        return EXIT_FAIL;
+    }
+    if (EVP_PKEY_get_bits(pkey) != IMPORT_RSA_BITS) {
+        ceremony_err("%s: an RSA key of %d bits; only RSA-%d is imported", path,
+                     EVP_PKEY_get_bits(pkey), IMPORT_RSA_BITS);
+        return EXIT_FAIL;
+    }
+    ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) && BN_get_word(e) == IMPORT_RSA_E;
+    BN_free(e);
+    if (!ok) {
+        ceremony_err("%s: the RSA public exponent is not 65537", path);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* Reads, parses and checks the key file: |k| gets the key's DER and public
+ * half. Every host copy of the key but k->der is wiped before return. */
+static int
+import_key_read(const char *path, hsm_key_kind kind, struct import_key *k)
+{
+    uint8_t *buf = malloc(KEY_FILE_MAX), *pem_der = NULL;
+    const char *pem_name = NULL; /* NULL: a DER file */
+    const uint8_t *der = NULL;
+    size_t n = 0, der_len = 0, pem_der_len = 0;
+    EVP_PKEY *pkey = NULL;
+    int spki_len, rc = EXIT_FAIL;
+
+    if (buf == NULL || read_key_file(path, buf, &n) != EXIT_OK)
+        goto out;
+    if (n >= 10 && memcmp(buf, "-----BEGIN", 10) == 0) {
+        if (read_key_pem(path, buf, n, &pem_name, &pem_der, &pem_der_len) != EXIT_OK)
+            goto out;
+        der = pem_der;
+        der_len = pem_der_len;
+    } else if (n > HSM_PRIVKEY_DER_MAX) {
+        ceremony_err("%s: larger than %d bytes: not a DER private key", path, HSM_PRIVKEY_DER_MAX);
+        goto out;
+    } else {
+        der = buf;
+        der_len = n;
+    }
+    if ((pkey = parse_key_der(path, der, der_len, pem_name, kind, &k->format)) == NULL ||
+        key_fits_kind(path, pkey, kind) != EXIT_OK)
+        goto out;
+    /* The public half as the HSM will give it (an EC point uncompressed). */
+    if ((kind == HSM_KIND_EC_DERIVE &&
+         EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                        "uncompressed") != 1) ||
+        (spki_len = i2d_PUBKEY(pkey, &k->spki)) <= 0 || (k->der = malloc(der_len)) == NULL) {
+        ceremony_err("%s: cannot encode the key's public half", path);
+        goto out;
+    }
+    k->spki_len = (size_t)spki_len;
+    memcpy(k->der, der, der_len);
+    k->der_len = der_len;
+    rc = EXIT_OK;
+out:
+    if (rc != EXIT_OK)
+        import_key_free(k);
+    ERR_clear_error();
+    EVP_PKEY_free(pkey); /* frees the private key with BN_clear_free */
+    if (pem_der != NULL)
+        OPENSSL_clear_free(pem_der, pem_der_len);
+    if (buf != NULL)
+        OPENSSL_clear_free(buf, KEY_FILE_MAX);
+    return rc;
+}
+
+/* The certificate given with --cert, checked before anything is made. */
+struct import_cert {
+    uint8_t *der;
+    size_t der_len;
+    X509 *x;
+    uint8_t mid[WALLET_MERCHANT_ID_LEN];
+    int has_mid; /* an Apple Pay Payment Processing certificate */
+};
+
+static void
+import_cert_free(struct import_cert *c)
+{
+    X509_free(c->x);
+    free(c->der);
+}
+
+/* One certificate (read_cert_file's rules), with a well-formed merchant id
+ * if it has one, for exactly the key in the key file. */
+static int
+import_cert_read(const char *path, const char *key_path, const struct import_key *k,
+                 struct import_cert *c)
+{
+    unsigned char *spki = NULL;
+    size_t spki_len = 0;
+    int r, rc;
+
+    if ((rc = read_cert_file(path, &c->der, &c->der_len)) != EXIT_OK)
+        return rc;
+    rc = EXIT_FAIL;
+    if ((c->x = cert_parse(c->der, c->der_len)) == NULL ||
+        cert_spki(c->x, &spki, &spki_len) != EXIT_OK) {
+        ceremony_err("%s: not an X.509 certificate", path);
+        goto out;
+    }
+    r = wallet_cert_merchant_id(c->mid, c->der, c->der_len);
+    if (r != WALLET_OK && r != WALLET_ERR_ABSENT) {
+        ceremony_err("%s: malformed merchant id extension", path);
+        goto out;
+    }
+    c->has_mid = r == WALLET_OK;
+    rc = check_cert_spki("the key in", key_path, k->spki, k->spki_len, spki, spki_len);
+out:
+    OPENSSL_free(spki);
+    return rc;
+}
+
+/* An imported key must pass the review every key passes (`keys`): only its
+ * origin (never "always sensitive") differs from a generated key's, and
+ * ceremony_key_unsafe names that without counting it. */
+static int
+imported_key_ok(const hsm_key_info *i, hsm_key_kind kind)
+{
+    return i->kind == kind && i->local == 0 && ceremony_key_unsafe(i, false) == 0;
+}
+
+/* The key the HSM now holds is the key of the file, with the attributes of
+ * its kind; then its certificate. Any failure here is undone by the caller. */
+static int
+import_finish(hsm_session *s, hsm_key *key, hsm_key_kind kind, const struct import_key *k,
+              const struct import_cert *c)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    hsm_key_info info;
+    int r;
+
+    if ((r = hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len)) != HSM_OK ||
+        (r = hsm_key_info_get(s, key, &info)) != HSM_OK)
+        return ceremony_report(hsm_key_label(key), r);
+    if (spki_len != k->spki_len || CRYPTO_memcmp(spki, k->spki, spki_len) != 0) {
+        ceremony_err("%s: the HSM's public key differs from the key file's", hsm_key_label(key));
+        return EXIT_FAIL;
+    }
+    if (!imported_key_ok(&info, kind)) {
+        ceremony_err("%s: the imported key has attributes an officer must not accept",
+                     hsm_key_label(key));
+        return EXIT_UNSAFE;
+    }
+    if (c->der != NULL && (r = hsm_key_cert_store(s, key, c->der, c->der_len)) != HSM_OK)
+        return ceremony_report("certificate", r);
+    return EXIT_OK;
+}
+
+/* Takes an import back after a later step failed: all or nothing. */
+static void
+import_undo(hsm_session *s, hsm_key *key)
+{
+    int r = hsm_key_import_undo(s, key);
+
+    if (r == HSM_OK) {
+        ceremony_err("key %s removed from the HSM again: nothing stored", hsm_key_label(key));
+        return;
+    }
+    (void)ceremony_report("removing the key again", r);
+    ceremony_err("key %s is in the HSM although the ceremony failed: remove it with the token's "
+                 "own tool before anything uses it, and record it", hsm_key_label(key));
+}
+
+/* What the officers record: the key as `keys` shows it, its public key, the
+ * certificate, and the file they must now destroy. */
+static int
+import_print(hsm_session *s, hsm_key *key, const struct ceremony_opts *o, const char *role,
+             const struct import_key *k, const struct import_cert *c)
+{
+    int rc;
+
+    printf("imported into the HSM from %s (%s):\n\n", o->in, k->format);
+    if ((rc = ceremony_print_key(s, key, role)) != EXIT_OK)
+        return rc;
+    print_spki_hash(k->spki, k->spki_len, c->has_mid);
+    printf("    public key (SPKI, base64): ");
+    print_b64(k->spki, k->spki_len);
+    printf("\n");
+    if (c->der != NULL) {
+        printf("\nstored in the HSM: certificate for key %s\n\n", o->label);
+        print_name("subject", X509_get_subject_name(c->x));
+        print_name("issuer", X509_get_issuer_name(c->x));
+        print_validity(c->x);
+        print_fingerprint(c->der, c->der_len);
+        if (c->has_mid) {
+            printf("    merchant id    ");
+            ceremony_print_hex(c->mid, sizeof(c->mid));
+            printf("  (SHA-256 of the merchant identifier)\n");
+        }
+    }
+    printf("\nThe key file %s still holds this private key in clear: this tool does not\n"
+           "delete it. Destroy it now, with every copy (backups, the previous processor's),\n"
+           "as your procedure says, and record how with this transcript.\n",
+           o->in);
+    return EXIT_OK;
+}
+
+int
+cmd_wallet_import(hsm_session *s, const struct ceremony_opts *o)
+{
+    struct import_key k = { 0 };
+    struct import_cert c = { 0 };
+    size_t ki;
+    hsm_key *key = NULL;
+    int r, rc;
+
+    if (o->label == NULL || o->kind == NULL || o->in == NULL) {
+        ceremony_err("wallet-import needs --label L, --kind ec|rsa|rsa-decrypt and --in KEYFILE");
+        return EXIT_USAGE;
+    }
+    for (ki = 0; ki < sizeof(import_kinds) / sizeof(import_kinds[0]); ki++)
+        if (strcmp(o->kind, import_kinds[ki].name) == 0)
+            break;
+    if (ki == sizeof(import_kinds) / sizeof(import_kinds[0])) {
+        ceremony_err("--kind is ec, rsa or rsa-decrypt");
+        return EXIT_USAGE;
+    }
+    /* Everything is checked before anything is made: the label, the key
+     * file, the certificate against the key. */
+    if ((r = hsm_label_check_free(s, o->label)) != HSM_OK)
+        return ceremony_report(o->label, r);
+    if ((rc = import_key_read(o->in, import_kinds[ki].kind, &k)) != EXIT_OK ||
+        (o->cert != NULL && (rc = import_cert_read(o->cert, o->in, &k, &c)) != EXIT_OK))
+        goto out;
+    if (import_kinds[ki].kind == HSM_KIND_EC_DERIVE)
+        r = hsm_ec_private_import(s, o->label, k.der, k.der_len, &key);
+    else
+        r = hsm_rsa_private_import(s, import_kinds[ki].kind, o->label, k.der, k.der_len, &key);
+    import_key_wipe(&k); /* in the HSM now, or refused: the host copy goes */
+    if (r != HSM_OK) {
+        key = NULL;
+        rc = ceremony_report(o->label, r);
+        goto out;
+    }
+    if ((rc = import_finish(s, key, import_kinds[ki].kind, &k, &c)) != EXIT_OK) {
+        import_undo(s, key);
+        goto out;
+    }
+    rc = import_print(s, key, o, import_kinds[ki].role, &k, &c);
+out:
+    import_key_free(&k);
+    import_cert_free(&c);
+    return rc;
 }
