@@ -25,10 +25,26 @@ all_digits(const char *s)
     return true;
 }
 
+/* The clear header's values in range: what encode writes and decode takes. */
+static bool
+header_ok(const struct card_record *r)
+{
+    return r->kind >= 1 && r->kind <= API_ENUM_MAX(CARD_KIND) &&
+           (r->flags & ~(RECORD_F_ACTIVE | RECORD_F_NEED_CVC | RECORD_F_CONSENT)) == 0 &&
+           r->verification >= 1 && r->verification <= API_ENUM_MAX(VERIFICATION) &&
+           r->brand >= 1 && r->brand <= API_ENUM_MAX(BRAND) && r->exp_month >= 1 &&
+           r->exp_month <= 12 && r->exp_year >= 2000 && r->exp_year <= 2099 &&
+           r->created_at <= API_TIME_MAX && r->expires_at <= API_TIME_MAX;
+}
+
 int
 record_encode(struct api_writer *w, const struct card_record *r)
 {
     int e = 0;
+
+    /* A record decode would refuse is never written: it could not be read back. */
+    if (!header_ok(r))
+        return -API_STATUS_INTERNAL;
 
     e = e ? e : api_writer_put_u8(w, RECORD_VERSION);
     e = e ? e : api_writer_put_u8(w, r->kind);
@@ -70,12 +86,7 @@ record_decode(struct card_record *out, const uint8_t *data, size_t len)
         api_reader_get_u64(&rd, &out->created_at) != 0 ||
         api_reader_get_u64(&rd, &out->expires_at) != 0)
         goto out;
-    if (out->kind < 1 || out->kind > API_ENUM_MAX(CARD_KIND) ||
-        (out->flags & ~(RECORD_F_ACTIVE | RECORD_F_NEED_CVC | RECORD_F_CONSENT)) != 0 ||
-        out->verification < 1 || out->verification > API_ENUM_MAX(VERIFICATION) ||
-        out->brand < 1 || out->brand > API_ENUM_MAX(BRAND) || out->exp_month < 1 ||
-        out->exp_month > 12 || out->exp_year < 2000 || out->exp_year > 2099 ||
-        out->created_at > API_TIME_MAX || out->expires_at > API_TIME_MAX)
+    if (!header_ok(out))
         goto out;
     if (api_reader_get_str8(&rd, out->bin, sizeof(out->bin), 6, API_BIN_MAX) != 0 ||
         !all_digits(out->bin) ||

@@ -258,6 +258,42 @@ test_fresh_iv(void **state)
     assert_memory_not_equal(a.ct, b.ct, a.ct_len);
 }
 
+/* What decode would refuse is not written either: a record that could not
+ * be read back (a header value out of range) is an internal error. */
+static void
+test_encode_refuses(void **state)
+{
+    struct card_record r;
+    struct card_secret sec;
+    struct api_writer w;
+    static const struct {
+        size_t off, size;
+        uint32_t bad;
+    } cases[] = {
+        { offsetof(struct card_record, kind), 1, 0 },
+        { offsetof(struct card_record, kind), 1, 3 },
+        { offsetof(struct card_record, flags), 1, 0x80 },
+        { offsetof(struct card_record, verification), 1, 0 },
+        { offsetof(struct card_record, brand), 1, 0 },
+        { offsetof(struct card_record, exp_month), 1, 13 },
+        { offsetof(struct card_record, exp_year), 2, 1999 },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sample(&r, &sec);
+        assert_int_equal(record_seal(s, dek1, 1, TOKEN_A, &r, &sec), 0);
+        if (cases[i].size == 1)
+            *((uint8_t *)&r + cases[i].off) = (uint8_t)cases[i].bad;
+        else
+            *(uint16_t *)((uint8_t *)&r + cases[i].off) = (uint16_t)cases[i].bad;
+        api_writer_init(&w, RECORD_MAX);
+        assert_int_equal(record_encode(&w, &r), -API_STATUS_INTERNAL);
+        api_writer_cleanup(&w);
+    }
+    record_secret_wipe(&sec);
+}
+
 int
 main(void)
 {
@@ -265,6 +301,7 @@ main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_max_record_fits),
         cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_moved_or_altered_fails),
         cmocka_unit_test(test_fresh_iv),
     };
