@@ -287,7 +287,8 @@ keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_au
         return vault_hsm_status(e);
     }
     if ((e = hsm_key_find_latest(hs, KEYS_KEK_BASE, &out->kek, &kek_version)) != 0 ||
-        (e = hsm_key_find(hs, KEYS_AUDIT_LABEL, &out->aud)) != 0) {
+        (e = hsm_key_find(hs, KEYS_AUDIT_LABEL, &out->aud)) != 0 ||
+        (e = hsm_key_find(hs, KEYS_SESSION_MAC_LABEL, &out->smk)) != 0) {
         snprintf(err, err_len,
                  "the vault keys are not all in the token: %s (%s); run tokenvault-ceremony init",
                  hsm_strerror(e), hsm_last_detail());

@@ -26,6 +26,8 @@
 #define KEYS_DEK_BASE "vault-dek"
 #define KEYS_FPK_LABEL "vault-fingerprint"
 #define KEYS_AUDIT_LABEL "vault-audit-sign"
+/* HMAC-SHA256: sale-session signatures and QR payment-request tokens. */
+#define KEYS_SESSION_MAC_LABEL "vault-session-mac"
 /* DEK versions the service keeps loaded (current and retired ones that
  * records may still name). */
 #define KEYS_DEK_MAX 64u
@@ -40,6 +42,7 @@ struct vault_keys {
     hsm_key *fpk_prev; /* the one before, while the index is being rebuilt; else NULL */
     uint32_t fpk_version;
     hsm_key *aud;
+    hsm_key *smk;      /* vault-session-mac */
     hsm_key *dek[KEYS_DEK_MAX + 1]; /* by version; NULL when absent */
     uint32_t dek_current;
     char appliance_id[KEYS_APPLIANCE_ID_LEN + 1];

@@ -31,6 +31,10 @@ static const struct {
     [STORE_DB_AUDIT] = {"audit", 0},
     [STORE_DB_REPLAY] = {"replay", 0},
     [STORE_DB_EXPIRY] = {"expiry", 0},
+    [STORE_DB_SESSIONS] = {"sessions", 0},
+    [STORE_DB_MAPPINGS] = {"mappings", 0},
+    [STORE_DB_MANDATES] = {"mandates", 0},
+    [STORE_DB_QR] = {"qr", 0},
 };
 
 /* Named databases LMDB must make room for: today's and those later issues
