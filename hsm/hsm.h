@@ -372,6 +372,14 @@ HSM_WUR int hsm_hkdf_sha256(hsm_session *s, hsm_obj z, const uint8_t *salt, size
                             const uint8_t *ikm_prefix, size_t prefix_len, const uint8_t *info,
                             size_t info_len, uint8_t *out, size_t out_len);
 
+/* hsm_ec_p256_spki_point takes the point out of a P-256 SubjectPublicKeyInfo
+ * in its one canonical form (named curve, uncompressed point, 91 bytes) and
+ * checks it is on the curve. HSM_ERR_INPUT for anything else (a caller that
+ * must take other encodings falls back to OpenSSL's decoder). Pure: no
+ * token. */
+HSM_WUR int hsm_ec_p256_spki_point(const uint8_t *spki, size_t len,
+                                   uint8_t point[HSM_EC_P256_POINT_LEN]);
+
 /* hsm_ec_public_import parses a DER SubjectPublicKeyInfo (P-256 or P-384) on the
  * host with OpenSSL, checks the point is on the curve, and creates a public
  * key session object for ECDSA verification. HSM_ERR_INPUT on bad DER, wrong

@@ -166,6 +166,9 @@ bool hsm__kind_is_ec(hsm_key_kind kind);
 int hsm__probe(struct hsm *h, hsm_session *s);
 
 /* pubkey.c: curve OIDs (DER) for templates, and public-key helpers. */
+/* hsm__p256_point_check: |point| is an uncompressed P-256 point on the
+ * curve (not infinity). HSM_OK or HSM_ERR_INPUT; no detail is set. */
+int hsm__p256_point_check(const uint8_t *point, size_t len);
 extern const uint8_t hsm__p256_oid[10];
 extern const uint8_t hsm__p384_oid[7];
 struct evp_pkey_st;

@@ -42,7 +42,6 @@ hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point
         BOOL_ATTR(CKA_UNWRAP, 0), BOOL_ATTR(CKA_SIGN, 0), BOOL_ATTR(CKA_VERIFY, 0),
         BOOL_ATTR(CKA_DERIVE, 0),
     };
-    EVP_PKEY *checked = NULL;
     CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, z = CK_INVALID_HANDLE;
     CK_RV rv;
     int r;
@@ -53,10 +52,8 @@ hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point
         return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not an ECDH key", key->label);
     /* Tokens differ on off-curve points (SoftHSM: CKR_GENERAL_ERROR); check
      * on the host so every token refuses them the same way. */
-    if (point_len != HSM_EC_P256_POINT_LEN ||
-        hsm__ec_pkey_from_point("prime256v1", point, point_len, &checked) != HSM_OK)
+    if (hsm__p256_point_check(point, point_len) != HSM_OK)
         return hsm__fail(HSM_ERR_INPUT, "peer key is not a valid uncompressed P-256 point");
-    EVP_PKEY_free(checked);
     if ((r = hsm__key_handle(s, key, &k)) != HSM_OK)
         return r;
     memset(&p, 0, sizeof(p));

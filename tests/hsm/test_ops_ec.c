@@ -238,6 +238,68 @@ test_ecdh_hostile_points(void **state)
     hsm_session_release(s);
 }
 
+/* The canonical P-256 SubjectPublicKeyInfo (named curve, uncompressed
+ * point) gives its point; every other shape and every bad point is refused,
+ * and a compressed key (valid, but not the canonical form) is left to the
+ * generic decoder, which still imports it. */
+static void
+test_p256_spki_point(void **state)
+{
+    hsm_session *s = NULL;
+    hsm_key *key = NULL;
+    hsm_obj pub = HSM_OBJ_NONE;
+    uint8_t spki[HSM_SPKI_MAX], point[HSM_EC_P256_POINT_LEN], want[80];
+    size_t spki_len = 0, want_len = 0;
+    (void)state;
+
+    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_int_equal(hsm_key_generate(s, HSM_KIND_EC_DERIVE, "spki-point", &key), HSM_OK);
+    assert_int_equal(hsm_key_public_spki(s, key, spki, sizeof(spki), &spki_len), HSM_OK);
+    assert_int_equal(spki_len, 91);
+    spki_point(spki, spki_len, want, sizeof(want), &want_len);
+    assert_int_equal(hsm_ec_p256_spki_point(spki, spki_len, point), HSM_OK);
+    assert_memory_equal(point, want, HSM_EC_P256_POINT_LEN);
+    /* Length, prefix (each byte), point off the curve, point of zeros. */
+    assert_int_equal(hsm_ec_p256_spki_point(spki, spki_len - 1, point), HSM_ERR_INPUT);
+    assert_int_equal(hsm_ec_p256_spki_point(spki, spki_len + 1, point), HSM_ERR_INPUT);
+    for (size_t i = 0; i < 27; i++) {
+        spki[i] ^= 0x01;
+        assert_int_equal(hsm_ec_p256_spki_point(spki, spki_len, point), HSM_ERR_INPUT);
+        spki[i] ^= 0x01;
+    }
+    spki[90] ^= 0x01;
+    assert_int_equal(hsm_ec_p256_spki_point(spki, spki_len, point), HSM_ERR_INPUT);
+    assert_int_equal(hsm_ec_public_import(s, spki, spki_len, &pub), HSM_ERR_INPUT);
+    spki[90] ^= 0x01;
+    {
+        uint8_t zero[91];
+
+        memcpy(zero, spki, 27);
+        memset(zero + 27, 0, 64);
+        assert_int_equal(hsm_ec_p256_spki_point(zero, sizeof(zero), point), HSM_ERR_INPUT);
+    }
+    /* A compressed P-256 key: not canonical here, imported by the generic path. */
+    {
+        EVP_PKEY *k = EVP_EC_gen("prime256v1");
+        unsigned char *der = NULL;
+        int der_len;
+
+        assert_non_null(k);
+        assert_int_equal(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                                        "compressed"),
+                         1);
+        der_len = i2d_PUBKEY(k, &der);
+        assert_true(der_len > 0 && der_len < 91);
+        assert_int_equal(hsm_ec_p256_spki_point(der, (size_t)der_len, point), HSM_ERR_INPUT);
+        assert_int_equal(hsm_ec_public_import(s, der, (size_t)der_len, &pub), HSM_OK);
+        hsm_obj_destroy(s, pub);
+        OPENSSL_free(der);
+        EVP_PKEY_free(k);
+    }
+    assert_int_equal(hsm_ec_p256_spki_point(NULL, 91, point), HSM_ERR_INVALID_ARG);
+    hsm_session_release(s);
+}
+
 static void
 test_ecdsa_sign_verify(void **state)
 {
@@ -358,6 +420,7 @@ main(void)
         cmocka_unit_test(test_google_hkdf_ecv1),
         cmocka_unit_test(test_google_hkdf_ecv2),
         cmocka_unit_test(test_ecdh_hostile_points),
+        cmocka_unit_test(test_p256_spki_point),
         cmocka_unit_test(test_ecdsa_sign_verify),
         cmocka_unit_test(test_private_import_hostile),
     };

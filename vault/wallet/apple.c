@@ -837,11 +837,16 @@ static int
 ephemeral_point(const struct wallet_apple_packet *p, uint8_t point[HSM_EC_P256_POINT_LEN])
 {
     const unsigned char *q = p->key_field;
-    EVP_PKEY *k = d2i_PUBKEY(NULL, &q, (long)p->key_field_len);
+    EVP_PKEY *k;
     char group[32];
     size_t n = 0;
     int r = WALLET_ERR_FORMAT;
 
+    /* Apple's form (named curve, uncompressed point) without OpenSSL's
+     * generic decoder; anything else still goes through it. */
+    if (hsm_ec_p256_spki_point(p->key_field, p->key_field_len, point) == HSM_OK)
+        return WALLET_OK;
+    k = d2i_PUBKEY(NULL, &q, (long)p->key_field_len);
     if (k != NULL && q == p->key_field + p->key_field_len &&
         EVP_PKEY_get_base_id(k) == EVP_PKEY_EC &&
         EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL) &&
