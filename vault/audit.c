@@ -21,27 +21,11 @@
 
 #include "api/reader.h"
 #include "api/writer.h"
+#include "vault/be64.h"
 #include "vault/log.h"
 
 #define META_CHECKPOINT "audit.checkpoint"
 #define SEQ_LEN 8u
-
-static void
-put_be64(uint8_t out[SEQ_LEN], uint64_t v)
-{
-    for (unsigned i = 0; i < SEQ_LEN; i++)
-        out[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t
-get_be64(const uint8_t in[SEQ_LEN])
-{
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < SEQ_LEN; i++)
-        v = v << 8 | in[i];
-    return v;
-}
 
 uint64_t
 audit_now_ms(void)
@@ -77,7 +61,7 @@ chain_head(struct store_txn *t, uint64_t *out_next, uint8_t out_hash[AUDIT_HASH_
     }
     if (r != 0 || k.mv_size != SEQ_LEN)
         return r != 0 ? r : -API_STATUS_INTERNAL;
-    *out_next = get_be64(k.mv_data) + 1;
+    *out_next = vault_get_be64(k.mv_data) + 1;
     if (EVP_Digest(v.mv_data, v.mv_size, out_hash, NULL, EVP_sha256(), NULL) != 1)
         return -API_STATUS_INTERNAL;
     return 0;
@@ -101,7 +85,7 @@ store_entry(struct store_txn *t, uint64_t seq, const struct api_writer *w)
 {
     uint8_t key[SEQ_LEN];
 
-    put_be64(key, seq);
+    vault_put_be64(key, seq);
     return store_put(t, STORE_DB_AUDIT, key, sizeof(key), api_writer_data(w), api_writer_len(w),
                      STORE_PUT_NEW);
 }
@@ -135,7 +119,7 @@ append_checkpoint(const struct vault_audit *a, struct store_txn *t)
     e = api_writer_put_u16(&w, (uint16_t)sig_len);
     e = e ? e : api_writer_put_bytes(&w, sig, sig_len);
     e = e ? e : store_entry(t, seq, &w);
-    put_be64(key, seq);
+    vault_put_be64(key, seq);
     e = e ? e : store_put(t, STORE_DB_META, META_CHECKPOINT, sizeof(META_CHECKPOINT) - 1, key,
                           sizeof(key), 0);
 out:
@@ -156,7 +140,7 @@ last_checkpoint(struct store_txn *t, uint64_t *out)
     }
     if (r != 0 || v.mv_size != SEQ_LEN)
         return r != 0 ? r : -API_STATUS_INTERNAL;
-    *out = get_be64(v.mv_data);
+    *out = vault_get_be64(v.mv_data);
     return 0;
 }
 
@@ -290,7 +274,7 @@ verify_one(void *arg, const MDB_val *key, const MDB_val *val)
         c->bad_seq = c->expect_seq;
         return 1;
     }
-    if (get_be64(key->mv_data) != c->expect_seq || e.seq != c->expect_seq ||
+    if (vault_get_be64(key->mv_data) != c->expect_seq || e.seq != c->expect_seq ||
         CRYPTO_memcmp(e.prev_hash, c->prev, AUDIT_HASH_LEN) != 0)
         goto bad;
     if (e.type == AUDIT_CHECKPOINT && c->pub != NULL) {

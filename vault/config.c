@@ -42,6 +42,19 @@
  * an hour covers the authorization and its retries, and a capture by token
  * later uses the card on file, not the DPAN record. */
 #define DEFAULT_DPAN_LIFETIME_SECONDS 3600u
+/* QR payment requests: the protocol's own bound unless the operator sets a
+ * shorter one; kept a week after they expire, so QR_STATUS still answers for
+ * an order (and a paid order cannot be issued again) while a merchant
+ * settles and reconciles. The audit log keeps them for good. */
+#define DEFAULT_QR_MAX_LIFETIME_SECONDS API_LIFETIME_MAX
+#define DEFAULT_QR_RETENTION_SECONDS 604800u
+#define QR_RETENTION_SECONDS_MAX 31536000u
+/* A mobile sale is initiated and checked within minutes (seed 002: the app
+ * goes straight from initiate sale to perform sale); a quarter of an hour
+ * covers a slow payer, and an hour is the most a session may be asked to
+ * live unless the operator allows more (up to API_LIFETIME_MAX). */
+#define DEFAULT_SESSION_LIFETIME_SECONDS 900u
+#define DEFAULT_SESSION_MAX_LIFETIME_SECONDS 3600u
 
 enum kind {
     K_STR,      /* non-empty text */
@@ -100,6 +113,14 @@ static const struct key_def keys[] = {
     {"wallet", "samsung_max_age_seconds", K_UINT, F(samsung_max_age_seconds), 60, 86400, NULL,
      false},
     {"wallet", "dpan_lifetime_seconds", K_UINT, F(dpan_lifetime_seconds), 1, 2592000, NULL, false},
+    {"qr", "max_lifetime_seconds", K_UINT, F(qr_max_lifetime_seconds), 1, API_LIFETIME_MAX, NULL,
+     false},
+    {"qr", "retention_seconds", K_UINT, F(qr_retention_seconds), 0, QR_RETENTION_SECONDS_MAX, NULL,
+     false},
+    {"sessions", "default_lifetime_seconds", K_UINT, F(session_lifetime_seconds), 1,
+     API_LIFETIME_MAX, NULL, false},
+    {"sessions", "max_lifetime_seconds", K_UINT, F(session_max_lifetime_seconds), 1,
+     API_LIFETIME_MAX, NULL, false},
     {"metrics", "textfile", K_PATH, F(metrics_textfile), 0, 0, NULL, false},
     {"metrics", "interval_seconds", K_UINT, F(metrics_interval_seconds), 1, 3600, NULL, false},
 };
@@ -119,7 +140,7 @@ struct load {
 
 static const char *const global_sections[] = {"service", "tls",     "hsm",
                                               "store",   "audit",   "metrics",
-                                              "wallet"};
+                                              "wallet",  "qr",      "sessions"};
 
 static int set_err(struct load *l, const char *section, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -644,8 +665,8 @@ open_section(struct load *l, const char *section)
             return 1;
     }
     return set_err(l, section, NULL,
-                   "unknown section (service, tls, hsm, store, audit, metrics, wallet, client "
-                   "NAME, merchant ID)");
+                   "unknown section (service, tls, hsm, store, audit, metrics, wallet, qr, sessions, "
+                   "client NAME, merchant ID)");
 }
 
 static int
@@ -729,6 +750,10 @@ check_all(struct load *l)
     } else if (c->share_set[0] != '\0') {
         return set_err(l, "hsm", "share_set", "used only with pin_source = sealed; remove it");
     }
+    if (c->session_lifetime_seconds > c->session_max_lifetime_seconds)
+        return set_err(l, "sessions", "default_lifetime_seconds",
+                       "%u is longer than max_lifetime_seconds (%u)", c->session_lifetime_seconds,
+                       c->session_max_lifetime_seconds);
     if (c->num_clients == 0)
         return set_err(l, "client", NULL, "no [client NAME] section: nobody could connect");
     for (size_t i = 0; i < c->num_clients; i++)
@@ -931,6 +956,10 @@ vault_config_load(struct vault_config **out, const char *path, char *err, size_t
     c->apple_signing_window_seconds = DEFAULT_APPLE_WINDOW_SECONDS;
     c->samsung_max_age_seconds = DEFAULT_SAMSUNG_MAX_AGE_SECONDS;
     c->dpan_lifetime_seconds = DEFAULT_DPAN_LIFETIME_SECONDS;
+    c->qr_max_lifetime_seconds = DEFAULT_QR_MAX_LIFETIME_SECONDS;
+    c->qr_retention_seconds = DEFAULT_QR_RETENTION_SECONDS;
+    c->session_lifetime_seconds = DEFAULT_SESSION_LIFETIME_SECONDS;
+    c->session_max_lifetime_seconds = DEFAULT_SESSION_MAX_LIFETIME_SECONDS;
     memset(&l, 0, sizeof(l));
     l.c = c;
     l.err = reason;

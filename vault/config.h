@@ -137,6 +137,14 @@ struct vault_config {
     unsigned samsung_max_age_seconds;      /* a Samsung packet's utc within this of now */
     unsigned dpan_lifetime_seconds;        /* a device PAN's token lives this long */
 
+    /* [sessions] (mobile sale, seed 002) */
+    unsigned session_lifetime_seconds;     /* a session's life when SESSION_INIT names none */
+    unsigned session_max_lifetime_seconds; /* the longest a SESSION_INIT may ask for */
+
+    /* [qr] */
+    unsigned qr_max_lifetime_seconds; /* longest QR_ISSUE lifetime accepted */
+    unsigned qr_retention_seconds;    /* a QR request is swept this long after it expires */
+
     /* [metrics] */
     char metrics_textfile[PATH_MAX]; /* "" = no metrics file */
     unsigned metrics_interval_seconds;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vault/be64.h"
 #include "vault/log.h"
 
 #define META_DEK_CURRENT "dek.current"
@@ -326,23 +327,6 @@ out:
 /* meta "dek.v<N>.usage" = u64 records sealed | u64 created (unix ms). */
 #define USAGE_LEN 16u
 
-static void
-be64_put(uint8_t *out, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (uint8_t)v;
-}
-
-static uint64_t
-be64_get(const uint8_t *in)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | in[i];
-    return v;
-}
-
 int
 keys_dek_usage_add(struct store_txn *t, uint32_t version, uint64_t delta, uint64_t now_ms,
                    uint64_t *out_sealed, uint64_t *out_created_ms)
@@ -356,15 +340,15 @@ keys_dek_usage_add(struct store_txn *t, uint32_t version, uint64_t delta, uint64
     snprintf(name, sizeof(name), "dek.v%u.usage", version);
     r = store_get(t, STORE_DB_META, name, strlen(name), &v);
     if (r == 0 && v.mv_size == USAGE_LEN) {
-        sealed = be64_get(v.mv_data);
-        created = be64_get((const uint8_t *)v.mv_data + 8);
+        sealed = vault_get_be64(v.mv_data);
+        created = vault_get_be64((const uint8_t *)v.mv_data + 8);
     } else if (r != 0 && r != -API_STATUS_NOT_FOUND) {
         return r;
     }
     /* A store from before usage was kept: its DEK is counted from now. */
     sealed = delta > UINT64_MAX - sealed ? UINT64_MAX : sealed + delta;
-    be64_put(val, sealed);
-    be64_put(val + 8, created);
+    vault_put_be64(val, sealed);
+    vault_put_be64(val + 8, created);
     if ((r = store_put(t, STORE_DB_META, name, strlen(name), val, sizeof(val), 0)) != 0)
         return r;
     *out_sealed = sealed;

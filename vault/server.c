@@ -273,6 +273,39 @@ vault_request_error(struct vault_request *pub, unsigned status, uint16_t tag, co
     req_complete(r);
 }
 
+void
+vault_request_error_rule(struct vault_request *pub, unsigned status, uint16_t tag, const char *rule,
+                         const char *message)
+{
+    struct req *r = (struct req *)pub;
+    struct api_header h = {API_VERSION, API_FLAG_RESPONSE, pub->frame.hdr.opcode, (uint16_t)status,
+                           pub->frame.hdr.request_id};
+    struct api_error_resp e;
+
+    if (status == API_STATUS_OK || api_status_name(status) == NULL || rule == NULL ||
+        strlen(rule) > API_RULE_MAX) {
+        vault_request_error(pub, status, tag, message, 0);
+        return;
+    }
+    if ((message == NULL || message[0] == '\0') &&
+        (message = api_status_description(status)) == NULL)
+        message = "error";
+    memset(&e, 0, sizeof(e));
+    memcpy(e.message, message, strnlen(message, API_MESSAGE_MAX));
+    e.has_error_tag = tag != 0;
+    e.error_tag = tag;
+    e.has_rule = true;
+    memcpy(e.rule, rule, strlen(rule));
+    /* The encoder checks the rule as the decoder would; a frame it refuses
+     * is rolled back, and the answer goes out without the rule. */
+    if (api_frame_write(&r->out, &h, api_schema_error(), &e, NULL) != 0) {
+        vault_request_error(pub, status, tag, message, 0);
+        return;
+    }
+    r->status = status;
+    req_complete(r);
+}
+
 /* ---- connections: lifetime -------------------------------------------------------- */
 
 static void

@@ -134,4 +134,11 @@ void vault_request_reply(struct vault_request *req, const void *msg);
 void vault_request_error(struct vault_request *req, unsigned status, uint16_t tag,
                          const char *message, uint32_t retry_after_ms);
 
+/* vault_request_error_rule: vault_request_error (no retryAfterMs) with the
+ * RULE field set to |rule|, the mandate rule a LIMIT_EXCEEDED names
+ * (docs/PROTOCOL.md section 8). A rule the codec refuses (empty, too long,
+ * not printable ASCII) is left out. Any thread. */
+void vault_request_error_rule(struct vault_request *req, unsigned status, uint16_t tag,
+                              const char *rule, const char *message);
+
 #endif

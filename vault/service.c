@@ -29,6 +29,18 @@ static const struct {
     {API_OP_CARD_REVEAL, ops_card_reveal},
     {API_OP_KEY_STATUS, ops_key_status},
     {API_OP_WALLET_DECRYPT, ops_wallet_decrypt},
+    {API_OP_MANDATE_CREATE, ops_mandate_create},
+    {API_OP_MANDATE_GET, ops_mandate_get},
+    {API_OP_MANDATE_CANCEL, ops_mandate_cancel},
+    {API_OP_CIT_AUTHORIZE, ops_cit_authorize},
+    {API_OP_MIT_AUTHORIZE, ops_mit_authorize},
+    {API_OP_QR_ISSUE, ops_qr_issue},
+    {API_OP_QR_REDEEM, ops_qr_redeem},
+    {API_OP_QR_STATUS, ops_qr_status},
+    {API_OP_SESSION_INIT, ops_session_init},
+    {API_OP_SESSION_CHECK, ops_session_check},
+    {API_OP_CARD_MAP, ops_card_map},
+    {API_OP_MAP_RESOLVE, ops_map_resolve},
 };
 
 /* HSM sessions beside the workers': the writer's and one for STATUS checks
@@ -127,6 +139,11 @@ vault_service_dispatch(void *ctx, struct vault_request *req)
     }
     m = req->merchant != NULL ? vault_config_merchant(svc->cfg, req->merchant) : NULL;
     j->token_format = m != NULL ? m->token_format : VAULT_TOKEN_OPAQUE;
+    j->roles = req->client_cfg != NULL ? req->client_cfg->roles : 0; /* valid only here */
+    j->qr_max_lifetime_s = svc->cfg->qr_max_lifetime_seconds;
+    j->qr_retention_s = svc->cfg->qr_retention_seconds;
+    if (op->opcode == API_OP_SESSION_INIT)
+        ops_session_configure(j, svc->cfg);
     if (op_job_queue(j) != 0) {
         op_job_free(j);
         vault_request_error(req, API_STATUS_INTERNAL, 0, OP_MSG_INTERNAL, 0);

@@ -53,7 +53,8 @@ enum store_db {
     STORE_DB_EXPIRY,       /* u64 big-endian expiry (ms) | u8 kind | key -> "" (the sweeper's
                             * index: expiring replay entries and device-PAN records) */
     STORE_DB_SESSIONS,     /* nonce -> sale session (ops/sessions.c) */
-    STORE_DB_MAPPINGS,     /* merchant 0x00 clientCardId -> mapping (ops/sessions.c) */
+    STORE_DB_MAPPINGS,     /* merchant 0x00 clientCardId -> mapping, and the reverse index
+                            * 0x00 token 0x00 clientCardId -> "" (ops/sessions.c) */
     STORE_DB_MANDATES,     /* token 0x00 mandate id -> mandate (ops/mandates.c) */
     STORE_DB_QR,           /* request id -> QR payment request (ops/qr.c) */
     STORE_DB_COUNT_,

@@ -103,7 +103,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
              "interval_seconds = 1\n"
              "[client gateway]\n"
              "subject = CN=gateway-test\n"
-             "roles = store, list, wallet\n"
+             "roles = store, list, wallet, session, qr, mandate\n"
              "merchants = m-1, m-pan\n"
              "[client lister]\n"
              "subject = CN=gateway-list\n"

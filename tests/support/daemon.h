@@ -5,7 +5,7 @@
  * process whose log (stderr) goes to a file the tests can scan.
  *
  * The config names these clients (certificates from make_certs.sh):
- *   gateway    CN=gateway-test     store, list, wallet   m-1, m-pan
+ *   gateway    CN=gateway-test     store, list, wallet, session, qr, mandate   m-1, m-pan
  *   lister     CN=gateway-list     list                  m-1
  *   other      CN=gateway-other    store, list, reveal   m-2
  *   settlement CN=settlement-test  reveal, list          *

@@ -480,6 +480,64 @@ test_wallets(void **state)
     expect_error(WALLET_CLIENT "[wallet]\napple_window = 5\n", "[wallet] apple_window: unknown key");
 }
 
+/* The [qr] section: its defaults, its keys, their bounds. */
+static void
+test_qr(void **state)
+{
+    struct vault_config *c = NULL;
+    char err[VAULT_CONFIG_ERR_MAX] = "";
+    (void)state;
+
+    assert_int_equal(load(&c, WALLET_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(c->qr_max_lifetime_seconds, API_LIFETIME_MAX);
+    assert_int_equal(c->qr_retention_seconds, 604800);
+    vault_config_free(c);
+    assert_int_equal(load(&c, WALLET_CLIENT "[qr]\nmax_lifetime_seconds = 900\nretention_seconds = 0\n",
+                          err, sizeof(err)),
+                     0);
+    assert_int_equal(c->qr_max_lifetime_seconds, 900);
+    assert_int_equal(c->qr_retention_seconds, 0);
+    vault_config_free(c);
+    expect_error(WALLET_CLIENT "[qr]\nmax_lifetime_seconds = 0\n", "max_lifetime_seconds");
+    expect_error(WALLET_CLIENT "[qr]\nmax_lifetime_seconds = 2592001\n", "max_lifetime_seconds");
+    expect_error(WALLET_CLIENT "[qr]\nretention_seconds = 31536001\n", "retention_seconds");
+    expect_error(WALLET_CLIENT "[qr]\nlifetime = 5\n", "[qr] lifetime: unknown key");
+}
+
+/* The [sessions] section: defaults, keys, bounds, default within the maximum. */
+static void
+test_sessions(void **state)
+{
+    struct vault_config *c = NULL;
+    char err[VAULT_CONFIG_ERR_MAX] = "";
+    (void)state;
+
+    assert_int_equal(load(&c, WALLET_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(c->session_lifetime_seconds, 900);
+    assert_int_equal(c->session_max_lifetime_seconds, 3600);
+    vault_config_free(c);
+    assert_int_equal(load(&c,
+                          WALLET_CLIENT "[sessions]\ndefault_lifetime_seconds = 60\n"
+                                        "max_lifetime_seconds = 2592000\n",
+                          err, sizeof(err)),
+                     0);
+    assert_int_equal(c->session_lifetime_seconds, 60);
+    assert_int_equal(c->session_max_lifetime_seconds, API_LIFETIME_MAX);
+    vault_config_free(c);
+    /* Equal is allowed; a default past the maximum is not. */
+    assert_int_equal(
+        load(&c, WALLET_CLIENT "[sessions]\ndefault_lifetime_seconds = 3600\n", err, sizeof(err)), 0);
+    vault_config_free(c);
+    expect_error(WALLET_CLIENT "[sessions]\ndefault_lifetime_seconds = 3601\n",
+                 "[sessions] default_lifetime_seconds: 3601 is longer than max_lifetime_seconds (3600)");
+    expect_error(WALLET_CLIENT "[sessions]\nmax_lifetime_seconds = 60\n",
+                 "default_lifetime_seconds: 900 is longer than max_lifetime_seconds (60)");
+    expect_error(WALLET_CLIENT "[sessions]\ndefault_lifetime_seconds = 0\n", "default_lifetime_seconds");
+    expect_error(WALLET_CLIENT "[sessions]\nmax_lifetime_seconds = 2592001\n", "max_lifetime_seconds");
+    expect_error(WALLET_CLIENT "[sessions]\nlifetime = 5\n", "[sessions] lifetime: unknown key");
+    expect_error(WALLET_CLIENT "[session]\n", "[session]: unknown section");
+}
+
 /* The documented example parses: its only complaint on a machine without
  * the service's files is the first file it names. */
 static void
@@ -507,6 +565,8 @@ main(void)
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_sealed_start),
         cmocka_unit_test(test_wallets),
+        cmocka_unit_test(test_qr),
+        cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_example_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

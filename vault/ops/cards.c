@@ -43,6 +43,16 @@ customer_key(uint8_t out[CUSTOMER_KEY_MAX], const char *merchant, const char *cu
     return join_key(out, merchant, customer, strlen(customer));
 }
 
+int
+ops_customer_holds(struct store_txn *t, const char *merchant, const char *customer,
+                   const char *token)
+{
+    uint8_t ck[CUSTOMER_KEY_MAX];
+
+    return store_get_both(t, STORE_DB_CUSTOMERS, ck, customer_key(ck, merchant, customer), token,
+                          strlen(token));
+}
+
 size_t
 ops_fp_key(uint8_t out[FP_KEY_LEN_MAX], const char *merchant, const uint8_t fp[RECORD_FINGERPRINT_LEN])
 {
@@ -61,8 +71,8 @@ ops_card_fingerprint(hsm_session *s, hsm_key *fpk, const char *merchant, const c
     return r == 0 ? 0 : vault_hsm_status(r);
 }
 
-static void
-time_hsm(struct op_job *j, enum metrics_hsm_call call, uint64_t t0)
+void
+ops_time_hsm(struct op_job *j, enum metrics_hsm_call call, uint64_t t0)
 {
     metrics_hsm_call(j->svc->metrics, call, metrics_now_ns() - t0);
 }
@@ -81,14 +91,12 @@ ops_card_fingerprints(struct op_job *j, hsm_session *s, const char *merchant)
     c->has_fp_prev = r == 0 && prev != NULL;
     if (c->has_fp_prev)
         r = ops_card_fingerprint(s, prev, merchant, c->sec.pan, c->fp_prev);
-    time_hsm(j, METRICS_HSM_HMAC, t0);
+    ops_time_hsm(j, METRICS_HSM_HMAC, t0);
     return r;
 }
 
-/* Loads the record of |token| if it belongs to |merchant|. Another
- * merchant's token is NOT_FOUND, so an answer never tells it exists. */
-static int
-card_load(struct store_txn *t, const char *merchant, const char *token, struct card_record *out)
+int
+ops_card_load(struct store_txn *t, const char *merchant, const char *token, struct card_record *out)
 {
     MDB_val v;
     int r;
@@ -129,7 +137,7 @@ ops_card_token(struct op_job *j, hsm_session *s, const char *pan, char out[API_I
 
     e = hsm_random(s, rnd, j->token_format == VAULT_TOKEN_PAN_SHAPED ? sizeof(rnd)
                                                                     : CARDNUM_OPAQUE_RANDOM_LEN);
-    time_hsm(j, METRICS_HSM_RANDOM, t0);
+    ops_time_hsm(j, METRICS_HSM_RANDOM, t0);
     if (e != 0)
         return vault_hsm_status(e);
     e = j->token_format == VAULT_TOKEN_PAN_SHAPED
@@ -148,7 +156,7 @@ ops_card_seal(struct op_job *j, hsm_session *s, const char *token, struct card_r
     uint64_t t0 = metrics_now_ns();
     int r = record_seal(s, keys_dek(k, version), version, token, rec, sec);
 
-    time_hsm(j, METRICS_HSM_GCM_ENCRYPT, t0);
+    ops_time_hsm(j, METRICS_HSM_GCM_ENCRYPT, t0);
     if (r == 0)
         ops_dek_sealed(j->svc);
     return r;
@@ -169,7 +177,7 @@ open_secret(struct op_job *j, hsm_session *s, const char *token, const struct ca
         r = -API_STATUS_INTERNAL;
     } else {
         r = record_open(s, dek, token, rec, out);
-        time_hsm(j, METRICS_HSM_GCM_DECRYPT, t0);
+        ops_time_hsm(j, METRICS_HSM_GCM_DECRYPT, t0);
     }
     if (r == -API_STATUS_INTERNAL && vlog_begin(&l, VAULT_LOG_ERROR, "record_does_not_open")) {
         vlog_str(&l, "merchant", rec->merchant);
@@ -255,7 +263,7 @@ store_known(struct op_job *j, struct store_txn *t, const struct card_filing *f, 
         return -API_STATUS_INTERNAL;
     memcpy(c->found_token, tok->mv_data, tok->mv_size);
     c->found_token[tok->mv_size] = '\0';
-    if ((r = card_load(t, f->merchant, c->found_token, &c->found)) != 0)
+    if ((r = ops_card_load(t, f->merchant, c->found_token, &c->found)) != 0)
         return r == -API_STATUS_NOT_FOUND ? -API_STATUS_INTERNAL : r; /* a dangling index */
     r = store_get_both(t, STORE_DB_CUSTOMERS, ck, ck_len, c->found_token, strlen(c->found_token));
     if (r != 0 && r != -API_STATUS_NOT_FOUND)
@@ -482,7 +490,7 @@ ops_card_get(struct op_job *j)
         op_fail(j, r, 0, NULL);
         return;
     }
-    r = card_load(&t, q->merchant, q->token, &rec);
+    r = ops_card_load(&t, q->merchant, q->token, &rec);
     store_read_end(&t);
     if (r != 0) {
         op_fail(j, r, r == -API_STATUS_NOT_FOUND ? API_TAG_TOKEN : 0, NULL);
@@ -512,7 +520,7 @@ list_one(void *arg, const MDB_val *val)
         return -API_STATUS_INTERNAL;
     memcpy(token, val->mv_data, val->mv_size);
     token[val->mv_size] = '\0';
-    if ((r = card_load(c->t, c->merchant, token, &rec)) != 0)
+    if ((r = ops_card_load(c->t, c->merchant, token, &rec)) != 0)
         return r == -API_STATUS_NOT_FOUND ? -API_STATUS_INTERNAL : r; /* a dangling index */
     it = &c->items[c->n++];
     memcpy(it->token, token, sizeof(it->token));
@@ -570,7 +578,7 @@ update_apply(struct store_write *w, struct store_txn *t)
     struct card_record *rec = &c->found;
     int r;
 
-    if ((r = card_load(t, q->merchant, q->token, rec)) != 0)
+    if ((r = ops_card_load(t, q->merchant, q->token, rec)) != 0)
         return r == -API_STATUS_NOT_FOUND ? refuse(j, API_STATUS_NOT_FOUND, API_TAG_TOKEN, NULL) : r;
     memcpy(c->found_token, q->token, sizeof(c->found_token));
     if (q->has_exp_month) {
@@ -679,10 +687,14 @@ delete_apply(struct store_write *w, struct store_txn *t)
     size_t tlen = strlen(q->token);
     int r;
 
-    /* Mandates (a later issue) will refuse the delete here with CONFLICT
-     * while one on the card is active. */
-    if ((r = card_load(t, q->merchant, q->token, &rec)) != 0)
+    if ((r = ops_card_load(t, q->merchant, q->token, &rec)) != 0)
         return r == -API_STATUS_NOT_FOUND ? refuse(j, API_STATUS_NOT_FOUND, API_TAG_TOKEN, NULL) : r;
+    /* CONFLICT while a mandate on the card is active; the others go with it. */
+    if ((r = ops_mandates_card_delete(j, t, q->token)) != 0)
+        return r;
+    /* The clientCardId mappings that point to the card (ops/sessions.c). */
+    if ((r = ops_mappings_delete_card(t, q->merchant, q->token)) != 0)
+        return r;
     if ((r = store_dup_each(t, STORE_DB_LINKS, q->token, tlen, collect_link, &l)) != 0)
         goto out;
     for (size_t i = 0; i < l.n; i++)
@@ -772,7 +784,7 @@ ops_card_reveal(struct op_job *j)
         op_fail(j, r, 0, NULL);
         return;
     }
-    r = card_load(&t, q->merchant, q->token, &c->found);
+    r = ops_card_load(&t, q->merchant, q->token, &c->found);
     store_read_end(&t);
     if (r == 0) {
         if ((s = op_session(j)) == NULL)

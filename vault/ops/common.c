@@ -105,6 +105,17 @@ op_fail(struct op_job *j, int status, uint16_t tag, const char *message)
     job_unref(j);
 }
 
+void
+op_fail_rule(struct op_job *j, int status, uint16_t tag, const char *rule, const char *message)
+{
+    if (status < 0)
+        status = -status;
+    vault_request_error_rule(j->req, (unsigned)status, tag, rule,
+                             message != NULL ? message : op_message(status));
+    j->req = NULL;
+    job_unref(j);
+}
+
 struct op_job *
 op_job_of_write(struct store_write *w)
 {

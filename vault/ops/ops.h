@@ -21,6 +21,9 @@
 
 #include "vault/audit.h"
 #include "vault/cardnum.h"
+#include "vault/mandate.h"
+#include "vault/ops/sessions.h"
+#include "vault/ops/qr.h"
 #include "vault/record.h"
 #include "vault/server.h"
 #include "vault/service.h"
@@ -55,6 +58,36 @@ struct op_wallet_state {
     unsigned dpan_lifetime_s;      /* of the engine that opened the packet */
 };
 
+/* QR_ISSUE, QR_REDEEM (ops/qr.c): the request the worker made or checked,
+ * and the outcome the writer decided, for the audit entry and the answer. */
+struct op_qr_state {
+    struct qr_token token;         /* ISSUE: the new (or existing) request's; REDEEM: as presented */
+    struct qr_record rec;          /* the request as issued, then as the writer left it */
+    char text[QR_TOKEN_TEXT_LEN + 1]; /* ISSUE: the token answered */
+    unsigned retention_s;          /* ISSUE: swept this long after it expires */
+    unsigned status;               /* OK, or the refusal decided (audited, then answered) */
+    uint16_t err_tag;
+    const char *err_message;
+    const char *detail;            /* the audit entry's detail word */
+};
+
+/* MANDATE_*, CIT_AUTHORIZE, MIT_AUTHORIZE (ops/mandates.c): what the worker
+ * prepared (ids from the HSM RNG, a reveal caller's PAN) and what the writer
+ * decided, for the audit entry and the answer. */
+struct op_mandate_state {
+    struct card_record card;       /* the card the writer decided on */
+    struct card_secret sec;        /* reveal callers only; wiped with the job */
+    bool have_sec;
+    uint8_t sec_fp[RECORD_FINGERPRINT_LEN]; /* the opened card's fingerprint and */
+    uint64_t sec_created;          /* creation time: the writer checks it is its card */
+    struct mandate_record m;       /* the mandate as the writer left it */
+    char token[API_ID_MAX + 1];
+    char id[API_ID_MAX + 1];       /* mandate id (CREATE: new, from the HSM RNG) */
+    char approval[API_ID_MAX + 1]; /* CIT, MIT: from the HSM RNG */
+    unsigned status;               /* OK, or the refusal decided (audited, then answered) */
+    const char *rule;              /* LIMIT_EXCEEDED: the mandate rule */
+};
+
 struct op_job {
     uv_work_t work;
     struct store_write write;
@@ -65,11 +98,16 @@ struct op_job {
     void (*done_fn)(struct op_job *j, int result); /* after the writer */
     /* copied from the config on the loop: a SIGHUP may free it meanwhile */
     enum vault_token_format token_format;
+    uint32_t roles; /* the client's roles (bit 1u << enum api_role): CIT/MIT reveal */
+    unsigned qr_max_lifetime_s, qr_retention_s; /* [qr] */
     /* an error the writer's apply chose, for done to send */
     uint16_t err_tag;
     const char *err_message;
     union {
         struct op_card_state card;
+        struct op_mandate_state mandate; /* MANDATE_*, CIT, MIT (ops/mandates.c) */
+        struct op_session_state session; /* SESSION_*, CARD_MAP, MAP_RESOLVE (ops/sessions.c) */
+        struct op_qr_state qr;
     } u;
     struct op_wallet_state wallet; /* WALLET_DECRYPT only */
 };
@@ -89,6 +127,8 @@ void op_job_free(struct op_job *j);
  * request and drop the request's reference. */
 void op_reply(struct op_job *j, const void *msg);
 void op_fail(struct op_job *j, int status, uint16_t tag, const char *message);
+/* op_fail_rule: op_fail with the RULE a LIMIT_EXCEEDED names (a mandate rule). */
+void op_fail_rule(struct op_job *j, int status, uint16_t tag, const char *rule, const char *message);
 
 /* The fingerprint index key: merchant 0x00 fingerprint. */
 #define FP_KEY_LEN_MAX (API_ID_MAX + 1u + RECORD_FINGERPRINT_LEN)
@@ -107,6 +147,20 @@ int ops_card_save(struct store_txn *t, const char *token, const struct card_reco
 
 /* Card-on-file building blocks shared by STORE and WALLET_DECRYPT; each
  * works on j->u.card. */
+
+/* ops_card_load reads the record of |token| if it belongs to |merchant|.
+ * Another merchant's token is NOT_FOUND, so an answer never tells it
+ * exists; a record that does not decode is logged and refused. */
+int ops_card_load(struct store_txn *t, const char *merchant, const char *token,
+                  struct card_record *out);
+
+/* ops_customer_holds: whether |token| is one of |customer|'s cards at
+ * |merchant|. 0 or -API_STATUS_NOT_FOUND (or a store status). */
+int ops_customer_holds(struct store_txn *t, const char *merchant, const char *customer,
+                       const char *token);
+
+/* ops_time_hsm records an HSM call's duration since |t0| (metrics_now_ns). */
+void ops_time_hsm(struct op_job *j, enum metrics_hsm_call call, uint64_t t0);
 
 /* ops_card_fingerprints: the card's fingerprint under the current FPK (and
  * the previous one while the index is rebuilt) into rec.fingerprint /
@@ -177,6 +231,30 @@ void ops_card_delete(struct op_job *j);
 void ops_card_reveal(struct op_job *j);
 /* WALLET_DECRYPT (ops/wallets.c). */
 void ops_wallet_decrypt(struct op_job *j);
+/* MANDATE_CREATE, MANDATE_GET, MANDATE_CANCEL, CIT_AUTHORIZE, MIT_AUTHORIZE
+ * (ops/mandates.c). */
+void ops_mandate_create(struct op_job *j);
+void ops_mandate_get(struct op_job *j);
+void ops_mandate_cancel(struct op_job *j);
+void ops_cit_authorize(struct op_job *j);
+void ops_mit_authorize(struct op_job *j);
+/* ops_mandates_card_delete (writer, CARD_DELETE): -API_STATUS_CONFLICT (with
+ * j->err_tag / err_message set) while a mandate of |token| is active; else
+ * deletes the card's cancelled and ended mandates. 0 or a negated status. */
+int ops_mandates_card_delete(struct op_job *j, struct store_txn *t, const char *token);
+/* SESSION_INIT, SESSION_CHECK, CARD_MAP, MAP_RESOLVE (ops/sessions.c). */
+void ops_session_init(struct op_job *j);
+void ops_session_check(struct op_job *j);
+void ops_card_map(struct op_job *j);
+void ops_map_resolve(struct op_job *j);
+/* QR_ISSUE, QR_REDEEM, QR_STATUS (ops/qr.c). */
+void ops_qr_issue(struct op_job *j);
+void ops_qr_redeem(struct op_job *j);
+void ops_qr_status(struct op_job *j);
+/* The sweeper's step for a SWEEP_QR entry (writer): the request record of
+ * |key| and its order index entry (if it still names that request), once
+ * the request has expired at |now_ms|. 0 or a negated store status. */
+int ops_qr_sweep(struct store_txn *t, const uint8_t *key, size_t len, uint64_t now_ms);
 
 /* The audit job of a refused request (DENIED), submitted from the loop: the
  * refusal is answered once it is recorded (or, if the log cannot be written,

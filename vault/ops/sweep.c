@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "vault/be64.h"
 #include "vault/log.h"
 #include "vault/ops/ops.h"
 
@@ -20,8 +21,7 @@ ops_sweep_schedule(struct store_txn *t, uint64_t at_ms, enum sweep_kind kind, co
 
     if (key_len == 0 || key_len > TARGET_MAX)
         return -API_STATUS_INTERNAL;
-    for (int i = 7; i >= 0; i--, at_ms >>= 8)
-        k[i] = (uint8_t)at_ms;
+    vault_put_be64(k, at_ms);
     k[8] = (uint8_t)kind;
     memcpy(k + 9, key, key_len);
     return store_put(t, STORE_DB_EXPIRY, k, 9 + key_len, "", 0, 0);
@@ -45,8 +45,7 @@ collect(void *ctx, const MDB_val *key, const MDB_val *val)
     (void)val;
     if (key->mv_size < 10 || key->mv_size > EXPIRY_KEY_MAX)
         return 0; /* not ours; never written by ops_sweep_schedule */
-    for (int i = 0; i < 8; i++)
-        at = at << 8 | k[i];
+    at = vault_get_be64(k);
     if (at > d->now_ms)
         return 1; /* key order is time order: the rest is later */
     memcpy(d->key[d->n], k, key->mv_size);
@@ -108,6 +107,12 @@ sweep_apply(struct store_write *w, struct store_txn *t)
             break;
         case SWEEP_DPAN:
             r = sweep_dpan(t, d.key[i], d.len[i], d.now_ms);
+            break;
+        case SWEEP_QR:
+            r = ops_qr_sweep(t, d.key[i] + 9, d.len[i] - 9, d.now_ms);
+            break;
+        case SWEEP_SESSION:
+            r = ops_session_sweep(t, d.key[i] + 9, d.len[i] - 9, d.now_ms);
             break;
         default:
             r = 0;

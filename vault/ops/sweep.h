@@ -31,6 +31,9 @@
 enum sweep_kind {
     SWEEP_REPLAY = 1, /* target: a STORE_DB_REPLAY key */
     SWEEP_DPAN = 2,   /* target: a STORE_DB_CARDS token of kind dpan */
+    SWEEP_QR = 3,     /* target: a STORE_DB_QR request key (ops/qr.c), [qr] retention_seconds
+                       * after the request expires */
+    SWEEP_SESSION = 4, /* target: a STORE_DB_SESSIONS nonce (ops/sessions.c), once it expires */
 };
 
 struct vault_service;

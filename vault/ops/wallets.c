@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vault/be64.h"
 #include "vault/log.h"
 #include "vault/ops/ops.h"
 #include "vault/ops/sweep.h"
@@ -32,23 +33,6 @@ replay_key(uint8_t out[REPLAY_KEY_MAX], uint8_t wallet, const char *txid)
     out[0] = wallet;
     memcpy(out + 1, txid, n);
     return 1 + n;
-}
-
-static void
-put_be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be64(const uint8_t in[8])
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | in[i];
-    return v;
 }
 
 /* The error tag a refusal names: the field the gateway must look at. */
@@ -75,12 +59,12 @@ replay_claim(struct store_txn *t, const struct op_wallet_state *ws)
     MDB_val v;
     int r = store_get(t, STORE_DB_REPLAY, key, klen, &v);
 
-    if (r == 0 && v.mv_size == 8 && get_be64(v.mv_data) > ws->now_ms)
+    if (r == 0 && v.mv_size == 8 && vault_get_be64(v.mv_data) > ws->now_ms)
         return 1;
     if (r != 0 && r != -API_STATUS_NOT_FOUND)
         return r;
     /* New, or an entry the sweeper has not reached yet: claim it. */
-    put_be64(until, ws->card.valid_until_ms);
+    vault_put_be64(until, ws->card.valid_until_ms);
     if ((r = store_put(t, STORE_DB_REPLAY, key, klen, until, sizeof(until), 0)) != 0)
         return r;
     return ops_sweep_schedule(t, ws->card.valid_until_ms, SWEEP_REPLAY, key, klen);
