@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The service half of scripts/demo: tokenvaultd on the demo token, the
-# card-on-file job and wallet packets through the tokenvault command line.
+# card-on-file job, wallet packets, a mobile sale and a repeat sale, a
+# subscription's charges inside and outside its mandate, and a QR payment,
+# through the tokenvault command line.
 # Usage: demo-service.sh STATE_DIR PKCS11_MODULE (the token and keys exist;
 # the wallet ceremonies' files are in STATE_DIR/wallet).
 set -euo pipefail
@@ -15,8 +17,10 @@ wallet=$state/wallet
 kid=$(cat "$wallet/samsungpay.kid")
 
 # Certificates: a demo CA, the service's, and two clients: the gateway
-# (store, list, wallet) and the settlement system (reveal). Merchant m-1001
-# takes all three wallets with the keys of the wallet ceremonies.
+# (store, list, wallet; session, mandate and qr for the payment flows) and the
+# settlement system (reveal, and mandate: it sends charges on to the network,
+# so its CIT and MIT answers carry the PAN). Merchant m-1001 takes all three
+# wallets with the keys of the wallet ceremonies.
 sh tests/support/make_certs.sh "$state/tls" >/dev/null 2>&1
 cat > "$state/tokenvault.conf" <<CONF
 [service]
@@ -40,11 +44,11 @@ textfile = $state/tokenvault.prom
 interval_seconds = 5
 [client gateway]
 subject = CN=gateway-test
-roles = store, list, wallet
+roles = store, list, wallet, session, mandate, qr
 merchants = m-1001, m-2002
 [client settlement]
 subject = CN=settlement-test
-roles = reveal, list
+roles = reveal, list, mandate
 merchants = *
 [merchant m-1001]
 applepay_keys = applepay-m1001
@@ -162,6 +166,172 @@ echo
 echo "== the settlement system reveals the Apple Pay DPAN for the authorization"
 settlement card reveal --merchant m-1001 --token "$dpan_token" --purpose authorization
 unset out
+
+# Payment flows for m-1001 (docs/OPERATIONS.md): a mobile sale and a repeat
+# sale (seed 002), a subscription charged inside and outside its mandate and a
+# one-click charge (seed 003), a QR payment (seeds 001 and 004). The gateway
+# has the session, mandate and qr roles; the settlement system, which sends
+# charges on to the network, also has mandate, and only its answers carry the
+# PAN (it has reveal). Refusals are checked, not only shown: the demo stops
+# when a step is not refused as it should be.
+
+# refused EXIT 'STATUS[*DETAIL]' COMMAND...: COMMAND must fail with exit code
+# EXIT and a message that names STATUS (and DETAIL); shows both.
+refused() {
+    local code=$1 want=$2 rc msg; shift 2
+    set +e; msg=$("$@" 2>&1); rc=$?; set -e
+    echo "$msg"
+    case $msg in *$want*) ;; *) rc="$rc, expected ${want//\*/ ...}" ;; esac
+    [ "$rc" = "$code" ] || { echo "demo: not refused as expected (exit code $rc)" >&2; exit 1; }
+    echo "exit code $rc (6 = refused by a business rule: ${want%%\**})"
+}
+hex() { od -An -v -tx1 | tr -d ' \n'; }
+utc() { # adds the UTC time to lines with Unix seconds
+    local line
+    while IFS= read -r line; do
+        case $line in
+        expiresAt:*|paidAt:*) echo "$line ($(date -u -d "@${line#*: }" +%FT%TZ))" ;;
+        *) echo "$line" ;;
+        esac
+    done
+}
+
+# The app's access token stays with the merchant: the vault sees its SHA-256.
+access_token=demo-app-access-token-$(openssl rand -hex 16)
+ath=$(printf %s "$access_token" | sha256sum | cut -d' ' -f1)
+device_text='deviceId=7f3a91c2-demo;model=Pixel 8;os=Android 14;app=shop 3.2'
+device=$(printf %s "$device_text" | hex)
+session_init() { # amount
+    gateway session init --merchant m-1001 --access-token-hash "$ath" --amount "$1" \
+        --currency EUR --device-data "$device"
+}
+session_check() { # nonce signature amount [options]; an e-mail on stdin
+    local n=$1 s=$2 a=$3; shift 3
+    gateway session check --merchant m-1001 --nonce "$n" --signature "$s" \
+        --access-token-hash "$ath" --amount "$a" --currency EUR --device-data "$device" "$@"
+}
+echo
+echo "== mobile sale (seed 002): the merchant's server starts a session for 25.99 EUR"
+echo "accessTokenHash: $ath (SHA-256 of the app's access token)"
+echo "deviceData: $device_text (sent as hex)"
+out=$(session_init 2599); echo "$out" | grep -E '^(nonce|signature|expiresAt):' | utc
+nonce=$(echo "$out" | field nonce); sig=$(echo "$out" | field signature)
+echo
+echo "== perform sale: the app's data checked against the session (signature verified in the HSM)"
+session_check "$nonce" "$sig" 2599 </dev/null
+echo "OK: the sale matches its session, which is now consumed"
+echo
+echo "== the same perform sale again: refused"
+refused 6 REPLAYED session_check "$nonce" "$sig" 2599 </dev/null
+echo
+echo "== a fresh session for 25.99 EUR; the app's perform sale says 29.99: refused, naming the field"
+out=$(session_init 2599)
+refused 6 'MISMATCH*amount' session_check "$(echo "$out" | field nonce)" \
+    "$(echo "$out" | field signature)" 2999 </dev/null
+
+# The consumer's e-mail goes on stdin; the vault keeps only a keyed
+# fingerprint of it (HMAC in the HSM), bound to the mapping.
+email=ada.mobile@example.org
+other_email=someone.else@example.net
+echo
+echo "== card mapping: the app's clientCardId app-card-7 -> the Visa's token, bound to the consumer's e-mail"
+printf 'email=%s\n' "$email" |
+    gateway map create --merchant m-1001 --client-card-id app-card-7 --token "$token"
+echo "OK: app-card-7 -> $token"
+echo
+echo "== resolve app-card-7 with the same e-mail: the token"
+printf 'email=%s\n' "$email" | gateway map resolve --merchant m-1001 --client-card-id app-card-7
+echo
+echo "== resolve app-card-7 with another e-mail: refused"
+printf 'email=%s\n' "$other_email" |
+    refused 6 'MISMATCH*email' gateway map resolve --merchant m-1001 --client-card-id app-card-7
+echo
+echo "== repeat sale: a new session for 42.00 EUR; perform sale names app-card-7 and the e-mail"
+out=$(session_init 4200)
+out=$(printf 'email=%s\n' "$email" | session_check "$(echo "$out" | field nonce)" \
+          "$(echo "$out" | field signature)" 4200 --client-card-id app-card-7)
+echo "$out" | grep -E '^serverCardId:'
+[ "$(echo "$out" | field serverCardId)" = "$token" ]
+echo "OK: the stored Visa's token; the gateway never handled the PAN"
+
+# A subscription (seed 003): the first payment's card kept with the payer's
+# consent and the network's transaction id, then a recurring mandate on it.
+# MIT charges carry today's date (UTC): a charge may not be dated before the
+# mandate was made or after today.
+cvc=7319
+today=$(date -u +%F)
+echo
+echo "== subscription (seed 003): customer C-55's Amex stored with consent; its CVC asked for one-click charges"
+out=$(printf 'pan=378282246310005\nholder=Grace Hopper\n' |
+          gateway card store --merchant m-1001 --customer-number C-55 --exp-month 12 \
+              --exp-year "$year" --consent yes --verification cvc2_3ds --need-cvc yes \
+              --initial-txn-id NTI-580421337)
+echo "$out" | grep -E '^(serverCardId|brand|last4|needCVC):'
+sub=$(echo "$out" | field serverCardId)
+echo
+echo "== mandate: recurring, 5.00 to 20.00 EUR, at most every 30 days, until 31.12.$year"
+out=$(gateway mandate create --merchant m-1001 --token "$sub" --customer-number C-55 \
+          --mandate-kind recurring --min-amount 500 --max-amount 2000 --currency EUR \
+          --recurring-count 30 --recurring-max-date "31.12.$year")
+echo "$out" | grep -E '^(mandateId|mandateKind|mandateStatus|RecurringMinAmount|RecurringMaxAmount|RecurringCount|RecurringMaxDate):'
+mandate=$(echo "$out" | field mandateId)
+mit() { # amount
+    gateway mit authorize --merchant m-1001 --token "$sub" --mandate-id "$mandate" \
+        --amount "$1" --currency EUR --date "$today"
+}
+echo
+echo "== MIT inside the limits: 15.00 EUR on $today, approved"
+out=$(mit 1500); echo "$out" | grep -E '^(approval|lastChargeDate|chargeCount|initialTransactionId):'
+if echo "$out" | grep -q '^pan:'; then echo "demo: the gateway got a PAN" >&2; exit 1; fi
+echo "pan: not in the gateway's answer (no reveal role)"
+echo
+echo "== another 15.00 EUR in the same period (30 days have not passed): refused"
+refused 6 'LIMIT_EXCEEDED*rule frequency' mit 1500
+echo
+echo "== 25.00 EUR, above the mandate's maximum: refused"
+refused 6 'LIMIT_EXCEEDED*rule max_amount' mit 2500
+echo
+echo "== the payer cancels the subscription (through the merchant)"
+gateway mandate cancel --merchant m-1001 --token "$sub" --mandate-id "$mandate" --cancelled-by payer |
+    grep -E '^(mandateStatus|cancelledBy|chargeCount|lastChargeDate):'
+echo
+echo "== a MIT on the cancelled mandate: refused"
+refused 6 INACTIVE mit 1500
+echo
+echo "== one click (CIT), 49.90 EUR with the CVC on stdin, sent by the settlement system: PAN and CVC to it alone"
+out=$(printf 'cvc=%s\n' "$cvc" |
+          settlement cit authorize --merchant m-1001 --token "$sub" --customer-number C-55 \
+              --amount 4990 --currency EUR)
+echo "$out" | sed -e 's/^cvc: .*/cvc: as received, for this authorization only (not shown)/' |
+    grep -E '^(approval|needCVC|pan|expMonth|expYear|cvc|initialTransactionId):'
+
+# QR payments: the vault keeps the order and answers an opaque token for the
+# QR URL; the payer's wallet reports the payment and the gateway redeems it.
+echo
+echo "== QR payment (seeds 001, 004): a payment request for order SN129803, 123.45 EUR, valid 5 minutes"
+out=$(gateway qr issue --merchant m-1001 --order-id SN129803 --amount 12345 --currency EUR --lifetime 300)
+echo "$out" | grep -E '^(qrToken|expiresAt):' | utc
+qr=$(echo "$out" | field qrToken)
+echo "QR URL: https://pay.example/q/$qr"
+if command -v qrencode >/dev/null; then
+    qrencode -t ansiutf8 "https://pay.example/q/$qr"
+else
+    echo "(qrencode is not installed: with it, the demo draws the code here)"
+fi
+echo
+echo "== the order's state before payment"
+gateway qr status --merchant m-1001 --order-id SN129803 | grep -E '^(orderId|qrState|amount|currency|expiresAt):' | utc
+echo
+echo "== the payer's wallet reports it paid: redeemed once, with what the merchant notification needs"
+gateway qr redeem --merchant m-1001 --qr-token "$qr" --payer-ref wallet-42 |
+    grep -E '^(orderId|amount|currency|paidAt):' | utc
+echo
+echo "== the same QR redeemed again: refused"
+refused 6 REPLAYED gateway qr redeem --merchant m-1001 --qr-token "$qr" --payer-ref wallet-77
+echo
+echo "== the order's state after payment"
+gateway qr status --merchant m-1001 --order-id SN129803 | grep -E '^(orderId|qrState|paidAt|payerRef):' | utc
+unset out
 echo
 echo "== service status"
 gateway service status
@@ -175,17 +345,29 @@ echo "== stop (SIGTERM drains and commits), then look for the card numbers in th
 kill -TERM "$pid"
 wait "$pid" || true
 trap - EXIT
+# The CVC is 4 digits, which could turn up by chance inside a longer number
+# or a hex string: it is looked for as a word of its own (grep -w).
+files=("$state/store/data.mdb" "$state/tokenvaultd.log" "$state/tokenvault.prom")
 for pan in 4111111111111111 5555555555554444 'Ada Lovelace' ada@example.com \
            4761120010000492 5105105105105100 4895370012003478 \
-           "$crypto_apple" "$crypto_google" "$crypto_samsung"; do
+           "$crypto_apple" "$crypto_google" "$crypto_samsung" \
+           378282246310005 'Grace Hopper' "$email" "$other_email" \
+           "$access_token" "$device_text"; do
     [ -n "$pan" ] || { echo "a wallet answer had no cryptogram" >&2; exit 1; }
-    for f in "$state/store/data.mdb" "$state/tokenvaultd.log" "$state/tokenvault.prom"; do
+    for f in "${files[@]}"; do
         if grep -q -F -a "$pan" "$f"; then
             echo "FOUND '$pan' in $f" >&2
             exit 1
         fi
     done
 done
-echo "no PAN, DPAN, cryptogram, holder or e-mail in clear in the store, the log or the metrics"
+for f in "${files[@]}"; do
+    if grep -q -F -a -w "$cvc" "$f"; then
+        echo "FOUND the CVC '$cvc' in $f" >&2
+        exit 1
+    fi
+done
+echo "no PAN, DPAN, cryptogram, CVC, holder, e-mail, access token or device data in clear"
+echo "in the store, the log or the metrics"
 echo
 echo "demo state (token, PIN file, config, store, log) is in $state"
