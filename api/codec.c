@@ -14,7 +14,8 @@
  *   7. value invalid for its type        BAD_VALUE
  * and, after the last field, a required field absent: MISSING_FIELD (the
  * first in schema order). A list's value is checked the same way: items'
- * framing and count first (TRAILING_BYTES, TRUNCATED, TOO_MANY_FIELDS), then
+ * framing and count first (TRAILING_BYTES, TRUNCATED, TOO_MANY_FIELDS; fewer
+ * items than the tag's min, as an optional list sent empty, BAD_LENGTH), then
  * each item's fields.
  */
 #include <stdlib.h>
@@ -270,6 +271,10 @@ decode_list(const struct api_field *f, const struct api_tag_info *info, struct a
         if (++n > info->max)
             return fail(err, API_STATUS_TOO_MANY_FIELDS, f->tag, "too many list items");
     }
+    /* An optional list has min 1: absent, never empty, so one message has
+     * one encoding. */
+    if (n < info->min)
+        return fail(err, API_STATUS_BAD_LENGTH, f->tag, "fewer list items than the field's minimum");
     if (n == 0)
         return 0;
     isize = f->item->size;
@@ -392,6 +397,21 @@ api_msg_decode(const struct api_schema *s, struct api_reader *body, void *out,
 
 /* ---- encoding ----------------------------------------------------------------- */
 
+bool
+api_field_present(const struct api_field *f, const void *msg)
+{
+    const uint8_t *base = msg;
+    size_t n;
+
+    if (!(f->flags & API_FIELD_OPTIONAL))
+        return true;
+    if (f->item != NULL) {
+        memcpy(&n, base + f->aux, sizeof(n));
+        return n > 0;
+    }
+    return *(const bool *)(base + f->aux);
+}
+
 static int encode_fields(struct api_writer *w, const struct api_schema *s, const uint8_t *base,
                          struct api_field_error *err, unsigned depth);
 
@@ -465,6 +485,8 @@ encode_list(struct api_writer *w, const struct api_field *f, const struct api_ta
         return fail(err, API_STATUS_BAD_VALUE, f->tag, "lists do not nest");
     if (n > info->max)
         return fail(err, API_STATUS_TOO_MANY_FIELDS, f->tag, "too many list items");
+    if (n < info->min)
+        return fail(err, API_STATUS_BAD_LENGTH, f->tag, "fewer list items than the field's minimum");
     if (n > 0 && items == NULL)
         return fail(err, API_STATUS_BAD_VALUE, f->tag, "list items missing");
     for (size_t i = 0; i < n; i++) {
@@ -495,7 +517,7 @@ encode_fields(struct api_writer *w, const struct api_schema *s, const uint8_t *b
 
         if (info == NULL)
             return fail(err, API_STATUS_INTERNAL, f->tag, "schema names an undefined tag");
-        if ((f->flags & API_FIELD_OPTIONAL) && !*(const bool *)(base + f->aux))
+        if (!api_field_present(f, base))
             continue;
         if (++count > API_FIELDS_MAX)
             return fail(err, API_STATUS_TOO_MANY_FIELDS, f->tag, "too many fields");

@@ -133,6 +133,13 @@ struct api_card_ref {
     char token[API_ID_MAX + 1];
 };
 
+/* One clientCardId mapped to a card (CARD_MAP), as CARD_GET lists it: whether
+ * the mapping is bound to an e-mail, never the e-mail or its fingerprint. */
+struct api_card_mapping_item {
+    char client_card_id[API_ID_MAX + 1];
+    bool email_bound;
+};
+
 /* A card's metadata (GET and UPDATE responses). Never the PAN. */
 struct api_card_info {
     char token[API_ID_MAX + 1];
@@ -151,6 +158,10 @@ struct api_card_info {
     uint64_t created_at;
     bool has_expires_at; /* device PAN records live a short time */
     uint64_t expires_at;
+    /* Optional list: absent when num_mappings is 0. CARD_GET fills it;
+     * CARD_UPDATE's answer leaves it empty. Allocated by the decoder. */
+    struct api_card_mapping_item *mappings;
+    size_t num_mappings;
 };
 
 /* A customer named by merchant and CustomerNumber (LIST). */
@@ -520,7 +531,9 @@ struct api_error_resp {
 /* Field flags in a schema. */
 #define API_FIELD_REQUIRED 0x01u
 #define API_FIELD_OPTIONAL 0x02u /* `aux` is the offset of its bool has_x */
-                                 /* LIST fields: `aux` is the offset of the size_t count */
+/* LIST fields, required or optional: `aux` is the offset of the size_t count
+ * instead, and an optional list is present when the count is not 0 (its tag's
+ * min is 1, so it is never sent empty). */
 
 struct api_schema;
 
@@ -550,6 +563,10 @@ const struct api_schema *api_schema_error(void);
 const struct api_field *api_schema_field(const struct api_schema *s, uint16_t tag);
 /* The schema of every message struct, for tests and documentation. */
 const struct api_schema *const *api_schema_all(size_t *out_num);
+/* Whether field |f| is present in |msg|, a struct of the field's schema:
+ * a required field always; an optional one when its has_x is set; an
+ * optional LIST when its count is not 0. What the encoder writes. */
+bool api_field_present(const struct api_field *f, const void *msg);
 
 /* Where a decode or encode failed: the status, the tag at fault (0 when the
  * failure is not about one field) and a fixed message naming the rule. The

@@ -53,6 +53,11 @@
 #define API_LIST_ITEMS_MAX 128u
 /* Lists do not nest: an item may not itself contain a list. */
 #define API_LIST_DEPTH_MAX 1u
+/* clientCardIds one card may be mapped from (CARD_MAP), and so the most
+ * items of CARD_GET's mappings list: a card is one consumer's, and the cap
+ * bounds what CARD_DELETE does in the writer. At most API_LIST_ITEMS_MAX
+ * (tested). */
+#define API_CARD_MAPPINGS_MAX 128u
 
 /* Per-field length limits (bytes of value). Strings are stored decoded in
  * char arrays of limit + 1, so these are also struct member sizes. */
@@ -430,7 +435,9 @@ enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
 /* X(NAME, number, type, min, max, flags, enum_list, "wire name").
  * One tag has one meaning and one type in every message that carries it.
  * min/max bound the value for integer types and the length in bytes for
- * TEXT/ID/DIGITS/BYTES/BLOB; ENUM fields take 1..max, named by enum_list.
+ * TEXT/ID/DIGITS/BYTES/BLOB; ENUM fields take 1..max, named by enum_list;
+ * LIST fields hold min..max items (an optional list has min 1: it is absent
+ * when it has no items, never sent empty).
  * Wire names follow the source documents where they exist (CustomerNumber,
  * serverCardId, clientCardId, RecurringMinAmount, needCVC, ...). */
 #define API_TAG_LIST(X)                                                                           \
@@ -494,6 +501,8 @@ enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
     X(DEVICE_DATA, 0x0301, BYTES, 1, API_DEVICE_DATA_MAX, 0, NONE, "deviceData")                 \
     X(NONCE, 0x0302, BYTES, API_NONCE_MIN, API_NONCE_MAX, 0, NONE, "nonce")                      \
     X(SIGNATURE, 0x0303, BYTES, API_SIGNATURE_LEN, API_SIGNATURE_LEN, 0, NONE, "signature")      \
+    X(MAPPINGS, 0x0304, LIST, 1, API_CARD_MAPPINGS_MAX, 0, NONE, "mappings")                    \
+    X(EMAIL_BOUND, 0x0305, BOOL, 0, 1, 0, NONE, "emailBound")                                    \
     X(MANDATE_KIND, 0x0400, ENUM, 1, API_ENUM_MAX(MANDATE_KIND), 0, MANDATE_KIND, "mandateKind")                          \
     X(MANDATE_STATUS, 0x0401, ENUM, 1, API_ENUM_MAX(MANDATE_STATUS), 0, MANDATE_STATUS, "mandateStatus")                    \
     X(CANCELLED_BY, 0x0402, ENUM, 1, API_ENUM_MAX(CANCELLED_BY), 0, CANCELLED_BY, "cancelledBy")                          \

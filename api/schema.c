@@ -19,6 +19,10 @@
 #define LIST(S, m, TAG, ITEM)                                                           \
     {API_TAG_##TAG, API_FIELD_REQUIRED, offsetof(struct S, m), MEMBER_SIZE(S, m),       \
      offsetof(struct S, num_##m), &schema_##ITEM}
+/* An optional list: present when it has items; `aux` is its count too. */
+#define OLIST(S, m, TAG, ITEM)                                                          \
+    {API_TAG_##TAG, API_FIELD_OPTIONAL, offsetof(struct S, m), MEMBER_SIZE(S, m),       \
+     offsetof(struct S, num_##m), &schema_##ITEM}
 #define SCHEMA(S, ...)                                                                  \
     static const struct api_field S##_fields[] = {__VA_ARGS__};                         \
     static const struct api_schema schema_##S = {#S, sizeof(struct S), S##_fields,     \
@@ -72,6 +76,9 @@ SCHEMA(api_card_store_resp,
 SCHEMA(api_card_ref,
        REQ(api_card_ref, merchant, MERCHANT),
        REQ(api_card_ref, token, TOKEN))
+SCHEMA(api_card_mapping_item,
+       REQ(api_card_mapping_item, client_card_id, CLIENT_CARD_ID),
+       REQ(api_card_mapping_item, email_bound, EMAIL_BOUND))
 SCHEMA(api_card_info,
        REQ(api_card_info, token, TOKEN),
        REQ(api_card_info, kind, CARD_KIND),
@@ -86,7 +93,8 @@ SCHEMA(api_card_info,
        REQ(api_card_info, verification, VERIFICATION),
        OPT(api_card_info, initial_txn_id, INITIAL_TXN_ID),
        REQ(api_card_info, created_at, CREATED_AT),
-       OPT(api_card_info, expires_at, EXPIRES_AT))
+       OPT(api_card_info, expires_at, EXPIRES_AT),
+       OLIST(api_card_info, mappings, MAPPINGS, api_card_mapping_item))
 SCHEMA(api_customer_ref,
        REQ(api_customer_ref, merchant, MERCHANT),
        REQ(api_customer_ref, customer_number, CUSTOMER_NUMBER))
@@ -351,7 +359,7 @@ api_schema_field(const struct api_schema *s, uint16_t tag)
 static const struct api_schema *const all_schemas[] = {
     &schema_api_empty, &schema_api_ping_req, &schema_api_ping_resp, &schema_api_status_resp,
     &schema_api_card_store_req, &schema_api_card_store_resp, &schema_api_card_ref,
-    &schema_api_card_info, &schema_api_customer_ref, &schema_api_card_item,
+    &schema_api_card_mapping_item, &schema_api_card_info, &schema_api_customer_ref, &schema_api_card_item,
     &schema_api_card_list_resp, &schema_api_card_update_req, &schema_api_card_reveal_req,
     &schema_api_card_reveal_resp, &schema_api_wallet_decrypt_req, &schema_api_wallet_decrypt_resp,
     &schema_api_session_init_req, &schema_api_session_init_resp, &schema_api_session_check_req,

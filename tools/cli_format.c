@@ -229,15 +229,6 @@ list_json(json_t **out, const struct api_field *f, const void *msg)
     return 0;
 }
 
-/* Whether field |f| of |msg| is present: required, or optional with has_x. */
-static bool
-present(const struct api_field *f, const void *msg)
-{
-    if (!(f->flags & API_FIELD_OPTIONAL))
-        return true;
-    return *(const bool *)((const uint8_t *)msg + f->aux);
-}
-
 int
 cli_msg_json(json_t **out, const struct api_schema *s, const void *msg)
 {
@@ -255,7 +246,7 @@ cli_msg_json(json_t **out, const struct api_schema *s, const void *msg)
             rc = CLI_ERR_USAGE;
             break;
         }
-        if (!present(f, msg))
+        if (!api_field_present(f, msg))
             continue;
         rc = info->type == API_T_LIST ? list_json(&v, f, msg) : field_json(&v, f, info, msg);
         if (rc == 0 && json_object_set_new(obj, info->wire, v) < 0)
@@ -282,7 +273,7 @@ print_fields(FILE *out, const struct api_schema *s, const void *msg, const char 
 
         if (info == NULL)
             return CLI_ERR_USAGE;
-        if (!present(f, msg))
+        if (!api_field_present(f, msg))
             continue;
         if (info->type == API_T_LIST) {
             const uint8_t *items;

@@ -204,6 +204,7 @@ static const struct constant_row limit_rows[] = {
     CONSTANT(API_FIELDS_MAX, false, "most fields in one message or in one list item"),
     CONSTANT(API_LIST_ITEMS_MAX, false, "most items in one list field"),
     CONSTANT(API_LIST_DEPTH_MAX, false, "list nesting depth: an item never contains a list"),
+    CONSTANT(API_CARD_MAPPINGS_MAX, false, "clientCardIds mapped to one card (CARD_MAP); CARD_GET lists them all"),
     CONSTANT(API_MESSAGE_MAX, false, "error message text, bytes"),
     CONSTANT(API_ID_MAX, false, "merchant, token and other identifiers, bytes"),
     CONSTANT(API_CUSTOMER_NUMBER_MAX, false, "CustomerNumber, bytes (seed 003: 32 characters)"),
@@ -449,8 +450,9 @@ text_field_rows(struct text *t, const struct api_schema *s, const char *indent)
             errx(EXIT_TROUBLE, "schema %s names undefined tag 0x%04x", s->name, f->tag);
         text_printf(t, "| %s`0x%04x` | `%s` | `%s` | ", indent, f->tag, info->name, info->wire);
         if (info->type == API_T_LIST)
-            text_printf(t, "list of `%s` | required (0..%llu items) |\n", f->item->name,
-                        (unsigned long long)info->max);
+            text_printf(t, "list of `%s` | %s (%llu..%llu items) |\n", f->item->name,
+                        (f->flags & API_FIELD_OPTIONAL) ? "optional" : "required",
+                        (unsigned long long)info->min, (unsigned long long)info->max);
         else
             text_printf(t, "%s | %s |\n", api_type_name(info->type),
                         (f->flags & API_FIELD_OPTIONAL) ? "optional" : "required");

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -601,6 +602,146 @@ expect_encode(const struct api_schema *s, const void *msg, size_t max, int want,
     api_writer_cleanup(&w);
 }
 
+/* ---- CARD_GET's optional list of mappings ------------------------------------- */
+
+/* A card_info with |n| mappings (items[] holds at least n), encoded, decoded
+ * and compared value by value; with none the field is absent, not empty. */
+static void
+mappings_round_trip(struct api_card_mapping_item *items, size_t n)
+{
+    const struct api_schema *s = api_schema_response(API_OP_CARD_GET);
+    struct api_card_info in, out;
+    struct api_field_error err;
+    struct api_writer w;
+    struct api_reader r, v;
+    size_t seen = 0;
+    uint16_t tag;
+
+    assert_int_equal(tv_sample_fill(s, &in, 3, TV_SAMPLE_ALL), 0);
+    assert_true(in.num_mappings > 0); /* the sample fills the list too */
+    api_msg_cleanup(s, &in);
+    assert_int_equal(tv_sample_fill(s, &in, 3, TV_SAMPLE_REQUIRED), 0);
+    in.mappings = n > 0 ? items : NULL;
+    in.num_mappings = n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(items[i].client_card_id, sizeof(items[i].client_card_id), "app-card-%zu", i);
+        items[i].email_bound = i % 2 == 0;
+    }
+    /* Even the longest list fits a frame. */
+    api_writer_init(&w, API_FRAME_MAX - API_HEADER_LEN);
+    encode_ok(&w, s, &in);
+    api_reader_init(&r, api_writer_data(&w), api_writer_len(&w));
+    while (api_reader_len(&r) > 0) {
+        assert_int_equal(api_reader_get_u16(&r, &tag), 0);
+        assert_int_equal(api_reader_get_u32_prefixed(&r, &v), 0);
+        if (tag == API_TAG_MAPPINGS)
+            seen++;
+    }
+    assert_int_equal(seen, n > 0 ? 1 : 0);
+    api_reader_init(&r, api_writer_data(&w), api_writer_len(&w));
+    assert_int_equal(api_msg_decode(s, &r, &out, &err), 0);
+    assert_int_equal(out.num_mappings, n);
+    if (n == 0)
+        assert_null(out.mappings);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(out.mappings[i].client_card_id, items[i].client_card_id);
+        assert_int_equal(out.mappings[i].email_bound, items[i].email_bound);
+    }
+    assert_string_equal(out.token, in.token);
+    api_msg_cleanup(s, &out); /* frees the decoder's array (ASan: no leak) */
+    api_writer_cleanup(&w);
+}
+
+static void
+test_card_mappings(void **state)
+{
+    const struct api_schema *s = api_schema_response(API_OP_CARD_GET);
+    const struct api_schema *is = api_schema_field(s, API_TAG_MAPPINGS)->item;
+    struct api_card_mapping_item items[API_CARD_MAPPINGS_MAX + 1];
+    struct api_card_info m;
+    struct api_writer w, info, item, bad;
+    size_t mark;
+    (void)state;
+
+    assert_true(API_CARD_MAPPINGS_MAX <= API_LIST_ITEMS_MAX);
+    assert_int_equal(api_tag_info(API_TAG_MAPPINGS)->max, API_CARD_MAPPINGS_MAX);
+    assert_true(api_schema_field(s, API_TAG_MAPPINGS)->flags & API_FIELD_OPTIONAL);
+    /* CARD_UPDATE answers the same struct. */
+    assert_ptr_equal(api_schema_response(API_OP_CARD_UPDATE), s);
+    memset(items, 0, sizeof(items));
+    mappings_round_trip(items, 0);
+    mappings_round_trip(items, 1);
+    mappings_round_trip(items, API_CARD_MAPPINGS_MAX);
+
+    /* One more than the limit: the encoder refuses it, and so does the
+     * decoder, counting the items present. */
+    assert_int_equal(tv_sample_fill(s, &m, 3, TV_SAMPLE_REQUIRED), 0);
+    for (size_t i = 0; i < API_CARD_MAPPINGS_MAX + 1; i++) {
+        snprintf(items[i].client_card_id, sizeof(items[i].client_card_id), "c%zu", i);
+        items[i].email_bound = true;
+    }
+    m.mappings = items;
+    m.num_mappings = API_CARD_MAPPINGS_MAX + 1;
+    expect_encode(s, &m, BODY_MAX, -API_STATUS_TOO_MANY_FIELDS, API_TAG_MAPPINGS);
+    m.num_mappings = 1;
+    m.mappings = NULL;
+    expect_encode(s, &m, BODY_MAX, -API_STATUS_BAD_VALUE, API_TAG_MAPPINGS);
+
+    api_writer_init(&w, BODY_MAX);
+    api_writer_init(&info, BODY_MAX);
+    api_writer_init(&item, BODY_MAX);
+    api_writer_init(&bad, BODY_MAX);
+    m.num_mappings = 0;
+    encode_ok(&info, s, &m);
+    encode_ok(&item, is, &items[0]);
+    for (int extra = 0; extra <= 1; extra++) {
+        rebuild(&w, api_writer_data(&info), api_writer_len(&info), 0, NULL, 0);
+        assert_int_equal(api_writer_put_u16(&w, API_TAG_MAPPINGS), 0);
+        assert_int_equal(api_writer_begin_u32(&w, &mark), 0);
+        for (unsigned i = 0; i < API_CARD_MAPPINGS_MAX + (unsigned)extra; i++) {
+            assert_int_equal(api_writer_put_u32(&w, (uint32_t)api_writer_len(&item)), 0);
+            assert_int_equal(api_writer_put_bytes(&w, api_writer_data(&item), api_writer_len(&item)), 0);
+        }
+        assert_int_equal(api_writer_end_u32(&w, mark), 0);
+        expect_decode(s, api_writer_data(&w), api_writer_len(&w),
+                      extra ? -API_STATUS_TOO_MANY_FIELDS : 0, extra ? API_TAG_MAPPINGS : 0);
+    }
+    /* Present but empty: an optional list is absent instead, so it has one
+     * encoding. */
+    rebuild(&w, api_writer_data(&info), api_writer_len(&info), 0, NULL, 0);
+    put_field(&w, API_TAG_MAPPINGS, "", 0);
+    expect_decode(s, api_writer_data(&w), api_writer_len(&w), -API_STATUS_BAD_LENGTH,
+                  API_TAG_MAPPINGS);
+    /* An item without emailBound; an item carrying an e-mail (never in this
+     * answer). */
+    {
+        static const uint16_t drop[] = {API_TAG_CLIENT_CARD_ID, API_TAG_EMAIL_BOUND};
+
+        for (size_t d = 0; d < 3; d++) {
+            rebuild(&bad, api_writer_data(&item), api_writer_len(&item), d < 2 ? drop[d] : 0,
+                    NULL, 0);
+            if (d == 2)
+                put_field(&bad, API_TAG_EMAIL, "a@b.example", 11);
+            rebuild(&w, api_writer_data(&info), api_writer_len(&info), 0, NULL, 0);
+            assert_int_equal(api_writer_put_u16(&w, API_TAG_MAPPINGS), 0);
+            assert_int_equal(api_writer_begin_u32(&w, &mark), 0);
+            assert_int_equal(api_writer_put_u32(&w, (uint32_t)api_writer_len(&item)), 0);
+            assert_int_equal(api_writer_put_bytes(&w, api_writer_data(&item), api_writer_len(&item)), 0);
+            assert_int_equal(api_writer_put_u32(&w, (uint32_t)api_writer_len(&bad)), 0);
+            assert_int_equal(api_writer_put_bytes(&w, api_writer_data(&bad), api_writer_len(&bad)), 0);
+            assert_int_equal(api_writer_end_u32(&w, mark), 0);
+            expect_decode(s, api_writer_data(&w), api_writer_len(&w),
+                          d < 2 ? -API_STATUS_MISSING_FIELD : -API_STATUS_UNKNOWN_FIELD,
+                          d < 2 ? drop[d] : API_TAG_EMAIL);
+        }
+    }
+    api_msg_cleanup(s, &m);
+    api_writer_cleanup(&bad);
+    api_writer_cleanup(&item);
+    api_writer_cleanup(&info);
+    api_writer_cleanup(&w);
+}
+
 static void
 test_encoder_refuses_invalid(void **state)
 {
@@ -657,6 +798,7 @@ main(void)
         cmocka_unit_test(test_value_errors_other_types),
         cmocka_unit_test(test_list_errors),
         cmocka_unit_test(test_encoder_refuses_invalid),
+        cmocka_unit_test(test_card_mappings),
     };
     return cmocka_run_group_tests(tests, setup_base, NULL);
 }

@@ -54,8 +54,15 @@ check_member(const struct api_schema *s, const struct api_field *f)
     assert_true((f->flags & API_FIELD_REQUIRED) != (f->flags & API_FIELD_OPTIONAL));
     if (f->flags & API_FIELD_OPTIONAL)
         assert_int_not_equal(f->aux, f->off);
-    if (info->type == API_T_LIST)
-        assert_true(f->flags & API_FIELD_REQUIRED);
+    if (info->type == API_T_LIST) {
+        assert_true(info->max <= API_LIST_ITEMS_MAX);
+        /* An optional list is absent when empty: its tag may not allow an
+         * empty one too, or one message would have two encodings. */
+        if (f->flags & API_FIELD_OPTIONAL)
+            assert_true(info->min >= 1);
+        else
+            assert_int_equal(info->min, 0);
+    }
 }
 
 static void

@@ -148,7 +148,8 @@ tv_sample_fill(const struct api_schema *s, void *msg, unsigned seed, enum tv_sam
             continue;
         if (fill_field(f, info, base, seed + (unsigned)i, mode) < 0)
             return -1;
-        if (f->flags & API_FIELD_OPTIONAL)
+        /* A list's aux is its count, which the fill set (non-zero). */
+        if ((f->flags & API_FIELD_OPTIONAL) && info->type != API_T_LIST)
             *(bool *)(base + f->aux) = true;
     }
     return 0;

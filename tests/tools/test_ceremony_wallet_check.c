@@ -117,6 +117,10 @@ import_keys(void)
 /* Runs tokenvault-ceremony on the test token in the token's directory
  * (where transcripts land by default): stdout to out_file, stderr to
  * err_file. Returns the exit code. */
+static int ceremony(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int check(const char *transcript, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static int
 ceremony(const char *fmt, ...)
 {

@@ -304,7 +304,7 @@ args_for_request(struct args *a, const struct cli_op *op, const void *msg, char 
         char name[CLI_OPTION_NAME_MAX], path[128];
         char *text = NULL, *opt;
 
-        if ((f->flags & API_FIELD_OPTIONAL) && !*(const bool *)((const uint8_t *)msg + f->aux))
+        if (!api_field_present(f, msg))
             continue;
         assert_int_equal(cli_option_name(name, f->tag), 0);
         if (info->type == API_T_BLOB) {
@@ -372,7 +372,7 @@ check_json_fields(const json_t *obj, const struct api_schema *s, const void *msg
         const json_t *v = json_object_get(obj, info->wire);
         char *text;
 
-        if ((f->flags & API_FIELD_OPTIONAL) && !*(const bool *)(a + f->aux)) {
+        if (!api_field_present(f, a)) {
             assert_null(v);
             continue;
         }
@@ -461,7 +461,7 @@ test_every_operation(void **state)
             const struct api_tag_info *info = api_tag_info(f->tag);
             char line[160], *text = NULL;
 
-            if ((f->flags & API_FIELD_OPTIONAL) && !*(const bool *)((uint8_t *)want + f->aux))
+            if (!api_field_present(f, want))
                 continue;
             if (info->type == API_T_LIST) {
                 snprintf(line, sizeof(line), "%s[1]:\n", info->wire);

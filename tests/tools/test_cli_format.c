@@ -34,7 +34,7 @@ roundtrip(const struct api_schema *s, const void *msg)
         char *text = NULL;
 
         assert_non_null(info);
-        if ((f->flags & API_FIELD_OPTIONAL) && !*(const bool *)(a + f->aux))
+        if (!api_field_present(f, a))
             continue;
         if (info->type == API_T_LIST) {
             const uint8_t *items;

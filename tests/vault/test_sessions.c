@@ -290,6 +290,36 @@ store_card(const char *who, const char *merchant, const char *customer, const ch
     api_client_free(c);
 }
 
+/* CARD_GET of |merchant|'s |token|; its status. On success the answer's
+ * mappings must be exactly |want| (n clientCardIds, in clientCardId order),
+ * each e-mail bound when its entry in |bound| is. */
+static int
+want_listed(struct api_client *c, const char *merchant, const char *token, const char *const *want,
+            const bool *bound, size_t n)
+{
+    const struct api_schema *s = api_schema_response(API_OP_CARD_GET);
+    struct api_card_ref q;
+    struct api_card_info info;
+    int r;
+
+    memset(&q, 0, sizeof(q));
+    snprintf(q.merchant, sizeof(q.merchant), "%s", merchant);
+    snprintf(q.token, sizeof(q.token), "%s", token);
+    r = api_call_card_get(c, &q, &info, NULL);
+    if (r != 0)
+        return r;
+    assert_string_equal(info.token, token);
+    assert_int_equal(info.num_mappings, n);
+    if (n == 0)
+        assert_null(info.mappings);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(info.mappings[i].client_card_id, want[i]);
+        assert_int_equal(info.mappings[i].email_bound, bound[i]);
+    }
+    api_msg_cleanup(s, &info);
+    return 0;
+}
+
 static void
 delete_card(const char *merchant, const char *token)
 {
@@ -696,6 +726,38 @@ test_mapping(void **state)
     assert_int_equal(map(c, MERCHANT, "ccid-2", a, EMAIL_A, &tag), -API_STATUS_CONFLICT);
     assert_int_equal(map(c, MERCHANT, CCID_SCAN, b, EMAIL_B, &tag), 0);
 
+    /* Issue 7: CARD_GET lists a card's mappings, clientCardId and whether
+     * it is bound to an e-mail; a refused map added nothing. */
+    {
+        static const char *const ids_a[] = {"ccid-1", "ccid-2"};
+        static const bool bound_a[] = {true, false};
+        static const char *const ids_b[] = {CCID_SCAN};
+        static const bool bound_b[] = {true};
+        struct api_client *lister = client("list-client");
+        struct api_card_update_req up;
+        struct api_card_info info;
+
+        assert_int_equal(want_listed(c, MERCHANT, a, ids_a, bound_a, 2), 0);
+        assert_int_equal(want_listed(c, MERCHANT, b, ids_b, bound_b, 1), 0);
+        /* The list role is enough to see them. */
+        assert_int_equal(want_listed(lister, MERCHANT, a, ids_a, bound_a, 2), 0);
+        api_client_free(lister);
+        /* A card never mapped: the field is absent. */
+        lister = client("other-client");
+        assert_int_equal(want_listed(lister, "m-2", other, NULL, NULL, 0), 0);
+        api_client_free(lister);
+        /* CARD_UPDATE answers the card without them (GET lists them). */
+        memset(&up, 0, sizeof(up));
+        snprintf(up.merchant, sizeof(up.merchant), "%s", MERCHANT);
+        snprintf(up.token, sizeof(up.token), "%s", a);
+        up.has_need_cvc = true;
+        up.need_cvc = false;
+        assert_int_equal(api_call_card_update(c, &up, &info, NULL), 0);
+        assert_int_equal(info.num_mappings, 0);
+        assert_null(info.mappings);
+        api_msg_cleanup(api_schema_response(API_OP_CARD_UPDATE), &info);
+    }
+
     /* Unknown clientCardId; another merchant's clientCardId namespace. */
     want_resolve(c, "ccid-none", NULL, -API_STATUS_NOT_FOUND, "", API_TAG_CLIENT_CARD_ID);
     {
@@ -723,9 +785,30 @@ test_mapping(void **state)
     want_resolve(c, "ccid-1", EMAIL_A, -API_STATUS_NOT_FOUND, "", API_TAG_CLIENT_CARD_ID);
     want_resolve(c, "ccid-2", NULL, -API_STATUS_NOT_FOUND, "", API_TAG_CLIENT_CARD_ID);
     want_resolve(c, CCID_SCAN, EMAIL_B, 0, b, 0); /* another card's mapping stays */
+    /* Deleted with their card, a's mappings are listed nowhere: not under
+     * a (gone), not under b. */
+    assert_int_equal(want_listed(c, MERCHANT, a, NULL, NULL, 0), -API_STATUS_NOT_FOUND);
+    {
+        static const char *const ids_b[] = {CCID_SCAN};
+        static const bool bound_b[] = {true};
+
+        assert_int_equal(want_listed(c, MERCHANT, b, ids_b, bound_b, 1), 0);
+    }
     assert_int_equal(map(c, MERCHANT, "ccid-1", b, EMAIL_B, &tag), 0);
     want_resolve(c, "ccid-1", EMAIL_B, 0, b, 0);
+    {
+        static const char *const ids_b[] = {"ccid-1", CCID_SCAN};
+        static const bool bound_b[] = {true, true};
+
+        assert_int_equal(want_listed(c, MERCHANT, b, ids_b, bound_b, 2), 0);
+    }
     api_client_free(c);
+}
+
+static int
+cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
 /* One card takes at most OPS_MAPPINGS_PER_TOKEN_MAX clientCardIds; a delete
@@ -746,7 +829,23 @@ test_mapping_cap(void **state)
     assert_int_equal(map(c, MERCHANT, "cap-over", t, NULL, &tag), -API_STATUS_INVALID_ARGUMENT);
     assert_int_equal(tag, API_TAG_TOKEN);
     want_resolve(c, "cap-0", NULL, 0, t, 0);
+    /* CARD_GET lists all of them: the protocol's limit is the cap. */
+    {
+        static char ids[OPS_MAPPINGS_PER_TOKEN_MAX][32];
+        const char *want[OPS_MAPPINGS_PER_TOKEN_MAX];
+        bool bound[OPS_MAPPINGS_PER_TOKEN_MAX] = {false};
+        unsigned k = 0;
+
+        /* In clientCardId (byte) order: "cap-0", "cap-1", "cap-10", ... */
+        for (unsigned i = 0; i < OPS_MAPPINGS_PER_TOKEN_MAX; i++)
+            snprintf(ids[i], sizeof(ids[i]), "cap-%u", i);
+        for (unsigned i = 0; i < OPS_MAPPINGS_PER_TOKEN_MAX; i++)
+            want[k++] = ids[i];
+        qsort(want, k, sizeof(want[0]), cmp_str);
+        assert_int_equal(want_listed(c, MERCHANT, t, want, bound, k), 0);
+    }
     delete_card(MERCHANT, t);
+    assert_int_equal(want_listed(c, MERCHANT, t, NULL, NULL, 0), -API_STATUS_NOT_FOUND);
     for (unsigned i = 0; i < OPS_MAPPINGS_PER_TOKEN_MAX; i += 17) {
         snprintf(ccid, sizeof(ccid), "cap-%u", i);
         want_resolve(c, ccid, NULL, -API_STATUS_NOT_FOUND, "", API_TAG_CLIENT_CARD_ID);

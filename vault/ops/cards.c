@@ -491,13 +491,19 @@ ops_card_get(struct op_job *j)
         return;
     }
     r = ops_card_load(&t, q->merchant, q->token, &rec);
+    if (r == 0)
+        fill_info(&info, q->token, &rec);
+    /* Issue 7: a card's mappings are listed with it; read in the same
+     * transaction, so the list is the card's as of that moment. */
+    if (r == 0)
+        r = ops_mappings_list(&t, &info.mappings, &info.num_mappings, q->merchant, q->token);
     store_read_end(&t);
     if (r != 0) {
         op_fail(j, r, r == -API_STATUS_NOT_FOUND ? API_TAG_TOKEN : 0, NULL);
         return;
     }
-    fill_info(&info, q->token, &rec);
     op_reply(j, &info);
+    free(info.mappings);
 }
 
 struct list_ctx {

@@ -928,6 +928,53 @@ ops_session_sweep(struct store_txn *t, const uint8_t *key, size_t key_len, uint6
 }
 
 int
+ops_mappings_list(struct store_txn *t, struct api_card_mapping_item **out, size_t *out_num,
+                  const char *merchant, const char *token)
+{
+    struct reverse_scan *sc = calloc(1, sizeof(*sc));
+    struct api_card_mapping_item *items = NULL;
+    struct card_mapping m;
+    size_t n = 0;
+    int r;
+
+    *out = NULL;
+    *out_num = 0;
+    if (sc == NULL)
+        return -API_STATUS_INTERNAL;
+    if ((r = reverse_collect(t, token, sc)) != 0 || sc->n == 0)
+        goto out;
+    /* CARD_MAP keeps a token under the cap; more keys mean a broken index,
+     * and the answer still fits the protocol's limit. */
+    if (sc->full)
+        vlog_msg(VAULT_LOG_ERROR, "mapping_index_over_cap", "merchant", merchant);
+    if ((items = calloc(sc->n, sizeof(*items))) == NULL) {
+        r = -API_STATUS_INTERNAL;
+        goto out;
+    }
+    for (size_t i = 0; i < sc->n; i++) {
+        r = mapping_load(t, merchant, sc->ids[i], &m);
+        if (r == -API_STATUS_NOT_FOUND || (r == 0 && strcmp(m.token, token) != 0)) {
+            r = 0;
+            continue;
+        }
+        if (r != 0)
+            goto out;
+        memcpy(items[n].client_card_id, sc->ids[i], sizeof(items[n].client_card_id));
+        items[n].email_bound = m.has_email;
+        n++;
+    }
+out:
+    if (r == 0 && n > 0) {
+        *out = items;
+        *out_num = n;
+    } else {
+        free(items);
+    }
+    free(sc);
+    return r;
+}
+
+int
 ops_mappings_delete_card(struct store_txn *t, const char *merchant, const char *token)
 {
     struct reverse_scan *sc = calloc(1, sizeof(*sc));

@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/msg.h"
 #include "api/proto.h"
 #include "api/writer.h"
 #include "hsm/hsm.h"
@@ -62,8 +63,9 @@
 #define OPS_SESSION_MAX 256u
 #define OPS_MAPPING_MAX 128u
 /* clientCardIds one token may be mapped from: a card is one consumer's, and
- * the cap bounds the work CARD_DELETE does in the writer. */
-#define OPS_MAPPINGS_PER_TOKEN_MAX API_LIST_ITEMS_MAX
+ * the cap bounds the work CARD_DELETE does in the writer. The protocol's
+ * limit, since CARD_GET lists them all. */
+#define OPS_MAPPINGS_PER_TOKEN_MAX API_CARD_MAPPINGS_MAX
 
 enum ops_session_state {
     OPS_SESSION_OPEN = 1,
@@ -130,6 +132,18 @@ int ops_session_sweep(struct store_txn *t, const uint8_t *key, size_t key_len, u
  * of |merchant| that points to |token|, with its reverse entry. 0 or a
  * negated store status. */
 int ops_mappings_delete_card(struct store_txn *t, const char *merchant, const char *token);
+
+/* ops_mappings_list (any thread, in a read or write transaction: CARD_GET)
+ * lists the mappings of |merchant| that point to |token|, in clientCardId
+ * order, through the reverse index: each clientCardId and whether it is bound
+ * to an e-mail (never the fingerprint). A reverse entry whose forward entry is
+ * gone or points elsewhere is not a mapping and is skipped. On success
+ * *out is an array of *out_num items allocated with malloc (the caller frees
+ * it), or NULL when there are none; on failure both are left zero. 0,
+ * -API_STATUS_INTERNAL (no memory, a malformed entry), or a negated store
+ * status. */
+int ops_mappings_list(struct store_txn *t, struct api_card_mapping_item **out, size_t *out_num,
+                      const char *merchant, const char *token);
 
 /* What the four operations carry from the worker to the writer and the
  * answer: a member of op_job's union. Wiped with the job. */
