@@ -1,8 +1,8 @@
 /*
- * tokenvault-bench - the wallet benchmark (BENCHMARKS.md): Apple Pay EC_v1
- * and Google Pay ECv2 packets decrypted and vaulted by a running tokenvaultd
- * through the RPC, beside the raw HSM limit of the same steps measured in
- * the same run.
+ * tokenvault-bench - the benchmarks of BENCHMARKS.md, each against a running
+ * tokenvaultd through the RPC, beside the raw limit of the same work
+ * measured in the same run: the wallets (Apple Pay EC_v1 and Google Pay
+ * ECv2 packets decrypted and vaulted), mobile sale sessions and MIT charges.
  *
  *   setup  the wallet side of a benchmark token, as tests/vault/
  *          test_wallet_decrypt.c's group_setup makes it: the vault key set,
@@ -26,6 +26,23 @@
  *               packet was due, so a late sender cannot hide queueing);
  *          and prints packets/s, latency percentiles, the status of every
  *          answer and the ratio service/raw. Any answer but OK fails the run.
+ *   sessions  N SESSION_INIT + SESSION_CHECK pairs (each session checked as
+ *          soon as its INIT is answered), then N SESSION_INIT alone and N
+ *          SESSION_CHECK of those alone, pipelined over C connections with
+ *          up to P in flight each (closed loop);
+ *   mit    N cards stored with consent (CARD_STORE), one recurring mandate
+ *          each (MANDATE_CREATE), then one MIT_AUTHORIZE per mandate (an
+ *          approved charge blocks its mandate for the day: each request
+ *          has its own), the same way.
+ *          Both first measure two raw limits in this process: the HSM calls
+ *          a worker makes (on as many threads as the service has workers),
+ *          and the writer's transaction of each request run through the
+ *          store's own writer (vault/store.h, durable group commits) in a
+ *          scratch store, with C x P requests outstanding. They print
+ *          requests/s, latency percentiles, tokenvaultd's CPU per request
+ *          (--daemon-pid), the jobs per group commit (from the service's
+ *          metrics file) and the ratios to both limits. Any answer but OK
+ *          fails the run.
  *
  * It plays Apple and Google (it holds the test CA's and Tink's test signing
  * keys): a benchmark tool, never installed.
@@ -38,6 +55,9 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -47,6 +67,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,16 +77,24 @@
 #include <openssl/sha.h>
 
 #include "api/client.h"
+#include "api/hex.h"
 #include "hsm/hsm.h"
 #include "tests/support/gen_apple.h"
 #include "tests/support/gen_google.h"
 #include "vault/cardnum.h"
+#include "vault/audit.h"
 #include "vault/config.h"
+#include "vault/mandate.h"
+#include "vault/ops/sessions.h"
+#include "vault/ops/sweep.h"
 #include "vault/record.h"
+#include "vault/store.h"
 #include "vault/wallet/codec.h"
 #include "vault/wallets.h"
 
 #define PROG "tokenvault-bench"
+
+extern char **environ;
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -127,6 +156,47 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Time an Apple packet must have left in the signing window when a phase
  * starts: the phase itself runs seconds to a minute. */
 #define FRESH_MARGIN_S 90
+
+/* What the sessions and mit commands send. */
+#define BENCH_CURRENCY "EUR"
+/* deviceData of a SESSION_INIT: a device fingerprint blob of a typical size. */
+#define DEVICE_DATA_LEN 128u
+/* Sale amounts vary with the session (minor units): base + i % span. */
+#define SALE_AMOUNT_BASE 100u
+#define SALE_AMOUNT_SPAN 10000u
+/* The cards' expiry: years ahead of any run. */
+#define CARD_EXP_MONTH 12u
+#define CARD_EXP_YEAR 2031u
+/* A Visa PAN: "4", 14 random digits, the Luhn digit. */
+#define CARD_PAN_LEN 16u
+/* The mandates: recurring every day (the smallest RecurringCount), limits
+ * that every charge of the run keeps, ending in a year. */
+#define MANDATE_EVERY_DAYS 1u
+#define MANDATE_MIN_AMOUNT 1u
+#define MANDATE_MAX_AMOUNT 100000000u
+#define MANDATE_DAYS 365
+#define MIT_AMOUNT 1999u
+#define SECONDS_PER_DAY 86400
+/* Defaults and bounds of the sessions and mit commands. */
+#define SESSIONS_DEFAULT 40000u
+#define CHARGES_DEFAULT 50000u
+#define COUNT_SMOKE 300u
+#define COUNT_MAX 1000000u
+/* The scratch store of the raw store limit (in the --state directory, on
+ * the file system of the service's store as scripts/bench lays it out). */
+#define RAW_STORE_DIR "raw-store"
+#define RAW_STORE_MAP_BYTES (UINT64_C(1) << 30)
+/* Records written per setup job of the scratch store. */
+#define RAW_STORE_SETUP_BATCH 500u
+/* How often the driver looks for the next metrics file, and how much longer
+ * than two of the service's intervals it waits for one. */
+#define METRICS_POLL_MS 20u
+#define METRICS_WAIT_SLACK_MS 2000u
+/* perf record: the sampling rate and stack copy of the wallet profiles
+ * (scripts/bench), and the time it is given to attach. */
+#define PERF_FREQ "299"
+#define PERF_CALL_GRAPH "dwarf,16384"
+#define PERF_ATTACH_MS 500u
 
 /* ---- messages --------------------------------------------------------------------- */
 
@@ -299,7 +369,8 @@ out:
 
 enum opt_id {
     O_MODULE, O_TOKEN, O_PIN_FILE, O_STATE, O_VECTORS, O_CONFIG, O_TLS, O_WALLET, O_PACKETS,
-    O_CONNECTIONS, O_IN_FLIGHT, O_RATE, O_RAW_THREADS, O_SMOKE, O_NUM
+    O_CONNECTIONS, O_IN_FLIGHT, O_RATE, O_RAW_THREADS, O_SMOKE, O_COUNT, O_DAEMON_PID,
+    O_PERF, O_NUM
 };
 #define B(id) (1u << (id))
 
@@ -318,6 +389,9 @@ static const struct option long_opts[] = {
     { "rate", required_argument, NULL, O_RATE },
     { "raw-threads", required_argument, NULL, O_RAW_THREADS },
     { "smoke", no_argument, NULL, O_SMOKE },
+    { "count", required_argument, NULL, O_COUNT },
+    { "daemon-pid", required_argument, NULL, O_DAEMON_PID },
+    { "perf", required_argument, NULL, O_PERF },
     { NULL, 0, NULL, 0 },
 };
 
@@ -328,6 +402,8 @@ struct opts {
 
 static int cmd_setup(const struct opts *o);
 static int cmd_run(const struct opts *o);
+static int cmd_sessions(const struct opts *o);
+static int cmd_mit(const struct opts *o);
 
 static const struct command {
     const char *name;
@@ -338,6 +414,14 @@ static const struct command {
     { "run", B(O_CONFIG) | B(O_STATE) | B(O_VECTORS) | B(O_TLS) | B(O_WALLET),
       B(O_PACKETS) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RATE) | B(O_RAW_THREADS) | B(O_SMOKE),
       cmd_run },
+    { "sessions", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
+      B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
+          B(O_DAEMON_PID) | B(O_PERF),
+      cmd_sessions },
+    { "mit", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
+      B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
+          B(O_DAEMON_PID) | B(O_PERF),
+      cmd_mit },
 };
 
 static void
@@ -353,8 +437,19 @@ usage(FILE *f)
             "  run:   N packets (default %u, --smoke %u) through the raw HSM steps on T threads\n"
             "         (default: the config's workers), then through tokenvaultd over C TLS\n"
             "         connections (default %u) with up to P in flight each (default %u);\n"
-            "         --rate offers them at a fixed rate instead (open loop)\n",
-            PACKETS_DEFAULT, PACKETS_SMOKE, CONNECTIONS_DEFAULT, IN_FLIGHT_DEFAULT);
+            "         --rate offers them at a fixed rate instead (open loop)\n"
+            "       " PROG " sessions|mit --config CONF --state DIR --tls DIR [--count N]\n"
+            "                [--connections C] [--in-flight P] [--raw-threads T]\n"
+            "                [--daemon-pid PID [--perf FILE]] [--smoke]\n"
+            "  sessions: N SESSION_INIT + SESSION_CHECK pairs (default %u, --smoke %u), then N\n"
+            "         of each alone, beside the raw limits: the HSM calls on T threads, the\n"
+            "         store's transactions in a scratch store in DIR\n"
+            "  mit:   N cards with a recurring mandate each (default %u), one MIT_AUTHORIZE\n"
+            "         per mandate, beside the same raw limits\n"
+            "         --daemon-pid: tokenvaultd's, for its CPU time per request; --perf: a\n"
+            "         perf record of it during the pairs (sessions) or MIT phase into FILE\n",
+            PACKETS_DEFAULT, PACKETS_SMOKE, CONNECTIONS_DEFAULT, IN_FLIGHT_DEFAULT,
+            SESSIONS_DEFAULT, COUNT_SMOKE, CHARGES_DEFAULT);
 }
 
 /* A decimal in [lo, hi]. */
@@ -843,21 +938,57 @@ struct raw_result {
 /* The raw limit: |threads| threads, each with its own session, over every
  * packet. The hsm is this process's own (SoftHSM keeps no state between
  * processes beyond the token files). */
+/* The config's token, opened in this process with room for |max_sessions|
+ * sessions; *pin and *out are the caller's to free. */
 static int
-raw_run(const struct vault_config *cfg, int wallet, const struct packets *pk, unsigned threads,
-        struct raw_result *out)
+raw_hsm_open(const struct vault_config *cfg, unsigned max_sessions, hsm_pin_source **pin,
+             hsm **out)
 {
     const hsm_config hc = {
         .module_path = cfg->hsm_module,
         .token_label = strncmp(cfg->hsm_token, "pkcs11:", 7) == 0 ? NULL : cfg->hsm_token,
         .token_uri = strncmp(cfg->hsm_token, "pkcs11:", 7) == 0 ? cfg->hsm_token : NULL,
-        .max_sessions = threads + 1,
+        .max_sessions = max_sessions,
     };
+    int e;
+
+    if (cfg->pin_source != VAULT_PIN_FILE) {
+        err("raw: the config's PIN must come from a file (pin_source = file)");
+        return -1;
+    }
+    if ((e = hsm_pin_source_file(pin, cfg->pin_file)) != HSM_OK ||
+        (e = hsm_open(out, &hc, *pin)) != HSM_OK) {
+        err_hsm("raw: the token", e);
+        return -1;
+    }
+    return 0;
+}
+
+/* A DEK of our own, as the service makes its own: generated in the token
+ * under the KEK and loaded as a session object. */
+static int
+raw_dek(hsm_session *s, hsm_key **out)
+{
+    hsm_key *kek = NULL;
+    uint8_t wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    int e;
+
+    if ((e = hsm_key_find(s, "vault-kek-v1", &kek)) != HSM_OK ||
+        (e = hsm_dek_generate(s, kek, wrapped, kcv)) != HSM_OK ||
+        (e = hsm_dek_load(s, kek, "bench-raw-dek", wrapped, sizeof(wrapped), kcv, out)) != HSM_OK) {
+        err_hsm("raw: a DEK", e);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+raw_run(const struct vault_config *cfg, int wallet, const struct packets *pk, unsigned threads,
+        struct raw_result *out)
+{
     struct raw_ctx c;
     hsm_pin_source *pin = NULL;
     hsm_session *s = NULL;
-    hsm_key *kek = NULL;
-    uint8_t wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
     pthread_t th[RAW_THREADS_MAX];
     char why[ERR_MAX];
     unsigned started = 0;
@@ -871,28 +1002,18 @@ raw_run(const struct vault_config *cfg, int wallet, const struct packets *pk, un
     c.pk = pk;
     if ((c.lat = calloc(pk->n, sizeof(*c.lat))) == NULL)
         return -1;
-    if (cfg->pin_source != VAULT_PIN_FILE) {
-        err("raw: the config's PIN must come from a file (pin_source = file)");
+    if (raw_hsm_open(cfg, threads + 1, &pin, &c.h) != 0)
         goto out;
-    }
-    if ((e = hsm_pin_source_file(&pin, cfg->pin_file)) != HSM_OK ||
-        (e = hsm_open(&c.h, &hc, pin)) != HSM_OK || (e = hsm_session_acquire(c.h, &s)) != HSM_OK) {
-        err_hsm("raw: the token", e);
+    if ((e = hsm_session_acquire(c.h, &s)) != HSM_OK) {
+        err_hsm("raw: a session", e);
         goto out;
     }
     if (vault_wallets_load(&c.engine, s, cfg, why, sizeof(why)) != 0) {
         err("raw: wallets: %s", why);
         goto out;
     }
-    /* A DEK of our own, as the service makes its own: generated in the
-     * token under the KEK and loaded as a session object. */
-    if ((e = hsm_key_find(s, "vault-kek-v1", &kek)) != HSM_OK ||
-        (e = hsm_dek_generate(s, kek, wrapped, kcv)) != HSM_OK ||
-        (e = hsm_dek_load(s, kek, "bench-raw-dek", wrapped, sizeof(wrapped), kcv, &c.dek)) !=
-            HSM_OK) {
-        err_hsm("raw: a DEK", e);
+    if (raw_dek(s, &c.dek) != 0)
         goto out;
-    }
     hsm_session_release(s);
     s = NULL;
     t0 = mono_ns();
@@ -922,6 +1043,36 @@ out:
 }
 
 /* ---- the service over the RPC ----------------------------------------------------- */
+
+/* The client's certificate files in the --tls directory. */
+struct client_files {
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+};
+
+/* A client of the service of |cfg| with the certificate in |tls| and up to
+ * |in_flight| requests pipelined; |cf| holds the paths |cc| points to. */
+static int
+client_config_fill(struct api_client_config *cc, struct client_files *cf,
+                   const struct vault_config *cfg, const char *tls, unsigned in_flight)
+{
+    memset(cc, 0, sizeof(*cc));
+    if (path_join(cf->ca, sizeof(cf->ca), tls, "ca.pem") != 0 ||
+        path_join(cf->cert, sizeof(cf->cert), tls, "client.pem") != 0 ||
+        path_join(cf->key, sizeof(cf->key), tls, "client.key") != 0)
+        return -1;
+    cc->host = cfg->listen_host;
+    /* A listener on every address is reached on the loopback. */
+    if (strcmp(cfg->listen_host, "0.0.0.0") == 0 || strcmp(cfg->listen_host, "::") == 0)
+        cc->host = "127.0.0.1";
+    cc->port = cfg->listen_port;
+    cc->server_name = "localhost";
+    cc->ca_file = cf->ca;
+    cc->cert_file = cf->cert;
+    cc->key_file = cf->key;
+    cc->request_timeout_ms = CLIENT_TIMEOUT_MS;
+    cc->max_in_flight = in_flight;
+    return 0;
+}
 
 struct svc_ctx {
     const struct packets *pk;
@@ -1068,17 +1219,8 @@ svc_run(const struct vault_config *cfg, const char *tls, int wallet, const char 
         const struct packets *pk, unsigned conns, unsigned in_flight, unsigned rate,
         struct svc_result *out)
 {
-    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
-    struct api_client_config cc = {
-        .host = cfg->listen_host,
-        .port = cfg->listen_port,
-        .server_name = "localhost",
-        .ca_file = ca,
-        .cert_file = cert,
-        .key_file = key,
-        .request_timeout_ms = CLIENT_TIMEOUT_MS,
-        .max_in_flight = in_flight,
-    };
+    struct client_files cf;
+    struct api_client_config cc;
     struct svc_ctx c;
     struct svc_thread *ts = NULL;
     pthread_t *th = NULL;
@@ -1096,12 +1238,7 @@ svc_run(const struct vault_config *cfg, const char *tls, int wallet, const char 
     c.connections = conns;
     c.in_flight = in_flight;
     c.rate = rate;
-    /* A listener on every address is reached on the loopback. */
-    if (strcmp(cfg->listen_host, "0.0.0.0") == 0 || strcmp(cfg->listen_host, "::") == 0)
-        cc.host = "127.0.0.1";
-    if (path_join(ca, sizeof(ca), tls, "ca.pem") != 0 ||
-        path_join(cert, sizeof(cert), tls, "client.pem") != 0 ||
-        path_join(key, sizeof(key), tls, "client.key") != 0)
+    if (client_config_fill(&cc, &cf, cfg, tls, in_flight) != 0)
         return -1;
     if ((c.lat = calloc(pk->n, sizeof(*c.lat))) == NULL ||
         (c.lag = calloc(pk->n, sizeof(*c.lag))) == NULL ||
@@ -1312,6 +1449,1704 @@ cmd_run(const struct opts *o)
 out:
     packets_free(&pk);
     gen_ctx_free(&g);
+    vault_config_free(cfg);
+    return r;
+}
+
+/* ---- sessions and charges: shared ------------------------------------------------- */
+
+/* What the service answered for one kind of request; what a phase sends. */
+enum req_kind { RK_INIT, RK_CHECK, RK_CARD, RK_MANDATE, RK_MIT, RK_NUM };
+static const char *const req_kind_name[RK_NUM] = {
+    "SESSION_INIT", "SESSION_CHECK", "CARD_STORE", "MANDATE_CREATE", "MIT_AUTHORIZE",
+};
+
+/* A sale session of the run: what its SESSION_INIT sent and got back. */
+struct sess_item {
+    uint8_t nonce[OPS_NONCE_LEN];
+    uint8_t sig[API_SIGNATURE_LEN];
+    bool have; /* SESSION_INIT answered OK */
+};
+
+/* A stored card of the run with its mandate. */
+struct card_item {
+    char customer[API_CUSTOMER_NUMBER_MAX + 1];
+    char pan[API_PAN_MAX + 1]; /* secret: wiped by cards_free */
+    char token[API_ID_MAX + 1];
+    char mandate[API_ID_MAX + 1];
+};
+
+/* Session |i| of a run: the sale fields its SESSION_INIT and SESSION_CHECK
+ * both carry (distinct per session; the check sends the same ones). */
+static void
+sale_fields(const char *tag, size_t i, uint8_t ath[API_HASH_LEN], uint64_t *amount,
+            uint8_t device[DEVICE_DATA_LEN])
+{
+    char text[64];
+    int n = snprintf(text, sizeof(text), "access-token-%s-%zu", tag, i);
+
+    SHA256((const uint8_t *)text, (size_t)n, ath);
+    *amount = SALE_AMOUNT_BASE + i % SALE_AMOUNT_SPAN;
+    for (size_t k = 0; k < DEVICE_DATA_LEN; k++)
+        device[k] = (uint8_t)(k * 31u + i);
+    memcpy(device, text, (size_t)n < DEVICE_DATA_LEN ? (size_t)n : DEVICE_DATA_LEN);
+}
+
+/* The session as the service keeps it for sale_fields(tag, i) (vault/ops/
+ * sessions.c ops_session_init): what its signature covers. */
+static void
+sale_session_of(const char *tag, size_t i, uint64_t created_ms, unsigned lifetime_s,
+                struct sale_session *out)
+{
+    uint8_t device[DEVICE_DATA_LEN];
+
+    memset(out, 0, sizeof(*out));
+    out->state = OPS_SESSION_OPEN;
+    snprintf(out->merchant, sizeof(out->merchant), "%s", BENCH_MERCHANT);
+    sale_fields(tag, i, out->access_token_hash, &out->amount, device);
+    snprintf(out->currency, sizeof(out->currency), "%s", BENCH_CURRENCY);
+    SHA256(device, sizeof(device), out->device_hash);
+    out->created_at_ms = created_ms;
+    out->expires_at = (created_ms + (uint64_t)lifetime_s * MS_PER_S + MS_PER_S - 1) / MS_PER_S;
+}
+
+/* A random 16-digit Visa number with its Luhn digit: distinct cards, so that
+ * CARD_STORE files each as new (the vault deduplicates by PAN). */
+static int
+pan_random(char out[API_PAN_MAX + 1])
+{
+    uint8_t rnd[CARD_PAN_LEN];
+    unsigned sum = 0;
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        err_ssl("RAND_bytes");
+        return -1;
+    }
+    out[0] = '4';
+    for (size_t k = 1; k < CARD_PAN_LEN - 1; k++)
+        out[k] = (char)('0' + rnd[k] % 10); /* the bias does not matter here */
+    /* Luhn: from the right, every second digit of the payload doubled. */
+    for (size_t k = 0; k < CARD_PAN_LEN - 1; k++) {
+        unsigned d = (unsigned)(out[CARD_PAN_LEN - 2 - k] - '0');
+
+        if (k % 2 == 0)
+            d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+        sum += d;
+    }
+    out[CARD_PAN_LEN - 1] = (char)('0' + (10 - sum % 10) % 10);
+    out[CARD_PAN_LEN] = '\0';
+    OPENSSL_cleanse(rnd, sizeof(rnd));
+    return 0;
+}
+
+static void
+cards_free(struct card_item *cards, size_t n)
+{
+    if (cards != NULL)
+        OPENSSL_cleanse(cards, n * sizeof(*cards));
+    free(cards);
+}
+
+/* The UTC date of unix time |t|. */
+static void
+date_of(time_t t, struct api_date *out)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    out->year = (uint16_t)(tm.tm_year + 1900);
+    out->month = (uint8_t)(tm.tm_mon + 1);
+    out->day = (uint8_t)tm.tm_mday;
+}
+
+/* Random hex: ids distinct across runs. */
+static int
+run_tag_make(char out[17])
+{
+    uint8_t rnd[8];
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        err_ssl("RAND_bytes");
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    return 0;
+}
+
+/* tokenvaultd's CPU time so far (user + system) in seconds, from
+ * /proc/PID/stat; -1 when unknown (no --daemon-pid). */
+static double
+daemon_cpu_seconds(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    const char *p;
+    size_t n;
+    FILE *f;
+
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold anything: fields 3.. follow its last ')';
+     * utime and stime are fields 14 and 15. */
+    if ((p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The store's group-commit counters, from the service's metrics file. */
+struct store_counts {
+    uint64_t commits, jobs;
+    bool ok;
+};
+
+static bool
+file_changed(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino != b->st_ino || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+           a->st_mtim.tv_nsec != b->st_mtim.tv_nsec;
+}
+
+/* The counters as of now: the second metrics file written after this call
+ * begins was collected after it (the service writes the file whole and
+ * renames it). ok false when the config writes none or none came in time. */
+static void
+metrics_counts(const struct vault_config *cfg, struct store_counts *out)
+{
+    const char *path = cfg->metrics_textfile;
+    struct stat prev, st;
+    uint64_t deadline;
+    unsigned seen = 0;
+    bool have_c = false, have_j = false;
+    char line[512];
+    FILE *f;
+
+    memset(out, 0, sizeof(*out));
+    if (path[0] == '\0')
+        return;
+    if (stat(path, &prev) != 0)
+        memset(&prev, 0, sizeof(prev));
+    deadline = mono_ns() + ((uint64_t)cfg->metrics_interval_seconds * 2 * MS_PER_S +
+                            METRICS_WAIT_SLACK_MS) * NS_PER_MS;
+    while (seen < 2) {
+        if (mono_ns() > deadline)
+            return;
+        sleep_until_ns(mono_ns() + METRICS_POLL_MS * NS_PER_MS);
+        if (stat(path, &st) == 0 && file_changed(&st, &prev)) {
+            prev = st;
+            seen++;
+        }
+    }
+    if ((f = fopen(path, "r")) == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long long v;
+
+        if (sscanf(line, "tokenvault_store_commits_total %llu", &v) == 1) {
+            out->commits = v;
+            have_c = true;
+        } else if (sscanf(line, "tokenvault_store_jobs_total %llu", &v) == 1) {
+            out->jobs = v;
+            have_j = true;
+        }
+    }
+    fclose(f);
+    out->ok = have_c && have_j;
+}
+
+/* ---- sessions and charges: the service over the RPC ------------------------------- */
+
+/* What one phase sends: SESSION_INIT then SESSION_CHECK of each session
+ * (pairs), each alone, or the steps of the MIT benchmark. */
+enum drv_mode { DRV_PAIRS, DRV_INITS, DRV_CHECKS, DRV_CARDS, DRV_MANDATES, DRV_MIT };
+
+struct drv {
+    enum drv_mode mode;
+    const char *tag;          /* the run's: the sessions' sale fields, customer numbers */
+    size_t n;                 /* items: sessions or cards */
+    unsigned connections, in_flight;
+    struct sess_item *sess;   /* DRV_PAIRS, DRV_INITS, DRV_CHECKS */
+    struct card_item *cards;  /* DRV_CARDS, DRV_MANDATES, DRV_MIT */
+    struct api_date charge_date, end_date;
+    uint64_t *lat[RK_NUM];    /* per item, ns, for the kinds this phase sends */
+    uint64_t *init_sent;      /* pairs: when each session's SESSION_INIT went out */
+    uint64_t *pair_lat;       /* pairs: from then until its SESSION_CHECK was answered */
+    const char *perf_out;     /* a perf record of tokenvaultd during the phase, or NULL */
+    pthread_barrier_t start;
+};
+
+struct drv_conn {
+    struct drv *d;
+    unsigned index;
+    struct api_client *client;
+    size_t n_items;           /* items dealt to this connection */
+    size_t next_k;            /* its next item to start */
+    size_t expected, sent, done; /* requests */
+    uint64_t id0;             /* the client's id of this connection's first request */
+    size_t *item_of;          /* per request sent: its item, kind and send time */
+    uint8_t *kind_of;
+    uint64_t *sent_at;
+    size_t *ready;            /* pairs: sessions whose INIT came back, to check */
+    size_t ready_head, ready_tail;
+    uint64_t counts[STATUS_SLOTS];
+    uint64_t wrong;           /* OK answers that do not say what they should */
+    int client_err;
+    bool reported;
+};
+
+union drv_req {
+    struct api_session_init_req init;
+    struct api_session_check_req check;
+    struct api_card_store_req card;
+    struct api_mandate_create_req mandate;
+    struct api_mit_authorize_req mit;
+};
+
+static unsigned
+drv_requests_per_item(const struct drv *d)
+{
+    return d->mode == DRV_PAIRS ? 2u : 1u;
+}
+
+static void
+fill_init(const struct drv *d, size_t i, struct api_session_init_req *q)
+{
+    memset(q, 0, sizeof(*q));
+    snprintf(q->merchant, sizeof(q->merchant), "%s", BENCH_MERCHANT);
+    q->access_token_hash.len = API_HASH_LEN;
+    q->device_data.len = DEVICE_DATA_LEN;
+    sale_fields(d->tag, i, q->access_token_hash.data, &q->amount, q->device_data.data);
+    snprintf(q->currency, sizeof(q->currency), "%s", BENCH_CURRENCY);
+}
+
+static void
+fill_check(const struct drv *d, size_t i, struct api_session_check_req *q)
+{
+    memset(q, 0, sizeof(*q));
+    snprintf(q->merchant, sizeof(q->merchant), "%s", BENCH_MERCHANT);
+    q->nonce.len = OPS_NONCE_LEN;
+    memcpy(q->nonce.data, d->sess[i].nonce, OPS_NONCE_LEN);
+    q->signature.len = API_SIGNATURE_LEN;
+    memcpy(q->signature.data, d->sess[i].sig, API_SIGNATURE_LEN);
+    q->access_token_hash.len = API_HASH_LEN;
+    q->device_data.len = DEVICE_DATA_LEN;
+    sale_fields(d->tag, i, q->access_token_hash.data, &q->amount, q->device_data.data);
+    snprintf(q->currency, sizeof(q->currency), "%s", BENCH_CURRENCY);
+}
+
+/* The next request of connection |c| into |q|: true with it filled, false
+ * when it has nothing to send now. */
+static bool
+drv_next(struct drv_conn *c, union drv_req *q, uint16_t *opcode, size_t *item, uint8_t *kind)
+{
+    struct drv *d = c->d;
+    size_t i;
+
+    /* Pairs: a session whose INIT is back is checked before a new one starts. */
+    if (d->mode == DRV_PAIRS && c->ready_head != c->ready_tail) {
+        i = c->ready[c->ready_head++];
+        fill_check(d, i, &q->check);
+        *opcode = API_OP_SESSION_CHECK;
+        *kind = RK_CHECK;
+        *item = i;
+        return true;
+    }
+    if (c->next_k >= c->n_items)
+        return false;
+    i = (size_t)c->index + c->next_k++ * d->connections;
+    *item = i;
+    memset(q, 0, sizeof(*q));
+    switch (d->mode) {
+    case DRV_PAIRS:
+    case DRV_INITS:
+        fill_init(d, i, &q->init);
+        *opcode = API_OP_SESSION_INIT;
+        *kind = RK_INIT;
+        break;
+    case DRV_CHECKS:
+        fill_check(d, i, &q->check);
+        *opcode = API_OP_SESSION_CHECK;
+        *kind = RK_CHECK;
+        break;
+    case DRV_CARDS:
+        snprintf(q->card.merchant, sizeof(q->card.merchant), "%s", BENCH_MERCHANT);
+        memcpy(q->card.customer_number, d->cards[i].customer, sizeof(q->card.customer_number));
+        memcpy(q->card.pan, d->cards[i].pan, sizeof(q->card.pan));
+        q->card.exp_month = CARD_EXP_MONTH;
+        q->card.exp_year = CARD_EXP_YEAR;
+        q->card.consent = true;
+        q->card.verification = API_VERIFICATION_CVC2_3DS;
+        *opcode = API_OP_CARD_STORE;
+        *kind = RK_CARD;
+        break;
+    case DRV_MANDATES:
+        snprintf(q->mandate.merchant, sizeof(q->mandate.merchant), "%s", BENCH_MERCHANT);
+        memcpy(q->mandate.token, d->cards[i].token, sizeof(q->mandate.token));
+        memcpy(q->mandate.customer_number, d->cards[i].customer,
+               sizeof(q->mandate.customer_number));
+        q->mandate.kind = API_MANDATE_KIND_RECURRING;
+        q->mandate.has_min_amount = true;
+        q->mandate.min_amount = MANDATE_MIN_AMOUNT;
+        q->mandate.max_amount = MANDATE_MAX_AMOUNT;
+        snprintf(q->mandate.currency, sizeof(q->mandate.currency), "%s", BENCH_CURRENCY);
+        q->mandate.has_recurring_count = true;
+        q->mandate.recurring_count = MANDATE_EVERY_DAYS;
+        q->mandate.recurring_max_date = d->end_date;
+        *opcode = API_OP_MANDATE_CREATE;
+        *kind = RK_MANDATE;
+        break;
+    case DRV_MIT:
+        snprintf(q->mit.merchant, sizeof(q->mit.merchant), "%s", BENCH_MERCHANT);
+        memcpy(q->mit.token, d->cards[i].token, sizeof(q->mit.token));
+        memcpy(q->mit.mandate_id, d->cards[i].mandate, sizeof(q->mit.mandate_id));
+        q->mit.amount = MIT_AMOUNT;
+        snprintf(q->mit.currency, sizeof(q->mit.currency), "%s", BENCH_CURRENCY);
+        q->mit.date = d->charge_date;
+        *opcode = API_OP_MIT_AUTHORIZE;
+        *kind = RK_MIT;
+        break;
+    }
+    return true;
+}
+
+/* Whether an OK answer says what it should, keeping what later requests
+ * need (the session's nonce and signature, the card's token, the mandate). */
+static bool
+drv_keep(struct drv_conn *c, size_t i, uint8_t kind, const struct api_reply *rep, uint64_t now)
+{
+    struct drv *d = c->d;
+
+    switch (kind) {
+    case RK_INIT: {
+        const struct api_session_init_resp *r = rep->msg;
+
+        if (rep->opcode != API_OP_SESSION_INIT || r->nonce.len != OPS_NONCE_LEN ||
+            r->signature.len != API_SIGNATURE_LEN)
+            return false;
+        memcpy(d->sess[i].nonce, r->nonce.data, OPS_NONCE_LEN);
+        memcpy(d->sess[i].sig, r->signature.data, API_SIGNATURE_LEN);
+        d->sess[i].have = true;
+        if (d->mode == DRV_PAIRS)
+            c->ready[c->ready_tail++] = i;
+        return true;
+    }
+    case RK_CHECK: {
+        const struct api_session_check_resp *r = rep->msg;
+
+        if (d->mode == DRV_PAIRS)
+            d->pair_lat[i] = now - d->init_sent[i];
+        return rep->opcode == API_OP_SESSION_CHECK && !r->has_token;
+    }
+    case RK_CARD: {
+        const struct api_card_store_resp *r = rep->msg;
+
+        if (rep->opcode != API_OP_CARD_STORE || r->dedup != API_DEDUP_NEW)
+            return false;
+        memcpy(d->cards[i].token, r->token, sizeof(d->cards[i].token));
+        return true;
+    }
+    case RK_MANDATE: {
+        const struct api_mandate_info *r = rep->msg;
+
+        if (rep->opcode != API_OP_MANDATE_CREATE || r->status != API_MANDATE_ACTIVE)
+            return false;
+        memcpy(d->cards[i].mandate, r->mandate_id, sizeof(d->cards[i].mandate));
+        return true;
+    }
+    case RK_MIT: {
+        const struct api_mit_authorize_resp *r = rep->msg;
+
+        return rep->opcode == API_OP_MIT_AUTHORIZE && r->charge_count == 1;
+    }
+    }
+    return false;
+}
+
+static void
+drv_reply(struct drv_conn *c, const struct api_reply *rep, uint64_t now)
+{
+    struct drv *d = c->d;
+    uint64_t k = rep->request_id - c->id0;
+    size_t i;
+    uint8_t kind;
+    bool good;
+
+    if (rep->request_id < c->id0 || k >= c->sent) {
+        c->client_err = API_ERR_PROTOCOL; /* not one of ours */
+        return;
+    }
+    i = c->item_of[k];
+    kind = c->kind_of[k];
+    d->lat[kind][i] = now - c->sent_at[k];
+    if (rep->status <= 0 && (unsigned)-rep->status < STATUS_SLOTS)
+        c->counts[(unsigned)-rep->status]++;
+    else
+        c->counts[API_STATUS_INTERNAL]++;
+    good = rep->status == 0 && drv_keep(c, i, kind, rep, now);
+    if (rep->status == 0 && !good)
+        c->wrong++;
+    if (!good && !c->reported) {
+        c->reported = true;
+        if (rep->status != 0)
+            err("%s %zu: %s: %s", req_kind_name[kind], i,
+                api_status_name((unsigned)-rep->status), rep->error.message);
+        else
+            err("%s %zu: an OK answer that says something else", req_kind_name[kind], i);
+    }
+    /* A session whose INIT failed is never checked. */
+    if (!good && kind == RK_INIT && d->mode == DRV_PAIRS)
+        c->expected--;
+}
+
+static void *
+drv_thread(void *arg)
+{
+    struct drv_conn *c = arg;
+    struct drv *d = c->d;
+    union drv_req q;
+    struct api_reply rep;
+    uint16_t opcode = 0;
+    uint8_t kind = 0;
+    size_t item = 0;
+    uint64_t id = 0, now;
+    int r;
+
+    pthread_barrier_wait(&d->start);
+    while (c->done < c->expected && c->client_err == 0) {
+        if (api_client_in_flight(c->client) < d->in_flight &&
+            drv_next(c, &q, &opcode, &item, &kind)) {
+            now = mono_ns();
+            r = api_client_submit(c->client, opcode, &q, &id);
+            if (kind == RK_CARD)
+                OPENSSL_cleanse(&q.card, sizeof(q.card)); /* the PAN */
+            if (r != 0) {
+                c->client_err = r;
+                break;
+            }
+            if (c->sent == 0)
+                c->id0 = id;
+            if (id != c->id0 + c->sent) {
+                c->client_err = API_ERR_PROTOCOL; /* ids are 1, 2, ... per connection */
+                break;
+            }
+            c->item_of[c->sent] = item;
+            c->kind_of[c->sent] = kind;
+            c->sent_at[c->sent] = now;
+            if (kind == RK_INIT && d->mode == DRV_PAIRS)
+                d->init_sent[item] = now;
+            c->sent++;
+            continue;
+        }
+        if (api_client_in_flight(c->client) == 0) {
+            err("connection %u: nothing to send and nothing in flight", c->index);
+            c->client_err = API_ERR_INVALID_ARG;
+            break;
+        }
+        memset(&rep, 0, sizeof(rep));
+        if ((r = api_client_collect(c->client, &rep)) != 0) {
+            c->client_err = r;
+            break;
+        }
+        drv_reply(c, &rep, mono_ns());
+        api_reply_cleanup(&rep);
+        c->done++;
+    }
+    OPENSSL_cleanse(&q, sizeof(q));
+    return NULL;
+}
+
+/* What one phase did. */
+struct drv_result {
+    double seconds;
+    double items_per_s, requests_per_s;
+    double client_cpu;     /* the driver's CPU / wall time: cores */
+    double daemon_cpu_ms;  /* tokenvaultd's CPU per item, ms; < 0 when unknown */
+    struct lat_stats lat[RK_NUM], pair;
+    struct store_counts before, after;
+    uint64_t counts[STATUS_SLOTS];
+    uint64_t requests, ok, not_ok, wrong;
+};
+
+static double
+jobs_per_commit(const struct store_counts *a, const struct store_counts *b)
+{
+    if (!a->ok || !b->ok || b->commits <= a->commits)
+        return 0;
+    return (double)(b->jobs - a->jobs) / (double)(b->commits - a->commits);
+}
+
+static size_t
+drv_conn_items(const struct drv *d, unsigned t)
+{
+    return t >= d->n ? 0 : (d->n - t + d->connections - 1) / d->connections;
+}
+
+/* perf record of process |pid| into |out| (DWARF unwinding: libcrypto and
+ * SoftHSM have no frame pointers), as scripts/bench records the wallet runs.
+ * The recorder's pid, or -1 when it does not start. */
+static pid_t
+perf_start(const char *out, long pid)
+{
+    char pid_s[32], *argv[] = {
+        "perf", "record", "-q", "-F", PERF_FREQ, "--call-graph", PERF_CALL_GRAPH, "-p", pid_s,
+        "-o", (char *)out, NULL,
+    };
+    pid_t p = -1;
+    int e;
+
+    snprintf(pid_s, sizeof(pid_s), "%ld", pid);
+    if ((e = posix_spawnp(&p, "perf", NULL, NULL, argv, environ)) != 0) {
+        err("perf: %s", strerror(e));
+        return -1;
+    }
+    sleep_until_ns(mono_ns() + PERF_ATTACH_MS * NS_PER_MS);
+    return p;
+}
+
+static void
+perf_stop(pid_t p)
+{
+    int st;
+
+    if (p <= 0)
+        return;
+    if (kill(p, SIGINT) != 0)
+        err("perf: %s", strerror(errno));
+    while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* One phase through tokenvaultd: every item of |d| over d->connections TLS
+ * connections, up to d->in_flight requests in flight on each. 0 when every
+ * request was answered (OK or not: the caller judges the counts). */
+static int
+drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct drv *d,
+        struct drv_result *out)
+{
+    struct client_files cf;
+    struct api_client_config cc;
+    struct drv_conn *cs = NULL;
+    pthread_t *th = NULL;
+    unsigned conns = d->connections, started = 0;
+    bool barrier = false;
+    pid_t perf = -1;
+    uint64_t t0, t1;
+    double cpu0, dcpu0, dcpu1;
+    int e, r = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (client_config_fill(&cc, &cf, cfg, tls, d->in_flight) != 0)
+        return -1;
+    for (unsigned k = 0; k < RK_NUM; k++)
+        d->lat[k] = NULL;
+    d->init_sent = d->pair_lat = NULL;
+    for (unsigned k = 0; k < RK_NUM; k++)
+        if ((d->lat[k] = calloc(d->n, sizeof(uint64_t))) == NULL)
+            goto out;
+    if (d->mode == DRV_PAIRS && ((d->init_sent = calloc(d->n, sizeof(uint64_t))) == NULL ||
+                                 (d->pair_lat = calloc(d->n, sizeof(uint64_t))) == NULL))
+        goto out;
+    if ((cs = calloc(conns, sizeof(*cs))) == NULL || (th = calloc(conns, sizeof(*th))) == NULL)
+        goto out;
+    for (unsigned i = 0; i < conns; i++) {
+        size_t nreq;
+
+        cs[i].d = d;
+        cs[i].index = i;
+        cs[i].n_items = drv_conn_items(d, i);
+        cs[i].expected = nreq = cs[i].n_items * drv_requests_per_item(d);
+        if ((cs[i].item_of = calloc(nreq + 1, sizeof(size_t))) == NULL ||
+            (cs[i].kind_of = calloc(nreq + 1, 1)) == NULL ||
+            (cs[i].sent_at = calloc(nreq + 1, sizeof(uint64_t))) == NULL ||
+            (cs[i].ready = calloc(cs[i].n_items + 1, sizeof(size_t))) == NULL)
+            goto out;
+        /* Connected (TLS handshake done) before the clock starts. */
+        if ((e = api_client_new(&cs[i].client, &cc)) != 0 ||
+            (e = api_client_connect(cs[i].client)) != 0) {
+            err("connection %u to %s:%u: %s", i, cc.host, cc.port, api_strerror(e));
+            goto out;
+        }
+    }
+    if (pthread_barrier_init(&d->start, NULL, conns + 1) != 0)
+        goto out;
+    barrier = true;
+    if (d->perf_out != NULL && daemon_pid > 0)
+        perf = perf_start(d->perf_out, daemon_pid);
+    metrics_counts(cfg, &out->before);
+    for (; started < conns; started++)
+        if (pthread_create(&th[started], NULL, drv_thread, &cs[started]) != 0)
+            break;
+    if (started != conns) {
+        /* The barrier cannot open: this is not a state to limp on from. */
+        err("cannot start %u threads", conns);
+        abort();
+    }
+    dcpu0 = daemon_cpu_seconds(daemon_pid);
+    cpu0 = cpu_seconds();
+    t0 = mono_ns();
+    pthread_barrier_wait(&d->start);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    t1 = mono_ns();
+    dcpu1 = daemon_cpu_seconds(daemon_pid);
+    perf_stop(perf);
+    perf = -1;
+    out->seconds = (double)(t1 - t0) / (double)NS_PER_S;
+    out->client_cpu = (cpu_seconds() - cpu0) / out->seconds;
+    out->daemon_cpu_ms = dcpu0 < 0 || dcpu1 < 0 ? -1 : (dcpu1 - dcpu0) * 1e3 / (double)d->n;
+    metrics_counts(cfg, &out->after);
+    r = 0;
+    for (unsigned i = 0; i < conns; i++) {
+        if (cs[i].client_err != 0) {
+            err("connection %u: %s", i, api_strerror(cs[i].client_err));
+            r = -1;
+        }
+        for (unsigned s = 0; s < STATUS_SLOTS; s++)
+            out->counts[s] += cs[i].counts[s];
+        out->wrong += cs[i].wrong;
+        out->requests += cs[i].n_items * drv_requests_per_item(d);
+    }
+    out->ok = out->counts[API_STATUS_OK];
+    for (unsigned s = 1; s < STATUS_SLOTS; s++)
+        out->not_ok += out->counts[s];
+    out->items_per_s = (double)d->n / out->seconds;
+    out->requests_per_s = (double)(out->ok + out->not_ok) / out->seconds;
+    if (r == 0) {
+        switch (d->mode) {
+        case DRV_PAIRS:
+            lat_stats_get(d->lat[RK_INIT], d->n, &out->lat[RK_INIT]);
+            lat_stats_get(d->lat[RK_CHECK], d->n, &out->lat[RK_CHECK]);
+            lat_stats_get(d->pair_lat, d->n, &out->pair);
+            break;
+        case DRV_INITS: lat_stats_get(d->lat[RK_INIT], d->n, &out->lat[RK_INIT]); break;
+        case DRV_CHECKS: lat_stats_get(d->lat[RK_CHECK], d->n, &out->lat[RK_CHECK]); break;
+        case DRV_CARDS: lat_stats_get(d->lat[RK_CARD], d->n, &out->lat[RK_CARD]); break;
+        case DRV_MANDATES: lat_stats_get(d->lat[RK_MANDATE], d->n, &out->lat[RK_MANDATE]); break;
+        case DRV_MIT: lat_stats_get(d->lat[RK_MIT], d->n, &out->lat[RK_MIT]); break;
+        }
+    }
+out:
+    perf_stop(perf);
+    if (barrier)
+        pthread_barrier_destroy(&d->start);
+    if (cs != NULL) {
+        for (unsigned i = 0; i < conns; i++) {
+            api_client_free(cs[i].client);
+            free(cs[i].item_of);
+            free(cs[i].kind_of);
+            free(cs[i].sent_at);
+            free(cs[i].ready);
+        }
+    }
+    free(cs);
+    free(th);
+    for (unsigned k = 0; k < RK_NUM; k++) {
+        free(d->lat[k]);
+        d->lat[k] = NULL;
+    }
+    free(d->init_sent);
+    free(d->pair_lat);
+    d->init_sent = d->pair_lat = NULL;
+    return r;
+}
+
+/* Every request answered OK with what it should say, or the run fails. */
+static int
+drv_judge(const char *phase, const struct drv_result *res)
+{
+    if (res->not_ok != 0 || res->wrong != 0 || res->ok != res->requests) {
+        err("FAILED (%s): %" PRIu64 " of %" PRIu64 " answers not OK, %" PRIu64
+            " OK answers that say something else",
+            phase, res->not_ok, res->requests, res->wrong);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+print_statuses(const struct drv_result *res)
+{
+    printf("  statuses:");
+    for (unsigned s = 0; s < STATUS_SLOTS; s++)
+        if (res->counts[s] != 0)
+            printf(" %s %" PRIu64, api_status_name(s), res->counts[s]);
+    printf("\n");
+}
+
+static void
+print_lat(const char *what, const struct lat_stats *l)
+{
+    printf("  %-14s latency p50 %.2f ms p95 %.2f p99 %.2f max %.2f\n", what, l->p50, l->p95,
+           l->p99, l->max);
+}
+
+/* The service side of a phase: the CPU, the group commit, the driver. */
+static void
+print_costs(const struct drv_result *res, const char *unit)
+{
+    double jpc = jobs_per_commit(&res->before, &res->after);
+
+    if (res->daemon_cpu_ms >= 0)
+        printf("  tokenvaultd CPU %.3f ms/%s;", res->daemon_cpu_ms, unit);
+    else
+        printf("  tokenvaultd CPU unknown (no --daemon-pid);");
+    if (jpc > 0)
+        printf(" store: %" PRIu64 " commits for %" PRIu64 " write jobs (%.1f per commit);",
+               res->after.commits - res->before.commits, res->after.jobs - res->before.jobs, jpc);
+    printf(" driver CPU %.2f cores\n", res->client_cpu);
+}
+
+/* ---- sessions and charges: the raw limits ------------------------------------------ */
+
+/* The HSM calls a worker makes, in this process on as many threads as the
+ * service has workers, each with its own session:
+ *   RH_INIT  SESSION_INIT: hsm_random (the 32-byte nonce) + hsm_hmac_sign
+ *            over the session (vault/ops/sessions.c init_sign)
+ *   RH_CHECK SESSION_CHECK: hsm_hmac_verify of that signature (check_prepare)
+ *   RH_MIT   MIT_AUTHORIZE for a caller without the reveal role: hsm_random
+ *            (16 bytes, the approval id; vault/ops/mandates.c random_id) */
+enum rh_kind { RH_INIT, RH_CHECK, RH_MIT };
+
+struct rh_ctx {
+    hsm *h;
+    hsm_key *smk; /* vault-session-mac */
+    enum rh_kind kind;
+    const char *tag;
+    uint64_t created_ms;
+    unsigned lifetime_s;
+    struct sess_item *sess; /* RH_INIT fills, RH_CHECK verifies */
+    size_t n;
+    uint64_t *lat;
+    atomic_size_t next;
+    atomic_size_t failed;
+    atomic_flag reported;
+};
+
+static int
+rh_one(struct rh_ctx *c, hsm_session *s, size_t i)
+{
+    struct sale_session sess;
+    struct api_writer w;
+    uint8_t rnd[CARDNUM_OPAQUE_RANDOM_LEN];
+    char id[API_ID_MAX + 1];
+    int e;
+
+    if (c->kind == RH_MIT) {
+        e = hsm_random(s, rnd, sizeof(rnd));
+        if (e == HSM_OK && cardnum_token_opaque(id, sizeof(id), rnd) != 0)
+            e = HSM_ERR_INTERNAL;
+        return e;
+    }
+    if (c->kind == RH_INIT && (e = hsm_random(s, c->sess[i].nonce, OPS_NONCE_LEN)) != HSM_OK)
+        return e;
+    sale_session_of(c->tag, i, c->created_ms, c->lifetime_s, &sess);
+    api_writer_init(&w, OPS_SESSION_MAX);
+    if (ops_session_mac_input(&w, c->sess[i].nonce, &sess) != 0)
+        e = HSM_ERR_INTERNAL;
+    else if (c->kind == RH_INIT)
+        e = hsm_hmac_sign(s, c->smk, api_writer_data(&w), api_writer_len(&w), c->sess[i].sig);
+    else
+        e = hsm_hmac_verify(s, c->smk, api_writer_data(&w), api_writer_len(&w), c->sess[i].sig,
+                            API_SIGNATURE_LEN);
+    api_writer_cleanup(&w);
+    return e;
+}
+
+static void *
+rh_thread(void *arg)
+{
+    struct rh_ctx *c = arg;
+    hsm_session *s = NULL;
+    size_t i;
+    int e;
+
+    if ((e = hsm_session_acquire(c->h, &s)) != HSM_OK) {
+        err_hsm("raw: a session", e);
+        atomic_fetch_add(&c->failed, 1);
+        return NULL;
+    }
+    while ((i = atomic_fetch_add(&c->next, 1)) < c->n) {
+        uint64_t t0 = mono_ns();
+
+        e = rh_one(c, s, i);
+        c->lat[i] = mono_ns() - t0;
+        if (e != HSM_OK) {
+            atomic_fetch_add(&c->failed, 1);
+            if (!atomic_flag_test_and_set(&c->reported))
+                err_hsm("raw: an HSM call", e);
+        }
+    }
+    hsm_session_release(s);
+    return NULL;
+}
+
+/* One pass of |c->kind| over |c->n| items on |threads| threads. */
+static int
+rh_pass(struct rh_ctx *c, unsigned threads, struct raw_result *out)
+{
+    pthread_t th[RAW_THREADS_MAX];
+    unsigned started = 0;
+    uint64_t t0, t1;
+    double cpu0;
+
+    memset(out, 0, sizeof(*out));
+    atomic_store(&c->next, 0);
+    atomic_store(&c->failed, 0);
+    atomic_flag_clear(&c->reported);
+    if ((c->lat = calloc(c->n, sizeof(*c->lat))) == NULL)
+        return -1;
+    t0 = mono_ns();
+    cpu0 = cpu_seconds();
+    for (; started < threads; started++)
+        if (pthread_create(&th[started], NULL, rh_thread, c) != 0)
+            break;
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    t1 = mono_ns();
+    out->seconds = (double)(t1 - t0) / (double)NS_PER_S;
+    out->pps = (double)c->n / out->seconds;
+    out->cpu_ms = (cpu_seconds() - cpu0) * (double)MS_PER_S / (double)c->n;
+    lat_stats_get(c->lat, c->n, &out->lat);
+    free(c->lat);
+    c->lat = NULL;
+    if (started != threads || atomic_load(&c->failed) != 0) {
+        err("raw: %zu of %zu HSM steps failed", atomic_load(&c->failed), c->n);
+        return -1;
+    }
+    return 0;
+}
+
+/* Two passes one after the other, as one: a pair is an INIT and a CHECK. */
+static void
+raw_sum(const struct raw_result *a, const struct raw_result *b, size_t n, struct raw_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->seconds = a->seconds + b->seconds;
+    out->pps = (double)n / out->seconds;
+    out->cpu_ms = a->cpu_ms + b->cpu_ms;
+}
+
+/* The store's part: the write transaction the service's writer runs for
+ * each request, through the same store (vault/store.h: its writer thread and
+ * its group commit, durable commits), in a scratch store of this process,
+ * with as many requests outstanding as the service run keeps in flight, so
+ * that the writer finds as much to group:
+ *   RS_INIT  SESSION_INIT: the session put new, its expiry scheduled, the
+ *            audit entry (init_apply)
+ *   RS_CHECK SESSION_CHECK: the session read, decoded, put back consumed,
+ *            the audit entry (check_apply)
+ *   RS_MIT   MIT_AUTHORIZE: the card read and decoded, the mandate read,
+ *            checked, put back with the charge, the audit entry (mit_apply)
+ * Records, keys and audit entries are the service's, made by its encoders,
+ * so every write has the service's size. No RPC, no TLS, no HSM but the
+ * audit checkpoints the writer signs, as the service's does. */
+enum rs_kind { RS_INIT, RS_CHECK, RS_MIT };
+
+struct rs_ctx {
+    struct vault_store *store;
+    struct vault_audit audit;
+    const char *client;        /* the config's client name, as audit entries carry it */
+    enum rs_kind kind;
+    size_t n;
+    const char *tag;
+    uint64_t created_ms;
+    unsigned lifetime_s;
+    struct sess_item *sess;    /* RS_INIT, RS_CHECK: the nonces */
+    struct card_item *cards;   /* RS_MIT: tokens and mandate ids */
+    struct api_date charge_date;
+    uint64_t *lat;
+    atomic_size_t failed;
+    atomic_flag reported;
+    sem_t slots;               /* requests outstanding */
+};
+
+struct rs_job {
+    struct store_write w; /* first: the writer hands it back */
+    struct rs_ctx *c;
+    size_t i;
+    uint64_t t0;
+};
+
+static int
+rs_audit(struct rs_ctx *c, struct store_txn *t, uint16_t opcode, size_t i, const char *token,
+         const char *detail)
+{
+    struct audit_event e = {
+        .event = "request",
+        .client = c->client,
+        .opcode = opcode,
+        .status = API_STATUS_OK,
+        .request_id = i + 1,
+        .merchant = BENCH_MERCHANT,
+        .token = token,
+        .detail = detail,
+    };
+
+    return audit_append(&c->audit, t, &e);
+}
+
+static int
+rs_session_put(struct store_txn *t, const uint8_t *nonce, const struct sale_session *s,
+               unsigned flags)
+{
+    struct api_writer w;
+    int r;
+
+    api_writer_init(&w, OPS_SESSION_MAX);
+    r = ops_session_encode(&w, s);
+    if (r == 0)
+        r = store_put(t, STORE_DB_SESSIONS, nonce, OPS_NONCE_LEN, api_writer_data(&w),
+                      api_writer_len(&w), flags);
+    api_writer_cleanup(&w);
+    return r;
+}
+
+static int
+rs_apply(struct store_write *w, struct store_txn *t)
+{
+    struct rs_job *j = (struct rs_job *)w;
+    struct rs_ctx *c = j->c;
+    char hex[2 * OPS_NONCE_LEN + 1];
+    struct sale_session s;
+    MDB_val v;
+    int r;
+
+    if (c->kind == RS_INIT || c->kind == RS_CHECK) {
+        const uint8_t *nonce = c->sess[j->i].nonce;
+
+        if (hex_encode(hex, sizeof(hex), nonce, OPS_NONCE_LEN) != 0)
+            return -API_STATUS_INTERNAL;
+        if (c->kind == RS_INIT) {
+            sale_session_of(c->tag, j->i, c->created_ms, c->lifetime_s, &s);
+            if ((r = rs_session_put(t, nonce, &s, STORE_PUT_NEW)) != 0 ||
+                (r = ops_sweep_schedule(t, s.expires_at * MS_PER_S, SWEEP_SESSION, nonce,
+                                        OPS_NONCE_LEN)) != 0)
+                return r;
+            return rs_audit(c, t, API_OP_SESSION_INIT, j->i, hex, NULL);
+        }
+        if ((r = store_get(t, STORE_DB_SESSIONS, nonce, OPS_NONCE_LEN, &v)) != 0 ||
+            (r = ops_session_decode(&s, v.mv_data, v.mv_size)) != 0)
+            return r;
+        if (s.state != OPS_SESSION_OPEN)
+            return -API_STATUS_REPLAYED;
+        s.state = OPS_SESSION_CONSUMED;
+        if ((r = rs_session_put(t, nonce, &s, 0)) != 0)
+            return r;
+        return rs_audit(c, t, API_OP_SESSION_CHECK, j->i, hex, "sale");
+    }
+    /* RS_MIT */
+    {
+        const struct card_item *ci = &c->cards[j->i];
+        struct card_record rec;
+        struct mandate_record m;
+        struct mandate_refusal no;
+        struct api_writer mw;
+        uint8_t key[MANDATE_KEY_MAX];
+        size_t key_len = mandate_key(key, ci->token, ci->mandate);
+        int32_t today = mandate_day_of(time(NULL));
+
+        if ((r = store_get(t, STORE_DB_CARDS, ci->token, strlen(ci->token), &v)) != 0 ||
+            (r = record_decode(&rec, v.mv_data, v.mv_size)) != 0 ||
+            (r = store_get(t, STORE_DB_MANDATES, key, key_len, &v)) != 0 ||
+            (r = mandate_decode(&m, v.mv_data, v.mv_size)) != 0)
+            return r;
+        if (mandate_status_on(&m, today) != API_MANDATE_ACTIVE ||
+            (rec.flags & RECORD_F_ACTIVE) == 0)
+            return -API_STATUS_INACTIVE;
+        if ((r = mandate_charge_check(&m, MIT_AMOUNT, BENCH_CURRENCY, &c->charge_date, today,
+                                      &no)) != 0 ||
+            (r = mandate_charge_record(&m, &c->charge_date)) != 0)
+            return r;
+        api_writer_init(&mw, MANDATE_MAX);
+        r = mandate_encode(&mw, &m);
+        if (r == 0)
+            r = store_put(t, STORE_DB_MANDATES, key, key_len, api_writer_data(&mw),
+                          api_writer_len(&mw), 0);
+        api_writer_cleanup(&mw);
+        if (r != 0)
+            return r;
+        return rs_audit(c, t, API_OP_MIT_AUTHORIZE, j->i, ci->token, "approved");
+    }
+}
+
+static void
+rs_done(struct store_write *w, int result)
+{
+    struct rs_job *j = (struct rs_job *)w;
+    struct rs_ctx *c = j->c;
+
+    c->lat[j->i] = mono_ns() - j->t0;
+    if (result != 0) {
+        atomic_fetch_add(&c->failed, 1);
+        if (!atomic_flag_test_and_set(&c->reported))
+            err("raw store: job %zu: %s", j->i, api_status_name((unsigned)-result));
+    }
+    sem_post(&c->slots);
+}
+
+/* One pass of |c->kind| over |c->n| items with up to |outstanding| jobs
+ * queued or in the writer; *out_jpc gets the jobs per commit. */
+static int
+rs_pass(struct rs_ctx *c, unsigned outstanding, struct raw_result *out, double *out_jpc)
+{
+    struct rs_job *jobs = NULL;
+    struct store_stats st0, st1;
+    uint64_t t0, t1;
+    double cpu0;
+    size_t submitted = 0;
+    int r = -1;
+
+    memset(out, 0, sizeof(*out));
+    *out_jpc = 0;
+    atomic_store(&c->failed, 0);
+    atomic_flag_clear(&c->reported);
+    if ((c->lat = calloc(c->n, sizeof(*c->lat))) == NULL ||
+        (jobs = calloc(c->n, sizeof(*jobs))) == NULL || sem_init(&c->slots, 0, outstanding) != 0)
+        goto out;
+    if (store_stats_get(c->store, &st0) != 0)
+        goto done;
+    t0 = mono_ns();
+    cpu0 = cpu_seconds();
+    for (; submitted < c->n; submitted++) {
+        struct rs_job *j = &jobs[submitted];
+        int e;
+
+        while (sem_wait(&c->slots) != 0)
+            ; /* EINTR */
+        j->w.apply = rs_apply;
+        j->w.done = rs_done;
+        j->c = c;
+        j->i = submitted;
+        j->t0 = mono_ns();
+        if ((e = store_write_submit(c->store, &j->w)) != 0) {
+            err("raw store: submit: %s", api_status_name((unsigned)-e));
+            sem_post(&c->slots);
+            break;
+        }
+    }
+    /* Every slot back: every job submitted is done. */
+    for (unsigned k = 0; k < outstanding; k++)
+        while (sem_wait(&c->slots) != 0)
+            ;
+    t1 = mono_ns();
+    out->seconds = (double)(t1 - t0) / (double)NS_PER_S;
+    out->pps = (double)c->n / out->seconds;
+    out->cpu_ms = (cpu_seconds() - cpu0) * (double)MS_PER_S / (double)c->n;
+    if (store_stats_get(c->store, &st1) == 0 && st1.commits > st0.commits)
+        *out_jpc = (double)(st1.jobs - st0.jobs) / (double)(st1.commits - st0.commits);
+    if (submitted == c->n && atomic_load(&c->failed) == 0) {
+        lat_stats_get(c->lat, c->n, &out->lat);
+        r = 0;
+    } else {
+        err("raw store: %zu of %zu jobs failed", atomic_load(&c->failed) + (c->n - submitted),
+            c->n);
+    }
+done:
+    sem_destroy(&c->slots);
+out:
+    free(jobs);
+    free(c->lat);
+    c->lat = NULL;
+    return r;
+}
+
+/* The setup of the MIT pass, not measured: each card's record (sealed as
+ * the service seals it) and its mandate, RAW_STORE_SETUP_BATCH per commit. */
+struct rs_setup {
+    struct store_write w;
+    struct rs_ctx *c;
+    hsm_session *s;
+    hsm_key *dek;
+    size_t from, to;
+    uint64_t now_s;
+    struct api_date end_date;
+};
+
+static int
+rs_setup_apply(struct store_write *w, struct store_txn *t)
+{
+    struct rs_setup *u = (struct rs_setup *)w;
+    struct card_record rec;
+    struct card_secret sec;
+    struct mandate_record m;
+    struct api_writer wr;
+    uint8_t key[MANDATE_KEY_MAX];
+    enum api_brand brand;
+    int r = 0;
+
+    for (size_t i = u->from; r == 0 && i < u->to; i++) {
+        struct card_item *ci = &u->c->cards[i];
+        size_t pan_len = strlen(ci->pan);
+
+        memset(&rec, 0, sizeof(rec));
+        memset(&sec, 0, sizeof(sec));
+        if (cardnum_check(ci->pan, &brand) != 0) {
+            r = -API_STATUS_CARD_INVALID;
+            break;
+        }
+        rec.kind = API_CARD_KIND_CARD;
+        rec.flags = RECORD_F_ACTIVE | RECORD_F_CONSENT;
+        rec.verification = API_VERIFICATION_CVC2_3DS;
+        rec.brand = (uint8_t)brand;
+        rec.exp_month = CARD_EXP_MONTH;
+        rec.exp_year = CARD_EXP_YEAR;
+        rec.created_at = u->now_s;
+        memcpy(rec.bin, ci->pan, cardnum_bin_len(pan_len));
+        memcpy(rec.last4, ci->pan + pan_len - API_LAST4_LEN, API_LAST4_LEN);
+        snprintf(rec.merchant, sizeof(rec.merchant), "%s", BENCH_MERCHANT);
+        memcpy(sec.pan, ci->pan, sizeof(sec.pan));
+        r = record_seal(u->s, u->dek, 1, ci->token, &rec, &sec);
+        record_secret_wipe(&sec);
+        if (r != 0)
+            break;
+        api_writer_init(&wr, RECORD_MAX);
+        r = record_encode(&wr, &rec);
+        if (r == 0)
+            r = store_put(t, STORE_DB_CARDS, ci->token, strlen(ci->token), api_writer_data(&wr),
+                          api_writer_len(&wr), STORE_PUT_NEW);
+        api_writer_cleanup(&wr);
+        if (r != 0)
+            break;
+        memset(&m, 0, sizeof(m));
+        m.kind = API_MANDATE_KIND_RECURRING;
+        m.status = API_MANDATE_ACTIVE;
+        m.min_amount = MANDATE_MIN_AMOUNT;
+        m.max_amount = MANDATE_MAX_AMOUNT;
+        snprintf(m.currency, sizeof(m.currency), "%s", BENCH_CURRENCY);
+        m.recurring_count = MANDATE_EVERY_DAYS;
+        m.max_date = u->end_date;
+        m.created_at = u->now_s;
+        snprintf(m.merchant, sizeof(m.merchant), "%s", BENCH_MERCHANT);
+        memcpy(m.customer, ci->customer, sizeof(m.customer));
+        api_writer_init(&wr, MANDATE_MAX);
+        r = mandate_encode(&wr, &m);
+        if (r == 0)
+            r = store_put(t, STORE_DB_MANDATES, key, mandate_key(key, ci->token, ci->mandate),
+                          api_writer_data(&wr), api_writer_len(&wr), STORE_PUT_NEW);
+        api_writer_cleanup(&wr);
+    }
+    return r;
+}
+
+/* The scratch store: opened new in |dir| (which must not exist), its
+ * writer started with |h| for the audit checkpoints. */
+static int
+rs_open(struct rs_ctx *c, const struct vault_config *cfg, hsm *h, hsm_session *s,
+        const char *dir)
+{
+    char why[ERR_MAX];
+    int e;
+
+    memset(&c->audit, 0, sizeof(c->audit));
+    c->audit.checkpoint_entries = cfg->audit_checkpoint_entries;
+    if ((e = hsm_key_find(s, "vault-audit-sign", &c->audit.sign_key)) != HSM_OK) {
+        err_hsm("raw store: the audit key", e);
+        return -1;
+    }
+    if (store_open(&c->store, dir, RAW_STORE_MAP_BYTES, why, sizeof(why)) != 0) {
+        err("raw store: %s: %s", dir, why);
+        return -1;
+    }
+    if (store_writer_start(c->store, h, cfg->queue_depth) != 0) {
+        err("raw store: the writer does not start");
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes the scratch store (LMDB's two files and the directory). */
+static void
+rs_remove(const char *dir)
+{
+    static const char *const files[] = { "data.mdb", "lock.mdb" };
+    char path[PATH_MAX];
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        if (path_join(path, sizeof(path), dir, files[i]) == 0 && unlink(path) != 0 &&
+            errno != ENOENT)
+            err("%s: %s", path, strerror(errno));
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        err("%s: %s (left behind)", dir, strerror(errno));
+}
+
+static const char *
+config_client_name(const struct vault_config *cfg)
+{
+    return cfg->num_clients > 0 ? cfg->clients[0].name : "gateway";
+}
+
+/* Options shared by the sessions and mit commands. */
+struct load_opts {
+    unsigned count, conns, in_flight, raw_threads;
+    long daemon_pid;
+    const char *perf_out; /* NULL: no profile */
+};
+
+static int
+load_opts_parse(const struct opts *o, const struct vault_config *cfg, unsigned count_default,
+                struct load_opts *out)
+{
+    unsigned pid = 0;
+
+    out->count = (o->given & B(O_SMOKE)) != 0 ? COUNT_SMOKE : count_default;
+    out->conns = CONNECTIONS_DEFAULT;
+    out->in_flight = IN_FLIGHT_DEFAULT;
+    out->raw_threads = 0;
+    out->daemon_pid = 0;
+    if (((o->given & B(O_COUNT)) != 0 &&
+         parse_uint("count", o->v[O_COUNT], 1, COUNT_MAX, &out->count) != 0) ||
+        ((o->given & B(O_CONNECTIONS)) != 0 &&
+         parse_uint("connections", o->v[O_CONNECTIONS], 1, CONNECTIONS_MAX, &out->conns) != 0) ||
+        ((o->given & B(O_IN_FLIGHT)) != 0 &&
+         parse_uint("in-flight", o->v[O_IN_FLIGHT], 1, API_CLIENT_IN_FLIGHT_MAX,
+                    &out->in_flight) != 0) ||
+        ((o->given & B(O_RAW_THREADS)) != 0 &&
+         parse_uint("raw-threads", o->v[O_RAW_THREADS], 1, RAW_THREADS_MAX,
+                    &out->raw_threads) != 0) ||
+        ((o->given & B(O_DAEMON_PID)) != 0 &&
+         parse_uint("daemon-pid", o->v[O_DAEMON_PID], 1, INT_MAX, &pid) != 0))
+        return -1;
+    out->daemon_pid = (long)pid;
+    out->perf_out = (o->given & B(O_PERF)) != 0 ? o->v[O_PERF] : NULL;
+    if (out->perf_out != NULL && out->daemon_pid == 0) {
+        err("--perf needs --daemon-pid");
+        return -1;
+    }
+    if (out->raw_threads == 0)
+        out->raw_threads = cfg->workers < RAW_THREADS_MAX ? cfg->workers : RAW_THREADS_MAX;
+    if (out->in_flight > cfg->max_in_flight) {
+        err("--in-flight %u is more than the service's max_in_flight %u", out->in_flight,
+            cfg->max_in_flight);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+print_raw(const char *what, const struct raw_result *r, const char *unit)
+{
+    printf("  %-34s %7.0f %s/s (%.2f s); per item p50 %.3f ms p99 %.3f; CPU %.3f ms/%s\n", what,
+           r->pps, unit, r->seconds, r->lat.p50, r->lat.p99, r->cpu_ms, unit);
+}
+
+static void
+print_raw_store(const char *what, const struct raw_result *r, double jpc, const char *unit)
+{
+    printf("  %-34s %7.0f %s/s (%.2f s); latency p50 %.2f ms p99 %.2f; %.1f jobs per commit\n",
+           what, r->pps, unit, r->seconds, r->lat.p50, r->lat.p99, jpc);
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+struct sessions_raw {
+    struct raw_result hsm_init, hsm_check, hsm_pair;
+    struct raw_result st_init, st_check, st_pair;
+    double st_init_jpc, st_check_jpc;
+};
+
+/* The raw limits of SESSION_INIT and SESSION_CHECK: the HSM calls on the
+ * workers' count of threads, then the store's transactions with the
+ * service run's requests outstanding. */
+static int
+sessions_raw(const struct vault_config *cfg, const char *state, const struct load_opts *lo,
+             const char *tag, struct sessions_raw *out)
+{
+    struct rh_ctx h;
+    struct rs_ctx st;
+    struct sess_item *sess = NULL;
+    hsm_pin_source *pin = NULL;
+    hsm_session *s = NULL;
+    char dir[PATH_MAX];
+    bool made = false;
+    int e, r = -1;
+
+    memset(&h, 0, sizeof(h));
+    memset(&st, 0, sizeof(st));
+    memset(out, 0, sizeof(*out));
+    if ((sess = calloc(lo->count, sizeof(*sess))) == NULL)
+        return -1;
+    if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
+        goto out;
+    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK ||
+        (e = hsm_key_find(s, "vault-session-mac", &h.smk)) != HSM_OK) {
+        err_hsm("raw: the session MAC key", e);
+        goto out;
+    }
+    h.tag = tag;
+    h.created_ms = now_ms();
+    h.lifetime_s = cfg->session_lifetime_seconds;
+    h.sess = sess;
+    h.n = lo->count;
+    h.kind = RH_INIT;
+    if (rh_pass(&h, lo->raw_threads, &out->hsm_init) != 0)
+        goto out;
+    h.kind = RH_CHECK;
+    if (rh_pass(&h, lo->raw_threads, &out->hsm_check) != 0)
+        goto out;
+    raw_sum(&out->hsm_init, &out->hsm_check, lo->count, &out->hsm_pair);
+
+    if (path_join(dir, sizeof(dir), state, RAW_STORE_DIR) != 0)
+        goto out;
+    rs_remove(dir); /* one a failed run left */
+    made = true;
+    if (rs_open(&st, cfg, h.h, s, dir) != 0)
+        goto out;
+    st.client = config_client_name(cfg);
+    st.n = lo->count;
+    st.tag = tag;
+    st.created_ms = h.created_ms;
+    st.lifetime_s = h.lifetime_s;
+    st.sess = sess;
+    st.kind = RS_INIT;
+    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_init, &out->st_init_jpc) != 0)
+        goto out;
+    st.kind = RS_CHECK;
+    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_check, &out->st_check_jpc) != 0)
+        goto out;
+    raw_sum(&out->st_init, &out->st_check, lo->count, &out->st_pair);
+    r = 0;
+out:
+    store_close(st.store);
+    if (made)
+        rs_remove(dir);
+    hsm_session_release(s);
+    hsm_close(h.h);
+    hsm_pin_source_free(pin);
+    free(sess);
+    return r;
+}
+
+/* One RESULT line for scripts/bench to tabulate. */
+static void
+print_result(const char *bench, const char *phase, const struct load_opts *lo,
+             const struct drv_result *res, double ops, const struct lat_stats *l,
+             const struct raw_result *raw_hsm, const struct raw_result *raw_store,
+             double raw_store_jpc)
+{
+    printf("RESULT bench=%s phase=%s count=%u connections=%u in_flight=%u service_ops=%.0f "
+           "requests_per_s=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+           "raw_hsm_ops=%.0f raw_hsm_cpu_ms=%.3f raw_threads=%u raw_store_ops=%.0f "
+           "raw_store_jpc=%.1f ratio_hsm=%.2f ratio_store=%.2f daemon_cpu_ms=%.3f "
+           "service_jpc=%.1f client_cpu=%.2f ok=%" PRIu64 " not_ok=%" PRIu64 "\n",
+           bench, phase, lo->count, lo->conns, lo->in_flight, ops, res->requests_per_s, l->p50,
+           l->p95, l->p99, l->max, raw_hsm->pps, raw_hsm->cpu_ms, lo->raw_threads, raw_store->pps,
+           raw_store_jpc, ops / raw_hsm->pps, ops / raw_store->pps, res->daemon_cpu_ms,
+           jobs_per_commit(&res->before, &res->after), res->client_cpu, res->ok, res->not_ok);
+}
+
+static int
+cmd_sessions(const struct opts *o)
+{
+    struct vault_config *cfg = NULL;
+    struct load_opts lo;
+    struct sessions_raw raw;
+    struct drv d;
+    struct drv_result pairs, inits, checks;
+    struct sess_item *sess = NULL;
+    char cerr[VAULT_CONFIG_ERR_MAX], tag[17], tag2[20];
+    int r = EXIT_FAIL;
+
+    if (vault_config_load(&cfg, o->v[O_CONFIG], cerr, sizeof(cerr)) != 0) {
+        err("%s", cerr);
+        return EXIT_FAIL;
+    }
+    if (load_opts_parse(o, cfg, SESSIONS_DEFAULT, &lo) != 0) {
+        r = EXIT_USAGE;
+        goto out;
+    }
+    if (run_tag_make(tag) != 0)
+        goto out;
+    printf("sessions: %u SESSION_INIT + SESSION_CHECK pairs, then %u SESSION_INIT and %u "
+           "SESSION_CHECK each alone (merchant %s, deviceData %u bytes)\n",
+           lo.count, lo.count, lo.count, BENCH_MERCHANT, DEVICE_DATA_LEN);
+
+    if (sessions_raw(cfg, o->v[O_STATE], &lo, tag, &raw) != 0)
+        goto out;
+    printf("raw limits, in process, no RPC/TLS:\n");
+    print_raw("HSM init (random + HMAC sign)", &raw.hsm_init, "init");
+    print_raw("HSM check (HMAC verify)", &raw.hsm_check, "check");
+    printf("  %-34s %7.0f pair/s (%.2f s); CPU %.3f ms/pair\n", "HSM pair (the two)",
+           raw.hsm_pair.pps, raw.hsm_pair.seconds, raw.hsm_pair.cpu_ms);
+    printf("    (%u threads: the service's workers)\n", lo.raw_threads);
+    print_raw_store("store init (put, expiry, audit)", &raw.st_init, raw.st_init_jpc, "init");
+    print_raw_store("store check (get, put, audit)", &raw.st_check, raw.st_check_jpc, "check");
+    printf("  %-34s %7.0f pair/s\n", "store pair (the two)", raw.st_pair.pps);
+    printf("    (durable LMDB commits through vault/store.h's writer, %u jobs outstanding)\n",
+           lo.conns * lo.in_flight);
+    fflush(stdout);
+
+    if ((sess = calloc(lo.count, sizeof(*sess))) == NULL)
+        goto out;
+    memset(&d, 0, sizeof(d));
+    d.tag = tag;
+    d.n = lo.count;
+    d.connections = lo.conns;
+    d.in_flight = lo.in_flight;
+    d.sess = sess;
+
+    d.mode = DRV_PAIRS;
+    d.perf_out = lo.perf_out;
+    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &pairs) != 0)
+        goto out;
+    d.perf_out = NULL;
+    printf("service, pairs: tokenvaultd (workers = %u) over TLS 1.3 mTLS, %u connections x %u "
+           "in flight, closed loop; each session checked once its INIT is answered\n",
+           cfg->workers, lo.conns, lo.in_flight);
+    printf("  %.0f pairs/s = %.0f checks/s, %.0f requests/s (%.2f s)\n", pairs.items_per_s,
+           pairs.items_per_s, pairs.requests_per_s, pairs.seconds);
+    print_lat("SESSION_INIT", &pairs.lat[RK_INIT]);
+    print_lat("SESSION_CHECK", &pairs.lat[RK_CHECK]);
+    print_lat("pair", &pairs.pair);
+    print_costs(&pairs, "pair");
+    print_statuses(&pairs);
+    printf("  service/raw: %.2f of the HSM pair limit, %.2f of the store pair limit\n",
+           pairs.items_per_s / raw.hsm_pair.pps, pairs.items_per_s / raw.st_pair.pps);
+    print_result("sessions", "pairs", &lo, &pairs, pairs.items_per_s, &pairs.pair,
+                 &raw.hsm_pair, &raw.st_pair, (raw.st_init_jpc + raw.st_check_jpc) / 2);
+    fflush(stdout);
+    if (drv_judge("pairs", &pairs) != 0)
+        goto out;
+
+    /* New sessions for the phases alone: the pairs consumed theirs. */
+    snprintf(tag2, sizeof(tag2), "%s-2", tag);
+    d.tag = tag2;
+    memset(sess, 0, lo.count * sizeof(*sess));
+    d.mode = DRV_INITS;
+    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &inits) != 0)
+        goto out;
+    printf("service, SESSION_INIT alone: %u connections x %u in flight\n", lo.conns,
+           lo.in_flight);
+    printf("  %.0f inits/s (%.2f s)\n", inits.items_per_s, inits.seconds);
+    print_lat("SESSION_INIT", &inits.lat[RK_INIT]);
+    print_costs(&inits, "init");
+    print_statuses(&inits);
+    printf("  service/raw: %.2f of the HSM init limit, %.2f of the store init limit\n",
+           inits.items_per_s / raw.hsm_init.pps, inits.items_per_s / raw.st_init.pps);
+    print_result("sessions", "inits", &lo, &inits, inits.items_per_s, &inits.lat[RK_INIT],
+                 &raw.hsm_init, &raw.st_init, raw.st_init_jpc);
+    fflush(stdout);
+    if (drv_judge("inits", &inits) != 0)
+        goto out;
+
+    d.mode = DRV_CHECKS;
+    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &checks) != 0)
+        goto out;
+    printf("service, SESSION_CHECK alone (of the sessions just opened): %u connections x %u "
+           "in flight\n",
+           lo.conns, lo.in_flight);
+    printf("  %.0f checks/s (%.2f s)\n", checks.items_per_s, checks.seconds);
+    print_lat("SESSION_CHECK", &checks.lat[RK_CHECK]);
+    print_costs(&checks, "check");
+    print_statuses(&checks);
+    printf("  service/raw: %.2f of the HSM check limit, %.2f of the store check limit\n",
+           checks.items_per_s / raw.hsm_check.pps, checks.items_per_s / raw.st_check.pps);
+    print_result("sessions", "checks", &lo, &checks, checks.items_per_s, &checks.lat[RK_CHECK],
+                 &raw.hsm_check, &raw.st_check, raw.st_check_jpc);
+    fflush(stdout);
+    if (drv_judge("checks", &checks) != 0)
+        goto out;
+    r = EXIT_OK;
+out:
+    if (sess != NULL)
+        OPENSSL_cleanse(sess, lo.count * sizeof(*sess)); /* live sessions */
+    free(sess);
+    vault_config_free(cfg);
+    return r;
+}
+
+/* ---- MIT ---------------------------------------------------------------------------- */
+
+struct mit_raw {
+    struct raw_result hsm, st;
+    double st_jpc;
+};
+
+/* The raw limits of MIT_AUTHORIZE: the worker's one HSM call (the approval
+ * id: a caller without the reveal role opens no PAN), then the writer's
+ * transaction on a scratch store holding |cards| as the service holds them. */
+static int
+mit_raw(const struct vault_config *cfg, const char *state, const struct load_opts *lo,
+        struct card_item *cards, const struct api_date *charge_date,
+        const struct api_date *end_date, struct mit_raw *out)
+{
+    struct rh_ctx h;
+    struct rs_ctx st;
+    struct rs_setup u;
+    hsm_pin_source *pin = NULL;
+    hsm_session *s = NULL;
+    hsm_key *dek = NULL;
+    uint8_t rnd[CARDNUM_OPAQUE_RANDOM_LEN];
+    char dir[PATH_MAX];
+    bool made = false;
+    int e, r = -1;
+
+    memset(&h, 0, sizeof(h));
+    memset(&st, 0, sizeof(st));
+    memset(out, 0, sizeof(*out));
+    if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
+        goto out;
+    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK) {
+        err_hsm("raw: a session", e);
+        goto out;
+    }
+    h.n = lo->count;
+    h.kind = RH_MIT;
+    if (rh_pass(&h, lo->raw_threads, &out->hsm) != 0)
+        goto out;
+
+    if (path_join(dir, sizeof(dir), state, RAW_STORE_DIR) != 0)
+        goto out;
+    rs_remove(dir);
+    made = true;
+    if (rs_open(&st, cfg, h.h, s, dir) != 0 || raw_dek(s, &dek) != 0)
+        goto out;
+    /* The scratch cards: their own tokens and mandate ids (the service's
+     * come later; both are 26 characters of base32). */
+    for (size_t i = 0; i < lo->count; i++) {
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
+            cardnum_token_opaque(cards[i].token, sizeof(cards[i].token), rnd) != 0 ||
+            RAND_bytes(rnd, sizeof(rnd)) != 1 ||
+            cardnum_token_opaque(cards[i].mandate, sizeof(cards[i].mandate), rnd) != 0) {
+            err_ssl("raw store: ids");
+            goto out;
+        }
+    }
+    memset(&u, 0, sizeof(u));
+    u.w.apply = rs_setup_apply;
+    u.c = &st;
+    u.s = s;
+    u.dek = dek;
+    u.now_s = (uint64_t)time(NULL);
+    u.end_date = *end_date;
+    st.cards = cards;
+    for (size_t i = 0; i < lo->count; i += RAW_STORE_SETUP_BATCH) {
+        u.from = i;
+        u.to = i + RAW_STORE_SETUP_BATCH < lo->count ? i + RAW_STORE_SETUP_BATCH : lo->count;
+        if ((e = store_write_wait(st.store, &u.w)) != 0) {
+            err("raw store: setup: %s", api_status_name((unsigned)-e));
+            goto out;
+        }
+    }
+    st.client = config_client_name(cfg);
+    st.n = lo->count;
+    st.charge_date = *charge_date;
+    st.kind = RS_MIT;
+    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st, &out->st_jpc) != 0)
+        goto out;
+    r = 0;
+out:
+    store_close(st.store);
+    if (made)
+        rs_remove(dir);
+    for (size_t i = 0; i < lo->count; i++)
+        cards[i].token[0] = cards[i].mandate[0] = '\0';
+    hsm_session_release(s);
+    hsm_close(h.h);
+    hsm_pin_source_free(pin);
+    return r;
+}
+
+static int
+cmd_mit(const struct opts *o)
+{
+    struct vault_config *cfg = NULL;
+    struct load_opts lo;
+    struct mit_raw raw;
+    struct drv d;
+    struct drv_result cards_res, mandates_res, mit;
+    struct card_item *cards = NULL;
+    char cerr[VAULT_CONFIG_ERR_MAX], tag[17];
+    time_t now = time(NULL);
+    int r = EXIT_FAIL;
+
+    if (vault_config_load(&cfg, o->v[O_CONFIG], cerr, sizeof(cerr)) != 0) {
+        err("%s", cerr);
+        return EXIT_FAIL;
+    }
+    if (load_opts_parse(o, cfg, CHARGES_DEFAULT, &lo) != 0) {
+        r = EXIT_USAGE;
+        goto out;
+    }
+    if (run_tag_make(tag) != 0 || (cards = calloc(lo.count, sizeof(*cards))) == NULL)
+        goto out;
+    for (size_t i = 0; i < lo.count; i++) {
+        snprintf(cards[i].customer, sizeof(cards[i].customer), "c%s-%zu", tag, i);
+        if (pan_random(cards[i].pan) != 0)
+            goto out;
+    }
+    memset(&d, 0, sizeof(d));
+    d.tag = tag;
+    d.n = lo.count;
+    d.connections = lo.conns;
+    d.in_flight = lo.in_flight;
+    d.cards = cards;
+    /* Charged on the day the mandates are made: valid whenever the run ends. */
+    date_of(now, &d.charge_date);
+    date_of(now + (time_t)MANDATE_DAYS * SECONDS_PER_DAY, &d.end_date);
+    printf("mit: %u cards stored with consent, one recurring mandate each (every %u day, "
+           "%u..%u %s), one MIT_AUTHORIZE of %u per mandate; the client has no reveal role\n",
+           lo.count, MANDATE_EVERY_DAYS, MANDATE_MIN_AMOUNT, MANDATE_MAX_AMOUNT, BENCH_CURRENCY,
+           MIT_AMOUNT);
+
+    if (mit_raw(cfg, o->v[O_STATE], &lo, cards, &d.charge_date, &d.end_date, &raw) != 0)
+        goto out;
+    printf("raw limits, in process, no RPC/TLS:\n");
+    print_raw("HSM (random: the approval id)", &raw.hsm, "charge");
+    printf("    (%u threads: the service's workers)\n", lo.raw_threads);
+    print_raw_store("store (card, mandate, audit)", &raw.st, raw.st_jpc, "charge");
+    printf("    (durable LMDB commits through vault/store.h's writer, %u jobs outstanding)\n",
+           lo.conns * lo.in_flight);
+    fflush(stdout);
+
+    /* Setup through the service, not the measurement. */
+    d.mode = DRV_CARDS;
+    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &cards_res) != 0)
+        goto out;
+    printf("setup, CARD_STORE: %.0f cards/s (%.2f s)\n", cards_res.items_per_s,
+           cards_res.seconds);
+    print_lat("CARD_STORE", &cards_res.lat[RK_CARD]);
+    print_statuses(&cards_res);
+    if (drv_judge("CARD_STORE", &cards_res) != 0)
+        goto out;
+    d.mode = DRV_MANDATES;
+    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &mandates_res) != 0)
+        goto out;
+    printf("setup, MANDATE_CREATE: %.0f mandates/s (%.2f s)\n", mandates_res.items_per_s,
+           mandates_res.seconds);
+    print_lat("MANDATE_CREATE", &mandates_res.lat[RK_MANDATE]);
+    print_statuses(&mandates_res);
+    if (drv_judge("MANDATE_CREATE", &mandates_res) != 0)
+        goto out;
+    fflush(stdout);
+
+    d.mode = DRV_MIT;
+    d.perf_out = lo.perf_out;
+    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &mit) != 0)
+        goto out;
+    printf("service, MIT_AUTHORIZE: tokenvaultd (workers = %u) over TLS 1.3 mTLS, %u "
+           "connections x %u in flight, closed loop\n",
+           cfg->workers, lo.conns, lo.in_flight);
+    printf("  %.0f charges/s (%.2f s)\n", mit.items_per_s, mit.seconds);
+    print_lat("MIT_AUTHORIZE", &mit.lat[RK_MIT]);
+    print_costs(&mit, "charge");
+    print_statuses(&mit);
+    printf("  service/raw: %.2f of the store limit (%.3f of the HSM limit)\n",
+           mit.items_per_s / raw.st.pps, mit.items_per_s / raw.hsm.pps);
+    print_result("mit", "mit", &lo, &mit, mit.items_per_s, &mit.lat[RK_MIT], &raw.hsm, &raw.st,
+                 raw.st_jpc);
+    fflush(stdout);
+    if (drv_judge("MIT_AUTHORIZE", &mit) != 0)
+        goto out;
+    r = EXIT_OK;
+out:
+    cards_free(cards, lo.count);
     vault_config_free(cfg);
     return r;
 }
