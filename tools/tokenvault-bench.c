@@ -2393,22 +2393,6 @@ rs_audit(struct rs_ctx *c, struct store_txn *t, uint16_t opcode, size_t i, const
 }
 
 static int
-rs_session_put(struct store_txn *t, const uint8_t *nonce, const struct sale_session *s,
-               unsigned flags)
-{
-    struct api_writer w;
-    int r;
-
-    api_writer_init(&w, OPS_SESSION_MAX);
-    r = ops_session_encode(&w, s);
-    if (r == 0)
-        r = store_put(t, STORE_DB_SESSIONS, nonce, OPS_NONCE_LEN, api_writer_data(&w),
-                      api_writer_len(&w), flags);
-    api_writer_cleanup(&w);
-    return r;
-}
-
-static int
 rs_apply(struct store_write *w, struct store_txn *t)
 {
     struct rs_job *j = (struct rs_job *)w;
@@ -2425,7 +2409,7 @@ rs_apply(struct store_write *w, struct store_txn *t)
             return -API_STATUS_INTERNAL;
         if (c->kind == RS_INIT) {
             sale_session_of(c->tag, j->i, c->created_ms, c->lifetime_s, &s);
-            if ((r = rs_session_put(t, nonce, &s, STORE_PUT_NEW)) != 0 ||
+            if ((r = ops_session_save(t, nonce, &s, STORE_PUT_NEW)) != 0 ||
                 (r = ops_sweep_schedule(t, s.expires_at * MS_PER_S, SWEEP_SESSION, nonce,
                                         OPS_NONCE_LEN)) != 0)
                 return r;
@@ -2437,7 +2421,7 @@ rs_apply(struct store_write *w, struct store_txn *t)
         if (s.state != OPS_SESSION_OPEN)
             return -API_STATUS_REPLAYED;
         s.state = OPS_SESSION_CONSUMED;
-        if ((r = rs_session_put(t, nonce, &s, 0)) != 0)
+        if ((r = ops_session_save(t, nonce, &s, 0)) != 0)
             return r;
         return rs_audit(c, t, API_OP_SESSION_CHECK, j->i, hex, "sale");
     }

@@ -266,9 +266,9 @@ session_load(struct store_txn *t, const uint8_t *nonce, size_t nonce_len, const 
     return strcmp(out->merchant, merchant) == 0 ? 0 : -API_STATUS_NOT_FOUND;
 }
 
-static int
-session_save(struct store_txn *t, const uint8_t nonce[OPS_NONCE_LEN], const struct sale_session *s,
-             unsigned flags)
+int
+ops_session_save(struct store_txn *t, const uint8_t nonce[OPS_NONCE_LEN],
+                 const struct sale_session *s, unsigned flags)
 {
     struct api_writer w;
     int r;
@@ -413,7 +413,7 @@ init_apply(struct store_write *w, struct store_txn *t)
 
     /* A nonce is 256 bits from the HSM RNG: a collision means a broken RNG,
      * and is refused rather than overwriting a session. */
-    r = session_save(t, ss->nonce, &ss->sess, STORE_PUT_NEW);
+    r = ops_session_save(t, ss->nonce, &ss->sess, STORE_PUT_NEW);
     if (r == -API_STATUS_CONFLICT) {
         vlog_msg(VAULT_LOG_ERROR, "session_nonce_collision", "merchant", ss->sess.merchant);
         r = -API_STATUS_INTERNAL;
@@ -592,7 +592,7 @@ check_apply(struct store_write *w, struct store_txn *t)
         return r;
     if (ss->status == API_STATUS_OK) {
         cur.state = OPS_SESSION_CONSUMED;
-        if ((r = session_save(t, q->nonce.data, &cur, 0)) != 0)
+        if ((r = ops_session_save(t, q->nonce.data, &cur, 0)) != 0)
             return r;
         ss->detail = q->has_client_card_id ? "repeat_sale" : "sale";
     }

@@ -93,6 +93,11 @@ struct card_mapping {
     uint64_t created_at;                   /* unix seconds */
 };
 
+/* ops_session_save puts |s| as the session of |nonce| (flags as
+ * store_put). Inside a write job. 0 or a negated status. */
+int ops_session_save(struct store_txn *t, const uint8_t nonce[OPS_NONCE_LEN],
+                     const struct sale_session *s, unsigned flags);
+
 /* ops_session_encode appends |s|'s bytes to |w|:
  *   u8 version | u8 state | str8 merchant | 32 access-token hash |
  *   u64 amount | 3 currency | 32 device-data hash | u64 created (ms) |
