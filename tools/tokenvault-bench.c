@@ -93,6 +93,7 @@
 #include "vault/wallets.h"
 
 #define PROG "tokenvault-bench"
+#include "tools/tool_err.h"
 
 extern char **environ;
 
@@ -199,32 +200,6 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define PERF_ATTACH_MS 500u
 
 /* ---- messages --------------------------------------------------------------------- */
-
-static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, PROG ": ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-}
-
-static void
-err_ssl(const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char buf[256] = "";
-
-    if (e != 0)
-        ERR_error_string_n(e, buf, sizeof(buf));
-    err("%s%s%s", what, e != 0 ? ": " : "", buf);
-    ERR_clear_error();
-}
 
 static void
 err_hsm(const char *what, int e)

@@ -55,6 +55,7 @@
 #include "vault/wallet/currency.h"
 
 #define PROG "tokenvault-walletgen"
+#include "tools/tool_err.h"
 
 /* Exit codes. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -179,33 +180,6 @@ has(const struct opts *o, enum opt_id id)
 }
 
 /* ---- messages ----------------------------------------------------------------------- */
-
-static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, PROG ": ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-}
-
-/* OpenSSL's reason for the last failure, then a clean queue. */
-static void
-err_ssl(const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char buf[256] = "";
-
-    if (e != 0)
-        ERR_error_string_n(e, buf, sizeof(buf));
-    err("%s%s%s", what, e != 0 ? ": " : "", buf);
-    ERR_clear_error();
-}
 
 static void
 print_hex(const uint8_t *b, size_t n)
