@@ -8,29 +8,13 @@
 
 #include "api/reader.h"
 #include "vault/be64.h"
+#include "vault/wallet/codec.h"
 
 _Static_assert(QR_TOKEN_BIN_LEN % 3u == 0, "the token is whole base64 groups");
 _Static_assert(QR_TOKEN_TEXT_LEN <= API_QR_TOKEN_MAX, "the token fits its wire field");
 
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* The 6-bit value of a base64url character, or -1. */
-static int
-b64url_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
 
 /* ---- token ------------------------------------------------------------------ */
 
@@ -62,7 +46,7 @@ int
 qr_token_parse(struct qr_token *out, const char *text, size_t len)
 {
     uint8_t bin[QR_TOKEN_BIN_LEN];
-    struct api_reader txt, rd, v;
+    struct api_reader rd, v;
     struct qr_token t;
     size_t n = 0;
 
@@ -70,24 +54,10 @@ qr_token_parse(struct qr_token *out, const char *text, size_t len)
      * strings has exactly one encoding (no padding, no partial group). */
     if (text == NULL || len != QR_TOKEN_TEXT_LEN)
         return -API_STATUS_BAD_VALUE;
-    api_reader_init(&txt, (const uint8_t *)text, len);
-    while (api_reader_len(&txt) > 0) {
-        uint32_t acc = 0;
-
-        for (int j = 0; j < 4; j++) {
-            uint8_t c = 0;
-            int val;
-
-            if (api_reader_get_u8(&txt, &c) != 0 || (val = b64url_value(c)) < 0)
-                return -API_STATUS_BAD_VALUE;
-            acc = acc << 6 | (uint32_t)val;
-        }
-        if (n > sizeof(bin) - 3)
-            return -API_STATUS_BAD_VALUE; /* unreachable: len is fixed */
-        bin[n++] = (uint8_t)(acc >> 16);
-        bin[n++] = (uint8_t)(acc >> 8);
-        bin[n++] = (uint8_t)acc;
-    }
+    /* The wallets' strict base64url decoder: alphabet, no padding, zero
+     * unused bits (none here: 76 characters are whole groups). */
+    if (wallet_b64url_decode(bin, sizeof(bin), &n, text, len) != WALLET_OK || n != sizeof(bin))
+        return -API_STATUS_BAD_VALUE;
     memset(&t, 0, sizeof(t));
     api_reader_init(&rd, bin, n);
     if (api_reader_get_u8(&rd, &t.version) != 0 || t.version != QR_TOKEN_VERSION ||
