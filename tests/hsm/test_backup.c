@@ -87,21 +87,24 @@ test_clone_every_kind(void **state)
     static const hsm_key_kind kinds[] = {
         HSM_KIND_KEK, HSM_KIND_HMAC, HSM_KIND_EC_SIGN, HSM_KIND_EC_DERIVE,
         HSM_KIND_RSA_UNWRAP, HSM_KIND_RSA_DECRYPT,
+        /* The wallet kinds that sign their own CSR: Apple Pay, Samsung Pay. */
+        HSM_KIND_EC_DERIVE_SIGN, HSM_KIND_RSA_UNWRAP_SIGN,
     };
-    hsm_key *orig[6], *copy = NULL;
+    enum { NUM_KINDS = sizeof(kinds) / sizeof(kinds[0]) };
+    hsm_key *orig[NUM_KINDS], *copy = NULL;
     uint8_t wrapped[HSM_BACKUP_WRAPPED_MAX], spki[HSM_SPKI_MAX];
     size_t wl = 0, sl = 0;
     hsm_obj tw = HSM_OBJ_NONE, tu = HSM_OBJ_NONE;
     char label[HSM_LABEL_MAX + 1];
 
     (void)state;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < NUM_KINDS; i++) {
         snprintf(label, sizeof(label), "b-%s", hsm_key_kind_name(kinds[i]));
         assert_int_equal(hsm_key_generate(s, kinds[i], label, &orig[i]), HSM_OK);
     }
     assert_int_equal(hsm_transport_key_trusted(s, so_pin, tkey, &tw), HSM_OK);
     assert_int_equal(hsm_transport_key_import(s, tkey, &tu), HSM_OK);
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < NUM_KINDS; i++) {
         assert_int_equal(hsm_key_backup_wrap(s, tw, orig[i], wrapped, sizeof(wrapped), &wl), HSM_OK);
         sl = 0;
         if (orig[i]->klass == CKO_PRIVATE_KEY)
@@ -111,6 +114,15 @@ test_clone_every_kind(void **state)
                                          &copy),
                          HSM_OK);
         assert_same_key(orig[i], copy);
+        /* A restored wallet key signs its CSR, which hsm_csr_make checks
+         * against the restored public half: the private half is the
+         * original's. */
+        if (kinds[i] == HSM_KIND_EC_DERIVE_SIGN || kinds[i] == HSM_KIND_RSA_UNWRAP_SIGN) {
+            uint8_t csr[HSM_CSR_MAX];
+            size_t csr_len = 0;
+
+            assert_hsm(hsm_csr_make(s, copy, "clone", csr, sizeof(csr), &csr_len), HSM_OK);
+        }
         /* The label is used once. */
         assert_int_equal(hsm_key_restore(s, tu, kinds[i], label, wrapped, wl, sl ? spki : NULL, sl,
                                          &copy),

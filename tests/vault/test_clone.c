@@ -185,7 +185,7 @@ test_restore_on_b(void **state)
     struct api_card_reveal_req q = {0};
     struct api_card_reveal_resp resp;
     struct api_error_resp err;
-    char shares[2048];
+    char shares[2048], args[600];
 
     (void)state;
     snprintf(shares, sizeof(shares),
@@ -199,9 +199,25 @@ test_restore_on_b(void **state)
     /* Restoring again is refused: the labels exist. */
     assert_int_equal(restore(shares), 1);
     assert_output("a key with this label exists");
-    /* The restored keys carry the vault's attributes. */
-    assert_int_equal(ceremony(&b, "keys"), 5); /* modifiable: SoftHSM refuses MODIFIABLE=F on unwrap */
+    /* The restored keys carry the vault's attributes. Unwrapped keys are
+     * never "always sensitive" (PKCS#11): without the backup, the listing
+     * cannot tell a restored key from an exposed one and says so. */
+    assert_int_equal(ceremony(&b, "keys"), 5);
     assert_output("vault-audit-sign");
+    assert_output("UNSAFE:    not always sensitive");
+    assert_output("give that file with --in");
+    /* With the backup it was restored from, each key is named restored;
+     * what is left is SoftHSM refusing MODIFIABLE=F in an unwrap template,
+     * and nothing else. */
+    snprintf(args, sizeof(args), "--in %s/keys.tvkb keys", work);
+    assert_int_equal(ceremony(&b, args), 5);
+    assert_output("restored from:");
+    assert_int_equal(tv_run("test \"$(grep -c 'restored:  unwrapped' %s)\" -eq 4", out_file), 0);
+    assert_int_equal(tv_file_contains(out_file, "not always sensitive", 20), 0);
+    assert_int_equal(tv_file_contains(out_file, "imported:", 9), 0);
+    assert_int_equal(tv_run("test \"$(grep -c '^ *UNSAFE:' %s)\" -eq \"$(grep -c 'UNSAFE:    modifiable' %s)\"",
+                            out_file, out_file),
+                     0);
 
     assert_int_equal(tv_daemon_start(&b), 0);
     assert_int_equal(tv_daemon_client(&b, "reveal-client", &c), 0);

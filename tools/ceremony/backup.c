@@ -40,18 +40,6 @@ collect_visit(void *ctx, hsm_key *key)
     return 0;
 }
 
-/* The check value a backup records for a key: for a secret key the digest
- * the token makes of it (C_DigestKey), which any token holding the key
- * gives again; for a pair, SHA-256 of its public key. */
-static int
-key_check(hsm_session *s, hsm_key *key, const hsm_key_info *info, uint8_t out[HSM_KCV_LEN])
-{
-    if (info->kind == HSM_KIND_KEK || info->kind == HSM_KIND_HMAC)
-        return hsm_key_digest_kcv(s, key, out);
-    memcpy(out, info->kcv, HSM_KCV_LEN);
-    return HSM_OK;
-}
-
 static int
 wrap_all(hsm_session *s, hsm_obj tw, struct keybackup *b)
 {
@@ -74,7 +62,7 @@ wrap_all(hsm_session *s, hsm_obj tw, struct keybackup *b)
         hsm_key *key = c->keys[b->num];
 
         if ((r = hsm_key_info_get(s, key, &info)) != HSM_OK ||
-            (r = key_check(s, key, &info, k->kcv)) != HSM_OK ||
+            (r = ceremony_key_kcv(s, key, &info, k->kcv)) != HSM_OK ||
             (r = hsm_key_backup_wrap(s, tw, key, k->wrapped, sizeof(k->wrapped),
                                      &k->wrapped_len)) != HSM_OK) {
             rc = ceremony_report(hsm_key_label(key), r);
@@ -216,29 +204,6 @@ out:
 }
 
 /* Reads the backup file (binary, bounded) into a new buffer. */
-static int
-read_backup(const char *path, uint8_t **out, size_t *out_len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    uint8_t *buf = NULL;
-    ssize_t got;
-
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-        (uint64_t)st.st_size > KEYBACKUP_FILE_MAX || (buf = malloc((size_t)st.st_size)) == NULL ||
-        (got = read(fd, buf, (size_t)st.st_size)) != st.st_size) {
-        ceremony_err("%s: not a readable key backup file", path);
-        if (fd >= 0)
-            close(fd);
-        free(buf);
-        return EXIT_FAIL;
-    }
-    close(fd);
-    *out = buf;
-    *out_len = (size_t)st.st_size;
-    return EXIT_OK;
-}
-
 /* Rebuilds the transport key from the officers' share files. */
 static int
 rebuild_transport(const struct ceremony_opts *o, struct share_set *set,
@@ -339,7 +304,7 @@ restore_all(hsm_session *s, hsm_obj tu, const struct keybackup *b)
         if ((r = hsm_key_restore(s, tu, (hsm_key_kind)k->kind, k->label, k->wrapped,
                                  k->wrapped_len, k->spki_len ? k->spki : NULL, k->spki_len,
                                  &key)) != HSM_OK ||
-            (r = hsm_key_info_get(s, key, &info)) != HSM_OK || (r = key_check(s, key, &info, kcv)) != HSM_OK)
+            (r = hsm_key_info_get(s, key, &info)) != HSM_OK || (r = ceremony_key_kcv(s, key, &info, kcv)) != HSM_OK)
             return ceremony_report(k->label, r);
         printf("  %-24s %-15s KCV ", k->label, hsm_key_kind_name(info.kind));
         ceremony_print_hex(kcv, HSM_KCV_LEN);
@@ -370,7 +335,7 @@ cmd_restore(hsm *h, hsm_session *s, const struct ceremony_opts *o)
         ceremony_err("restore needs --in FILE, --set-file FILE and the officers' --share FILE");
         return EXIT_USAGE;
     }
-    if (rebuild_transport(o, &set, tkey) != EXIT_OK || read_backup(o->in, &file, &file_len) != EXIT_OK)
+    if (rebuild_transport(o, &set, tkey) != EXIT_OK || ceremony_read_backup(o->in, &file, &file_len) != EXIT_OK)
         goto out;
     if ((r = keybackup_decode(&b, file, file_len, tkey)) != 0) {
         ceremony_err("%s: %s", o->in, r == KEYBACKUP_ERR_MAC

@@ -71,6 +71,27 @@ int ceremony_key_unsafe(const hsm_key_info *i, bool print);
  * its kind must not have) gets an UNSAFE line, and EXIT_UNSAFE is returned. */
 int ceremony_print_key(hsm_session *s, hsm_key *key, const char *role);
 
+struct keybackup;
+/* The same for a token restored from the key backup |from| (may be NULL):
+ * a key that was unwrapped (CKA_LOCAL false) and whose label and check value
+ * are in |from| is named "restored". PKCS#11 never marks an unwrapped key
+ * "always sensitive", so that is not counted against it there; every other
+ * attribute is judged as for any key. */
+int ceremony_print_key_from(hsm_session *s, hsm_key *key, const char *role,
+                            const struct keybackup *from);
+
+/* ceremony_key_kcv: the check value a key backup records for |key| (|info|
+ * read by hsm_key_info_get): for a secret key the digest the token makes of
+ * it (C_DigestKey), which any token holding the key gives again; for a pair,
+ * SHA-256 of its public key. An HSM_ERR_* code. */
+int ceremony_key_kcv(hsm_session *s, hsm_key *key, const hsm_key_info *info,
+                     uint8_t out[HSM_KCV_LEN]);
+
+/* ceremony_read_backup reads a key backup file (a regular file of at most
+ * KEYBACKUP_FILE_MAX bytes) into a new buffer (*out, free it). EXIT_OK or
+ * EXIT_FAIL with the reason printed. */
+int ceremony_read_backup(const char *path, uint8_t **out, size_t *out_len);
+
 /* Writes |len| bytes to a new file |path| of mode 0600 (O_EXCL: a ceremony
  * never overwrites a file that may hold the only copy of something) and
  * fsyncs it. Returns EXIT_OK or EXIT_FAIL with the reason printed. */

@@ -9,9 +9,15 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "vault/keybackup.h"
 
 int
 ceremony_exit_for(int err)
@@ -75,8 +81,6 @@ static const struct {
     {HSM_KIND_RSA_DECRYPT, {-1, 1, 0, -1, -1, 1, 0}},
 };
 
-/* Prints a line for each attribute an officer must not accept; returns how
- * many. A DEK is a session object and is not judged here. */
 /* The kinds wallet-import makes. */
 static bool
 wallet_importable(hsm_key_kind k)
@@ -84,8 +88,11 @@ wallet_importable(hsm_key_kind k)
     return k == HSM_KIND_EC_DERIVE || k == HSM_KIND_RSA_UNWRAP || k == HSM_KIND_RSA_DECRYPT;
 }
 
-int
-ceremony_key_unsafe(const hsm_key_info *i, bool print)
+/* Prints a line for each attribute an officer must not accept; returns how
+ * many. A DEK is a session object and is not judged here. |restored|: the
+ * caller matched the key to the backup the token was restored from. */
+static int
+key_unsafe(const hsm_key_info *i, bool restored, bool print)
 {
     const int have[7] = {i->encrypt, i->decrypt, i->sign, i->verify, i->wrap, i->unwrap, i->derive};
     static const char *const names[7] = {"encrypt", "decrypt", "sign", "verify",
@@ -100,8 +107,14 @@ ceremony_key_unsafe(const hsm_key_info *i, bool print)
         printf("    UNSAFE:    extractable under any key, not only an SO-made trusted one\n");
     /* A wallet key a merchant brought from another processor (wallet-import)
      * was in clear before the HSM by nature; the import ceremony records it.
+     * A key restored from a backup was unwrapped, and PKCS#11 marks no
+     * unwrapped key "always sensitive"; the caller matched it to the backup.
      * Any other key that was ever readable is unsafe. */
-    if (i->always_sensitive != 1 && i->local == 0 && wallet_importable(i->kind)) {
+    if (i->always_sensitive != 1 && i->local == 0 && restored) {
+        if (print)
+            printf("    restored:  unwrapped from the key backup given with --in (label and\n"
+                   "               check value match it), so never 'always sensitive'\n");
+    } else if (i->always_sensitive != 1 && i->local == 0 && wallet_importable(i->kind)) {
         if (print)
             printf("    imported:  made outside the HSM and imported (wallet-import), so never\n"
                    "               'always sensitive'; check its import transcript\n");
@@ -124,11 +137,59 @@ ceremony_key_unsafe(const hsm_key_info *i, bool print)
 }
 
 int
+ceremony_key_unsafe(const hsm_key_info *i, bool print)
+{
+    return key_unsafe(i, false, print);
+}
+
+int
+ceremony_key_kcv(hsm_session *s, hsm_key *key, const hsm_key_info *info, uint8_t out[HSM_KCV_LEN])
+{
+    if (info->kind == HSM_KIND_KEK || info->kind == HSM_KIND_HMAC)
+        return hsm_key_digest_kcv(s, key, out);
+    memcpy(out, info->kcv, HSM_KCV_LEN);
+    return HSM_OK;
+}
+
+/* Whether |key| is one |from| holds: same label, same check value. */
+static int
+in_backup(hsm_session *s, hsm_key *key, const hsm_key_info *info, const struct keybackup *from,
+          bool *out)
+{
+    uint8_t kcv[HSM_KCV_LEN];
+    int r;
+
+    *out = false;
+    if (from == NULL || info->local != 0)
+        return HSM_OK;
+    for (size_t k = 0; k < from->num; k++) {
+        if (strcmp(from->keys[k].label, info->label) != 0)
+            continue;
+        if ((r = ceremony_key_kcv(s, key, info, kcv)) != HSM_OK)
+            return r;
+        *out = from->keys[k].kind == info->kind &&
+               CRYPTO_memcmp(kcv, from->keys[k].kcv, HSM_KCV_LEN) == 0;
+        return HSM_OK;
+    }
+    return HSM_OK;
+}
+
+int
 ceremony_print_key(hsm_session *s, hsm_key *key, const char *role)
 {
+    return ceremony_print_key_from(s, key, role, NULL);
+}
+
+int
+ceremony_print_key_from(hsm_session *s, hsm_key *key, const char *role,
+                        const struct keybackup *from)
+{
     hsm_key_info i;
+    bool restored = false;
     int r = hsm_key_info_get(s, key, &i);
 
+    if (r == HSM_OK)
+        r = in_backup(s, key, &i, from, &restored);
     if (r != HSM_OK)
         return ceremony_report(hsm_key_label(key), r);
     printf("%-22s %-15s %-18s KCV ", i.label, hsm_key_kind_name(i.kind), i.type);
@@ -155,7 +216,7 @@ ceremony_print_key(hsm_session *s, hsm_key *key, const char *role)
     print_flag("unwrap", i.unwrap);
     print_flag("derive", i.derive);
     printf("\n");
-    return ceremony_key_unsafe(&i, true) == 0 ? EXIT_OK : EXIT_UNSAFE;
+    return key_unsafe(&i, restored, true) == 0 ? EXIT_OK : EXIT_UNSAFE;
 }
 
 int
@@ -198,5 +259,28 @@ ceremony_read_small(const char *path, char *buf, size_t cap, size_t *out_len)
     }
     close(fd);
     *out_len = n;
+    return EXIT_OK;
+}
+
+int
+ceremony_read_backup(const char *path, uint8_t **out, size_t *out_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    uint8_t *buf = NULL;
+    ssize_t got;
+
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (uint64_t)st.st_size > KEYBACKUP_FILE_MAX || (buf = malloc((size_t)st.st_size)) == NULL ||
+        (got = read(fd, buf, (size_t)st.st_size)) != st.st_size) {
+        ceremony_err("%s: not a readable key backup file", path);
+        if (fd >= 0)
+            close(fd);
+        free(buf);
+        return EXIT_FAIL;
+    }
+    close(fd);
+    *out = buf;
+    *out_len = (size_t)st.st_size;
     return EXIT_OK;
 }

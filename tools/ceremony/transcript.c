@@ -114,12 +114,17 @@ frame(const struct transcript *t, hsm *h, const struct ceremony_opts *o, const c
                  "ended: %s\n"
                  "token: %s (%s %s, serial %s)\n"
                  "officers: %s\n"
+                 "audit log: %s%s\n"
                  "result: %s (exit %d)\n"
                  "--- output ---\n"
                  "%s"
                  "--- end of output ---\n",
                  cmd, when, end, ti.label, ti.manufacturer, ti.model, ti.serial,
                  officers[0] != '\0' ? officers : "(none named: --officer NAME)",
+                 /* Said in the signed text, so that a ceremony left out of
+                  * the audit log is a visible, recorded decision. */
+                 o->store != NULL ? "recorded in the store " : "NOT recorded (no --store: ",
+                 o->store != NULL ? o->store : "this appliance has no store yet)",
                  rc == EXIT_OK ? "done" : "FAILED", rc, output);
     if (n < 0 || (size_t)n >= cap) {
         free(text);
@@ -241,6 +246,10 @@ transcript_end(struct transcript *t, hsm *h, hsm_session *s, const struct ceremo
         if (record(h, o, cmd, text, text_len, rc) != EXIT_OK)
             goto done;
         printf("ceremony recorded in the audit log of %s\n", o->store);
+    } else {
+        fflush(stdout);
+        fprintf(stderr, "ceremony NOT recorded in an audit log: give --store DIR once the "
+                        "appliance has a store\n");
     }
     out = EXIT_OK;
 done:
