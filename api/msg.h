@@ -91,6 +91,13 @@ struct api_status_resp {
     bool reencrypt_pending;
     bool has_reencrypted;    /* records moved to the current DEK since start */
     uint64_t reencrypted;
+    /* Progress of the re-encryption run (vault/ops/reencrypt.h): records
+     * still on a retired DEK, and the run's size (moved plus remaining).
+     * Absent until the service has counted once since it started. */
+    bool has_reencrypt_remaining;
+    uint64_t reencrypt_remaining;
+    bool has_reencrypt_total;
+    uint64_t reencrypt_total;
 };
 
 /* ---- cards ------------------------------------------------------------------ */

@@ -528,7 +528,9 @@ enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
     X(KEY_STATE, 0x060F, ENUM, 1, API_ENUM_MAX(KEY_STATE), 0, KEY_STATE, "keyState")                                   \
     X(KEY_CLASS, 0x0610, ENUM, 1, API_ENUM_MAX(KEY_CLASS), 0, KEY_CLASS, "keyClass")              \
     X(REENCRYPT_PENDING, 0x0611, BOOL, 0, 1, 0, NONE, "reencryptPending")                      \
-    X(REENCRYPTED, 0x0612, U64, 0, API_COUNT_MAX, 0, NONE, "reencrypted")
+    X(REENCRYPTED, 0x0612, U64, 0, API_COUNT_MAX, 0, NONE, "reencrypted")                       \
+    X(REENCRYPT_REMAINING, 0x0613, U64, 0, API_COUNT_MAX, 0, NONE, "reencryptRemaining")        \
+    X(REENCRYPT_TOTAL, 0x0614, U64, 0, API_COUNT_MAX, 0, NONE, "reencryptTotal")
 
 enum api_tag {
 #define API__TAG_ENUM(name, num, type, min, max, flags, enums, wire) API_TAG_##name = num,

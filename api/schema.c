@@ -47,7 +47,9 @@ SCHEMA(api_status_resp,
        OPT(api_status_resp, store_size, STORE_SIZE),
        OPT(api_status_resp, dek_version, KEY_VERSION),
        OPT(api_status_resp, reencrypt_pending, REENCRYPT_PENDING),
-       OPT(api_status_resp, reencrypted, REENCRYPTED))
+       OPT(api_status_resp, reencrypted, REENCRYPTED),
+       OPT(api_status_resp, reencrypt_remaining, REENCRYPT_REMAINING),
+       OPT(api_status_resp, reencrypt_total, REENCRYPT_TOTAL))
 
 SCHEMA(api_card_store_req,
        REQ(api_card_store_req, merchant, MERCHANT),

@@ -410,6 +410,14 @@ render_gauges(struct text *t, const struct metrics_gauges *g)
     scalar(t, "tokenvault_reencrypt_pending", "gauge",
            "1 while records sealed with a retired DEK may remain (a pass is running)",
            g->reencrypt_pending);
+    if (g->reencrypt_known) {
+        scalar(t, "tokenvault_reencrypt_remaining", "gauge",
+               "records still sealed with a retired DEK (counted each pass, less those moved)",
+               g->reencrypt_remaining);
+        scalar(t, "tokenvault_reencrypt_run_records", "gauge",
+               "records the current or last re-encryption run moved or has left to move",
+               g->reencrypt_total);
+    }
     scalar(t, "tokenvault_sealed", "gauge", "1 while waiting for unseal shares", g->sealed);
     scalar(t, "tokenvault_hsm_ready", "gauge", "1 when the HSM answers", g->hsm_ready);
 }

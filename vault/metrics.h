@@ -61,6 +61,9 @@ struct metrics_gauges {
     uint32_t dek_version, kek_version; /* 0: omitted */
     uint64_t reencrypted;      /* records moved to the current DEK */
     bool reencrypt_pending;    /* a re-encryption pass has work left */
+    bool reencrypt_known;      /* the two below were counted (else omitted) */
+    uint64_t reencrypt_remaining; /* records still on a retired DEK */
+    uint64_t reencrypt_total;  /* the re-encryption run's size */
     bool sealed, hsm_ready;
 };
 

@@ -211,6 +211,7 @@ write_metrics(struct vault_service *svc)
     g.dek_version = svc->sealed ? 0 : keys_dek_current(&svc->keys);
     g.reencrypted = atomic_load(&svc->reencrypt.moved);
     g.reencrypt_pending = ops_reencrypt_pending(svc);
+    g.reencrypt_known = ops_reencrypt_progress(svc, &g.reencrypt_remaining, &g.reencrypt_total);
     g.kek_version = svc->sealed ? 0 : keys_kek_current(&svc->keys);
     g.sealed = svc->sealed;
     g.hsm_ready = !svc->sealed;

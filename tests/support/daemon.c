@@ -63,10 +63,15 @@ int
 tv_daemon_write_config(struct tv_daemon *d, const char *extra)
 {
     const struct tv_daemon_opts *o = &d->opts;
-    char text[8192], pin[PATH_MAX + 64], dek[64] = "";
+    char text[8192], pin[PATH_MAX + 64], dek[128] = "";
+    size_t dek_len = 0;
 
     if (o->dek_max_encryptions != 0)
-        snprintf(dek, sizeof(dek), "dek_max_encryptions = %u\n", o->dek_max_encryptions);
+        dek_len = (size_t)snprintf(dek, sizeof(dek), "dek_max_encryptions = %u\n",
+                                   o->dek_max_encryptions);
+    if (o->dek_max_age_days != 0)
+        snprintf(dek + dek_len, sizeof(dek) - dek_len, "dek_max_age_days = %u\n",
+                 o->dek_max_age_days);
     if (o->share_set != NULL)
         snprintf(pin, sizeof(pin), "pin_source = sealed\nshare_set = %s\n", o->share_set);
     else
@@ -332,6 +337,57 @@ out:
     free(buf);
     fclose(f);
     return r;
+}
+
+void
+tv_test_pan(unsigned n, char out[17])
+{
+    int sum = 0;
+
+    snprintf(out, 17, "4000%011u", n);
+    /* Luhn over the 15 digits, doubling from the rightmost one. */
+    for (int i = 14; i >= 0; i--) {
+        int dgt = out[i] - '0';
+
+        if ((14 - i) % 2 == 0 && (dgt *= 2) > 9)
+            dgt -= 9;
+        sum += dgt;
+    }
+    out[15] = (char)('0' + (10 - sum % 10) % 10);
+    out[16] = '\0';
+}
+
+struct api_date
+tv_date_in_days(int days)
+{
+    time_t t = time(NULL) + (time_t)days * 86400;
+    struct tm tm;
+    struct api_date out;
+
+    gmtime_r(&t, &tm);
+    out.year = (uint16_t)(tm.tm_year + 1900);
+    out.month = (uint8_t)(tm.tm_mon + 1);
+    out.day = (uint8_t)tm.tm_mday;
+    return out;
+}
+
+void
+tv_session_check_req(struct api_session_check_req *out, const struct api_session_init_req *q,
+                     const struct api_session_init_resp *resp)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->merchant, q->merchant, sizeof(out->merchant));
+    /* Byte fields of different capacities: copied by length. */
+    out->nonce.len = resp->nonce.len;
+    memcpy(out->nonce.data, resp->nonce.data, resp->nonce.len);
+    out->signature.len = resp->signature.len;
+    memcpy(out->signature.data, resp->signature.data, resp->signature.len);
+    out->access_token_hash.len = q->access_token_hash.len;
+    memcpy(out->access_token_hash.data, q->access_token_hash.data, q->access_token_hash.len);
+    out->amount = q->amount;
+    memcpy(out->currency, q->currency, sizeof(out->currency));
+    out->device_data.len = q->device_data.len;
+    memcpy(out->device_data.data, q->device_data.data, q->device_data.len);
 }
 
 uint16_t

@@ -34,6 +34,7 @@ struct tv_daemon_opts {
     const char *share_set; /* sealed start with this share set file; NULL: PIN file */
     int no_keys;           /* an empty token (a restore target) */
     unsigned dek_max_encryptions; /* automatic DEK rotation after this many */
+    unsigned dek_max_age_days;    /* automatic DEK rotation at this age ([store]) */
 };
 
 struct tv_daemon {
@@ -86,6 +87,16 @@ int tv_daemon_client(const struct tv_daemon *d, const char *who, struct api_clie
 /* Holder and e-mail of every test card (tests scan files for them). */
 #define TV_HOLDER "Ada Lovelace"
 #define TV_EMAIL "ada.lovelace@example.com"
+/* tv_test_pan writes the |n|th test Visa number (16 digits, Luhn-valid,
+ * distinct for each n < 10^11) into |out|. */
+void tv_test_pan(unsigned n, char out[17]);
+/* The UTC date |days| days from now (negative: before). */
+struct api_date tv_date_in_days(int days);
+/* tv_session_check_req fills |out| with the SESSION_CHECK an app would
+ * send for the session made by |q| and answered by |resp|: the same data,
+ * nonce and signature (no clientCardId, no e-mail). */
+void tv_session_check_req(struct api_session_check_req *out, const struct api_session_init_req *q,
+                          const struct api_session_init_resp *resp);
 /* A card's expiry year three years from now. */
 uint16_t tv_future_year(void);
 /* A CARD_STORE request for |pan| with the test holder and e-mail, expiry

@@ -86,19 +86,6 @@ new_pan(void)
     return out;
 }
 
-static struct api_date
-day_offset(int days)
-{
-    time_t t = time(NULL) + (time_t)days * DAY;
-    struct tm tm;
-    struct api_date out;
-
-    gmtime_r(&t, &tm);
-    out.year = (uint16_t)(tm.tm_year + 1900);
-    out.month = (uint8_t)(tm.tm_mon + 1);
-    out.day = (uint8_t)tm.tm_mday;
-    return out;
-}
 
 static bool
 date_eq(struct api_date a, struct api_date b)
@@ -140,7 +127,7 @@ recurring_req(struct api_mandate_create_req *q, const char *token, const char *c
     memcpy(q->currency, "RUB", 4);
     q->has_recurring_count = true;
     q->recurring_count = count;
-    q->recurring_max_date = day_offset(end_days);
+    q->recurring_max_date = tv_date_in_days(end_days);
 }
 
 static void
@@ -189,7 +176,7 @@ mit_req(struct api_mit_authorize_req *q, const char *token, const char *id, uint
     snprintf(q->mandate_id, sizeof(q->mandate_id), "%s", id);
     q->amount = amount;
     memcpy(q->currency, currency, 4);
-    q->date = day_offset(date_days);
+    q->date = tv_date_in_days(date_days);
 }
 
 static int
@@ -348,7 +335,7 @@ test_recurring_lifecycle(void **state)
     assert_string_equal(info.currency, "RUB");
     assert_true(info.has_recurring_count);
     assert_int_equal(info.recurring_count, 30);
-    assert_true(date_eq(info.recurring_max_date, day_offset(365)));
+    assert_true(date_eq(info.recurring_max_date, tv_date_in_days(365)));
     assert_false(info.has_last_charge_date);
     assert_int_equal(info.charge_count, 0);
     assert_false(info.has_cancelled_by);
@@ -359,7 +346,7 @@ test_recurring_lifecycle(void **state)
 
     assert_int_equal(mit(c, token, info.mandate_id, 1000, "RUB", 0, &resp, &err), 0);
     assert_int_equal(strlen(resp.approval), CARDNUM_OPAQUE_LEN);
-    assert_true(date_eq(resp.last_charge_date, day_offset(0)));
+    assert_true(date_eq(resp.last_charge_date, tv_date_in_days(0)));
     assert_int_equal(resp.charge_count, 1);
     assert_true(resp.has_initial_txn_id);
     assert_string_equal(resp.initial_txn_id, TXN_ID);
@@ -370,7 +357,7 @@ test_recurring_lifecycle(void **state)
     assert_int_equal(get(c, token, info.mandate_id, &again, &err), 0);
     assert_int_equal(again.charge_count, 1);
     assert_true(again.has_last_charge_date);
-    assert_true(date_eq(again.last_charge_date, day_offset(0)));
+    assert_true(date_eq(again.last_charge_date, tv_date_in_days(0)));
 
     /* Cancelled by the payer (through the merchant): it stays readable. */
     assert_int_equal(cancel(c, token, info.mandate_id, API_CANCELLED_BY_PAYER, &again, &err), 0);
@@ -832,7 +819,7 @@ test_cli(void **state)
 {
     struct api_client *c = client("client");
     char token[API_ID_MAX + 1], args[1024], out[400], err[400], id[API_ID_MAX + 1] = "";
-    struct api_date end = day_offset(100), today = day_offset(0);
+    struct api_date end = tv_date_in_days(100), today = tv_date_in_days(0);
     FILE *f;
 
     (void)state;
@@ -964,7 +951,7 @@ static void
 ended(struct mandate_record *m)
 {
     m->created_at -= 40u * DAY;
-    m->max_date = day_offset(-1);
+    m->max_date = tv_date_in_days(-1);
 }
 
 /* Made 40 days ago, charged 7 days ago: today's charge is due. */
@@ -972,7 +959,7 @@ static void
 charged_period_ago(struct mandate_record *m)
 {
     m->created_at -= 40u * DAY;
-    m->last_charge = day_offset(-7);
+    m->last_charge = tv_date_in_days(-7);
 }
 
 /* Charged 6 days ago: today's is one day too soon. */
@@ -980,7 +967,7 @@ static void
 charged_6_days_ago(struct mandate_record *m)
 {
     m->created_at -= 40u * DAY;
-    m->last_charge = day_offset(-6);
+    m->last_charge = tv_date_in_days(-6);
 }
 
 static int
@@ -1073,7 +1060,7 @@ test_kill_and_restart(void **state)
                 API_TAG_DATE, MANDATE_RULE_FREQUENCY);
     assert_int_equal(mit(c, tok_period, id_period, 50, "RUB", 0, &resp, &err), 0);
     assert_int_equal(resp.charge_count, 2);
-    assert_true(date_eq(resp.last_charge_date, day_offset(0)));
+    assert_true(date_eq(resp.last_charge_date, tv_date_in_days(0)));
     api_client_free(c);
 }
 

@@ -4,9 +4,11 @@
  * reveal cards; SIGHUP loads it; the background job moves every record to
  * DEK 2; no request fails; every card still reveals. Then DEK 3, with the
  * daemon killed (SIGKILL) in the middle of moving the records: after a
- * restart the job resumes and finishes. Last, automatic rotation: with
- * dek_max_encryptions = 40 the service makes DEK 4 by itself once 40 more
- * records were sealed, and moves the records to it.
+ * restart the job resumes and finishes. STATUS and the metrics follow the
+ * job's progress (records left, the run's size) through both. Then automatic
+ * rotation: with dek_max_encryptions = 40 the service makes DEK 4 by itself
+ * once 40 more records were sealed, and moves the records to it; and by age,
+ * once the current DEK's usage record says it was made two days ago.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +26,7 @@
 
 #include "api/client.h"
 #include "tests/support/daemon.h"
+#include "vault/keys.h"
 #include "vault/record.h"
 #include "vault/store.h"
 
@@ -33,22 +36,6 @@ static struct tv_daemon d;
 static char tokens[CARDS][API_ID_MAX + 1], out_file[400];
 
 /* A Visa PAN for |n|: 4000 + 11 digits of n + the Luhn digit. */
-static void
-pan_for(unsigned n, char out[17])
-{
-    int sum = 0;
-
-    snprintf(out, 17, "4000%011u", n);
-    for (int i = 14; i >= 0; i--) {
-        int dgt = out[i] - '0';
-
-        if ((14 - i) % 2 == 0 && (dgt *= 2) > 9)
-            dgt -= 9;
-        sum += dgt;
-    }
-    out[15] = (char)('0' + (10 - sum % 10) % 10);
-    out[16] = '\0';
-}
 
 static int
 store_card(struct api_client *c, const char *customer, const char *pan, char *token)
@@ -101,7 +88,7 @@ traffic(void *arg)
         goto out;
     }
     for (unsigned i = 0; !atomic_load(&traffic_stop); i++) {
-        pan_for(900000 + i, pan);
+        tv_test_pan(900000 + i, pan);
         snprintf(customer, sizeof(customer), "c-traffic-%u", i);
         if (store_card(gw, customer, pan, token) != 0 || reveal_is(rv, token, pan) != 0)
             atomic_fetch_add(&traffic_failed, 1);
@@ -157,7 +144,7 @@ reveal_all_then_stop(void)
 
     assert_int_equal(tv_daemon_client(&d, "reveal-client", &rv), 0);
     for (unsigned i = 0; i < CARDS; i++) {
-        pan_for(i, pan);
+        tv_test_pan(i, pan);
         assert_int_equal(reveal_is(rv, tokens[i], pan), 0);
     }
     api_client_free(rv);
@@ -206,6 +193,75 @@ wait_log_after(const char *event, int before)
     return -1;
 }
 
+static void
+status_get(struct api_client *c, struct api_status_resp *st)
+{
+    struct api_empty e = {0};
+
+    assert_int_equal(api_call_status(c, &e, st, NULL), 0);
+}
+
+/* What STATUS showed while the job moved records to DEK |version|. */
+struct progress {
+    unsigned working;        /* answers with records left */
+    uint64_t first;          /* records left in the first of them */
+    bool decreased;          /* a later answer showed fewer */
+    struct api_status_resp last; /* the first answer with the job idle on |version| */
+};
+
+/* Asks STATUS every millisecond until the job is idle on DEK |version| (60 s
+ * at most), checking that every answer's progress holds together. */
+static struct progress
+watch_progress(struct api_client *c, uint32_t version)
+{
+    struct progress p;
+    struct api_status_resp st;
+
+    memset(&p, 0, sizeof(p));
+    for (int i = 0; i < 60000; i++) {
+        status_get(c, &st);
+        assert_true(st.has_reencrypt_remaining == st.has_reencrypt_total);
+        if (st.has_reencrypt_remaining)
+            assert_true(st.reencrypt_remaining <= st.reencrypt_total);
+        if (st.dek_version == version && st.has_reencrypt_remaining && st.reencrypt_remaining > 0) {
+            assert_true(st.reencrypt_pending);
+            if (p.working++ == 0)
+                p.first = st.reencrypt_remaining;
+            else if (st.reencrypt_remaining < p.first)
+                p.decreased = true;
+        }
+        if (st.dek_version == version && !st.reencrypt_pending) {
+            p.last = st;
+            print_message("DEK %u: %u answers with records left, the first %llu of %llu\n",
+                          version, p.working, (unsigned long long)p.first,
+                          (unsigned long long)st.reencrypt_total);
+            return p;
+        }
+        usleep(1000);
+    }
+    fail_msg("the re-encryption to DEK %u did not end", version);
+    return p;
+}
+
+/* Waits (up to 10 s: the file is rewritten every second) until the metrics
+ * file says |remaining| records left of a run of |total|. */
+static int
+wait_metrics_progress(uint64_t remaining, uint64_t total)
+{
+    char a[96], b[96];
+
+    snprintf(a, sizeof(a), "tokenvault_reencrypt_remaining %llu\n", (unsigned long long)remaining);
+    snprintf(b, sizeof(b), "tokenvault_reencrypt_run_records %llu\n", (unsigned long long)total);
+    for (int i = 0; i < 1000; i++) {
+        if (tv_file_contains(d.metrics, a, strlen(a)) == 1 &&
+            tv_file_contains(d.metrics, b, strlen(b)) == 1)
+            return 0;
+        usleep(10000);
+    }
+    (void)tv_file_has(d.metrics, a); /* prints the file */
+    return -1;
+}
+
 static int
 setup(void **state)
 {
@@ -227,16 +283,23 @@ teardown(void **state)
 static void
 test_rotate_under_traffic(void **state)
 {
-    struct api_client *gw = NULL;
+    struct api_client *gw = NULL, *sc = NULL;
     char pan[17], customer[32];
     int done, loaded;
     pthread_t th;
     struct versions v;
+    struct progress p;
+    struct api_status_resp st0;
 
     (void)state;
     assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &sc), 0);
+    /* DEK 1 only: nothing was ever counted, so no progress is shown. */
+    status_get(sc, &st0);
+    assert_false(st0.reencrypt_pending);
+    assert_false(st0.has_reencrypt_remaining || st0.has_reencrypt_total);
     for (unsigned i = 0; i < CARDS; i++) {
-        pan_for(i, pan);
+        tv_test_pan(i, pan);
         snprintf(customer, sizeof(customer), "c-%u", i);
         assert_int_equal(store_card(gw, customer, pan, tokens[i]), 0);
     }
@@ -249,6 +312,16 @@ test_rotate_under_traffic(void **state)
     assert_int_equal(rotate(), 0);
     assert_true(tv_file_has(out_file, "vault-dek-v2 generated in the HSM"));
     assert_int_equal(kill(d.pid, SIGHUP), 0);
+    /* While the job runs, STATUS shows records left, no more than the run's
+     * size, fewer as batches commit, and none at the end. */
+    p = watch_progress(sc, 2);
+    assert_true(p.working > 0);
+    assert_true(p.decreased);
+    assert_true(p.last.reencrypt_total >= CARDS);
+    assert_true(p.last.has_reencrypt_remaining);
+    assert_int_equal(p.last.reencrypt_remaining, 0);
+    assert_true(p.last.reencrypt_total >= p.first);
+    api_client_free(sc);
     assert_int_equal(wait_log_after("dek_loaded", loaded), 0);
     assert_int_equal(wait_log_after("reencrypt_complete", done), 0);
     usleep(200000);
@@ -270,6 +343,12 @@ test_rotate_under_traffic(void **state)
         assert_int_equal(st.dek_version, 2);
         assert_false(st.reencrypt_pending);
         assert_true(st.reencrypted >= CARDS);
+        /* The run moved every record on DEK 1 (the cards and the traffic's
+         * before the rotation), and nothing is left. */
+        assert_true(st.has_reencrypt_remaining && st.has_reencrypt_total);
+        assert_int_equal(st.reencrypt_remaining, 0);
+        assert_int_equal(st.reencrypt_total, st.reencrypted);
+        assert_int_equal(wait_metrics_progress(0, st.reencrypt_total), 0);
         api_client_free(c);
     }
     /* KEY_STATUS on the officer socket: DEK 2 current, DEK 1 retired. */
@@ -317,7 +396,10 @@ test_rotate_under_traffic(void **state)
 static void
 test_restart_mid_job(void **state)
 {
+    struct api_client *c = NULL;
     struct versions v;
+    struct progress p;
+    unsigned left;
     int loaded, done;
 
     (void)state;
@@ -341,9 +423,21 @@ test_restart_mid_job(void **state)
     print_message("at the kill: %u records on DEK 2, %u on DEK 3\n", v.on[2], v.on[3]);
     assert_int_equal(v.on[1], 0);
     assert_true(v.on[3] > 0 && v.on[2] > 0); /* mid-job */
+    left = v.on[2];
 
     done = log_count("reencrypt_complete");
     assert_int_equal(tv_daemon_start(&d), 0);
+    /* The restarted job counts again: its run is exactly the records the
+     * killed one had not moved, and it ends with none left. */
+    assert_int_equal(tv_daemon_client(&d, "client", &c), 0);
+    p = watch_progress(c, 3);
+    api_client_free(c);
+    assert_true(p.working > 0);
+    assert_true(p.first <= left);
+    assert_true(p.last.has_reencrypt_remaining);
+    assert_int_equal(p.last.reencrypt_remaining, 0);
+    assert_int_equal(p.last.reencrypt_total, left);
+    assert_int_equal(wait_metrics_progress(0, left), 0);
     assert_int_equal(wait_log_after("reencrypt_complete", done), 0);
     reveal_all_then_stop();
     v = count_versions();
@@ -366,7 +460,7 @@ test_automatic_rotation(void **state)
     assert_int_equal(tv_daemon_start(&d), 0);
     assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
     for (unsigned i = 0; i < 45; i++) {
-        pan_for(500000 + i, pan);
+        tv_test_pan(500000 + i, pan);
         snprintf(customer, sizeof(customer), "c-auto-%u", i);
         assert_int_equal(store_card(gw, customer, pan, NULL), 0);
     }
@@ -444,7 +538,7 @@ assert_dedup(struct api_client *gw, unsigned i)
     struct api_error_resp err;
     char pan[17], customer[32];
 
-    pan_for(i, pan);
+    tv_test_pan(i, pan);
     snprintf(customer, sizeof(customer), "c-%u", i);
     tv_card_store_req(&q, "m-1", customer, pan);
     assert_int_equal(api_call_card_store(gw, &q, &sr, &err), 0);
@@ -508,7 +602,7 @@ test_fpk_rotation(void **state)
         struct api_card_store_resp sr;
         char pan[17];
 
-        pan_for(5, pan);
+        tv_test_pan(5, pan);
         tv_card_store_req(&q, "m-1", "c-5", pan);
         assert_int_equal(api_call_card_store(gw, &q, &sr, &err), 0);
         api_msg_cleanup(api_schema_request(API_OP_CARD_STORE), &q);
@@ -544,6 +638,137 @@ test_fpk_rotation(void **state)
     assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
 }
 
+/* Makes DEK |version|'s usage record say it was made at |created_ms|,
+ * keeping its count: with the daemon stopped, in a write job of the store's
+ * own writer. keys_dek_usage_add keeps a record's creation time and gives a
+ * new one |now_ms|, so the record is deleted and made again. */
+struct backdate_job {
+    struct store_write w;
+    uint32_t version;
+    uint64_t created_ms, was_ms;
+};
+
+static int
+backdate_apply(struct store_write *w, struct store_txn *t)
+{
+    struct backdate_job *j = (struct backdate_job *)w;
+    uint64_t sealed = 0, created = 0;
+    char name[32];
+    int r;
+
+    snprintf(name, sizeof(name), "dek.v%u.usage", j->version);
+    if ((r = keys_dek_usage_add(t, j->version, 0, j->created_ms, &sealed, &j->was_ms)) != 0 ||
+        (r = store_del(t, STORE_DB_META, name, strlen(name), NULL, 0)) != 0 ||
+        (r = keys_dek_usage_add(t, j->version, sealed, j->created_ms, &sealed, &created)) != 0)
+        return r;
+    return created == j->created_ms ? 0 : -1;
+}
+
+static void
+backdate_done(struct store_write *w, int result)
+{
+    (void)w;
+    (void)result;
+}
+
+static void
+backdate_dek(uint32_t version, uint64_t created_ms, uint64_t *out_was_ms)
+{
+    struct backdate_job j = {.w = {.apply = backdate_apply, .done = backdate_done},
+                             .version = version, .created_ms = created_ms};
+    struct vault_store *st = NULL;
+    char err[256];
+
+    assert_int_equal(store_open(&st, d.store, 64u << 20, err, sizeof(err)), 0);
+    assert_int_equal(store_writer_start(st, NULL, 4), 0);
+    assert_int_equal(store_write_wait(st, &j.w), 0);
+    store_writer_stop(st);
+    store_close(st);
+    *out_was_ms = j.was_ms;
+}
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Automatic rotation by age: with dek_max_age_days = 1 (and an encryption
+ * limit out of reach) a DEK made minutes ago stays current; once its usage
+ * record says it was made two days ago, the service rotates it by itself on
+ * its next tick and moves every record to the new DEK. */
+static void
+test_automatic_rotation_by_age(void **state)
+{
+    struct api_client *gw = NULL;
+    struct api_status_resp st;
+    struct versions v;
+    char pan[17], event[64];
+    uint64_t was_ms = 0, two_days_ago;
+    uint32_t current;
+    int rotated, done;
+
+    (void)state;
+    d.opts.dek_max_encryptions = 1000000000;
+    d.opts.dek_max_age_days = 1;
+    assert_int_equal(tv_daemon_write_config(&d, NULL), 0);
+
+    /* Control: young enough. Three policy ticks (a second each) see it. */
+    rotated = log_count("dek_rotated");
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    tv_test_pan(700000, pan);
+    assert_int_equal(store_card(gw, "c-age-0", pan, NULL), 0);
+    status_get(gw, &st);
+    assert_true(st.has_dek_version);
+    current = st.dek_version;
+    usleep(3500000);
+    assert_int_equal(log_count("dek_rotated"), rotated);
+    status_get(gw, &st);
+    assert_int_equal(st.dek_version, current);
+    api_client_free(gw);
+    gw = NULL;
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+
+    /* The same DEK, made two days ago as far as its usage record says. */
+    two_days_ago = now_ms() - 2u * 86400000u;
+    backdate_dek(current, two_days_ago, &was_ms);
+    assert_true(was_ms > two_days_ago + 86400000u); /* it was young */
+
+    done = log_count("reencrypt_complete");
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    tv_test_pan(700001, pan);
+    assert_int_equal(store_card(gw, "c-age-1", pan, NULL), 0);
+    assert_int_equal(wait_log_after("dek_rotated", rotated), 0);
+    snprintf(event, sizeof(event), "dek_rotated by=policy dek_version=%u", current + 1);
+    assert_int_equal(log_count(event), 1);
+    snprintf(event, sizeof(event), "reencrypt_complete dek_version=%u", current + 1);
+    for (int i = 0; i < 6000 && log_count(event) < 1; i++)
+        usleep(10000);
+    assert_int_equal(log_count(event), 1);
+    assert_true(log_count("reencrypt_complete") > done);
+    status_get(gw, &st);
+    assert_int_equal(st.dek_version, current + 1);
+    assert_false(st.reencrypt_pending);
+    assert_true(st.has_reencrypt_remaining && st.reencrypt_remaining == 0);
+    assert_true(st.reencrypt_total >= CARDS);
+    api_client_free(gw);
+    reveal_all_then_stop();
+    /* Every record on the new DEK, and only one rotation: the new DEK is
+     * young and far from the encryption limit. */
+    v = count_versions();
+    for (uint32_t i = 1; i <= current; i++)
+        assert_int_equal(v.on[i], 0);
+    assert_true(v.on[current + 1] >= CARDS + 2);
+    for (uint32_t i = current + 2; i < 8; i++)
+        assert_int_equal(v.on[i], 0);
+    assert_int_equal(log_count("dek_rotated"), rotated + 1);
+}
+
 int
 main(void)
 {
@@ -553,6 +778,7 @@ main(void)
         cmocka_unit_test(test_automatic_rotation),
         cmocka_unit_test(test_kek_rotation),
         cmocka_unit_test(test_fpk_rotation),
+        cmocka_unit_test(test_automatic_rotation_by_age),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

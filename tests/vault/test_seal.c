@@ -252,8 +252,9 @@ scan_visit(void *ctx, const MDB_val *key, const MDB_val *val)
         return 0;
     if (strcmp(e.event, "unseal_share") == 0) {
         a->shares++;
-        strncat(a->officers, e.client, sizeof(a->officers) - strlen(a->officers) - 2);
-        strcat(a->officers, ",");
+        size_t n = strlen(a->officers);
+
+        snprintf(a->officers + n, sizeof(a->officers) - n, "%s,", e.client);
     } else if (strcmp(e.event, "unsealed") == 0) {
         a->unsealed++;
         snprintf(a->detail, sizeof(a->detail), "%s", e.detail);

@@ -147,25 +147,6 @@ new_session(struct api_client *c, const char *merchant, unsigned n, struct api_s
     assert_int_equal(session_init(c, q, resp, NULL), 0);
 }
 
-/* The check the app's data would make for the session. */
-static void
-check_req(struct api_session_check_req *out, const struct api_session_init_req *q,
-          const struct api_session_init_resp *resp)
-{
-    memset(out, 0, sizeof(*out));
-    memcpy(out->merchant, q->merchant, sizeof(out->merchant));
-    out->nonce.len = resp->nonce.len;
-    memcpy(out->nonce.data, resp->nonce.data, resp->nonce.len);
-    out->signature.len = resp->signature.len;
-    memcpy(out->signature.data, resp->signature.data, resp->signature.len);
-    out->access_token_hash.len = q->access_token_hash.len;
-    memcpy(out->access_token_hash.data, q->access_token_hash.data, q->access_token_hash.len);
-    out->amount = q->amount;
-    memcpy(out->currency, q->currency, sizeof(out->currency));
-    out->device_data.len = q->device_data.len;
-    memcpy(out->device_data.data, q->device_data.data, q->device_data.len);
-}
-
 /* Checks and returns the status; the errorTag and the token into the outs. */
 static int
 check(struct api_client *c, const struct api_session_check_req *q, uint16_t *out_tag,
@@ -511,7 +492,7 @@ test_sale(void **state)
     /* The default lifetime, rounded up to the second. */
     assert_true(resp.expires_at * 1000u >= before + DEFAULT_LIFETIME_S * 1000u);
     assert_true(resp.expires_at * 1000u <= now_ms() + DEFAULT_LIFETIME_S * 1000u + 1000u);
-    check_req(&cq, &q, &resp);
+    tv_session_check_req(&cq, &q, &resp);
     assert_int_equal(check(c, &cq, NULL, token), 0);
     assert_string_equal(token, ""); /* no clientCardId: no serverCardId */
     want_check(c, &cq, -API_STATUS_REPLAYED, API_TAG_NONCE);
@@ -548,7 +529,7 @@ test_check_refusals(void **state)
     (void)state;
     new_session(c, MERCHANT, 10, &q, &resp);
     new_session(c, MERCHANT, 11, &q2, &resp2);
-    check_req(&cq, &q, &resp);
+    tv_session_check_req(&cq, &q, &resp);
 
     /* An unknown nonce, a short one, another merchant's. */
     bad = cq;
@@ -594,7 +575,7 @@ test_check_refusals(void **state)
     bad.device_data.data[0] ^= 0x01;
     want_check(c, &bad, -API_STATUS_MISMATCH, API_TAG_AMOUNT);
     /* Another session's data under this nonce and signature. */
-    check_req(&bad, &q2, &resp2);
+    tv_session_check_req(&bad, &q2, &resp2);
     memcpy(bad.nonce.data, resp.nonce.data, API_NONCE_MAX);
     memcpy(bad.signature.data, resp.signature.data, API_SIGNATURE_LEN);
     want_check(c, &bad, -API_STATUS_MISMATCH, API_TAG_ACCESS_TOKEN_HASH);
@@ -606,7 +587,7 @@ test_check_refusals(void **state)
 
     /* None of that consumed either session. */
     want_check(c, &cq, 0, 0);
-    check_req(&cq, &q2, &resp2);
+    tv_session_check_req(&cq, &q2, &resp2);
     want_check(c, &cq, 0, 0);
     want_check(c, &cq, -API_STATUS_REPLAYED, API_TAG_NONCE);
     api_client_free(c);
@@ -638,7 +619,7 @@ test_expiry(void **state)
     q.lifetime = 1;
     for (unsigned attempt = 0; attempt < 5; attempt++) {
         assert_int_equal(session_init(c, &q, &resp, NULL), 0);
-        check_req(&cq, &q, &resp);
+        tv_session_check_req(&cq, &q, &resp);
         while (now_ms() < resp.expires_at * 1000u)
             usleep(20000);
         r = check(c, &cq, &tag, NULL);
@@ -658,7 +639,7 @@ test_expiry(void **state)
     assert_int_equal(tag, API_TAG_NONCE);
     /* A consumed session: REPLAYED while it lives, then swept as well. */
     assert_int_equal(session_init(c, &q, &resp, NULL), 0);
-    check_req(&cq, &q, &resp);
+    tv_session_check_req(&cq, &q, &resp);
     want_check(c, &cq, 0, 0);
     for (unsigned i = 0; i < 100; i++) {
         r = check(c, &cq, &tag, NULL);
@@ -871,7 +852,7 @@ test_repeat_sale(void **state)
     assert_int_equal(map(c, MERCHANT, "ccid-repeat", card, EMAIL_A, &tag), 0);
 
     new_session(c, MERCHANT, 30, &q, &resp);
-    check_req(&cq, &q, &resp);
+    tv_session_check_req(&cq, &q, &resp);
     cq.has_client_card_id = true;
     snprintf(cq.client_card_id, sizeof(cq.client_card_id), "ccid-repeat");
     /* Refusals of the mapping step, each leaving the session open. */
@@ -956,7 +937,7 @@ test_concurrent_checks(void **state)
         unsigned ok = 0, replayed = 0;
 
         new_session(c, MERCHANT, 100 + round, &q, &resp);
-        check_req(&cq, &q, &resp);
+        tv_session_check_req(&cq, &q, &resp);
         assert_int_equal(pthread_barrier_init(&start, NULL, CONNS), 0);
         for (unsigned i = 0; i < CONNS; i++) {
             memset(&racers[i], 0, sizeof(racers[i]));
@@ -997,7 +978,7 @@ test_kill9_durability(void **state)
     (void)state;
     store_card("client", MERCHANT, "cust-kill", "4000056655665556", card);
     new_session(c, MERCHANT, 200, &q, &resp);
-    check_req(&cq, &q, &resp);
+    tv_session_check_req(&cq, &q, &resp);
     assert_int_equal(map(c, MERCHANT, "ccid-kill", card, EMAIL_B, &tag), 0);
     assert_int_equal(check(c, &cq, &tag, NULL), 0);
     assert_int_equal(tv_daemon_stop(&d, SIGKILL), -1); /* died by the signal */
@@ -1026,7 +1007,7 @@ test_bad_input(void **state)
 
     (void)state;
     new_session(c, MERCHANT, 300, &q, &resp);
-    check_req(&cq, &q, &resp);
+    tv_session_check_req(&cq, &q, &resp);
 
     raw_check(&f, &cq, API_NONCE_MIN - 1, API_SIGNATURE_LEN, cq.device_data.len);
     raw_send(&f, &status, &tag);

@@ -20,6 +20,12 @@
  * so the pass needs no state but its position; a restart starts it again.
  * The batch that ends a full pass removes the rebuild marker (in its own
  * transaction) and the previous FPK is retired.
+ *
+ * Progress (reencrypt.h): a pass starts with a count of the records on an
+ * older DEK version, on a worker in a read transaction while no batch is
+ * queued; the batches take their moves off it. The count also ends a run
+ * whose last pass left nothing, so the common end of a run costs one read
+ * scan rather than a pass of write batches.
  */
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +55,8 @@ scan_visit(void *ctx, const MDB_val *key, const MDB_val *val)
     if (record_decode(&rec, val->mv_data, val->mv_size) == 0 &&
         (rec.dek_version < sc->current || sc->rebuilding)) {
         memcpy(sc->tokens[sc->num], sc->last, key->mv_size + 1);
+        if (rec.dek_version < sc->current)
+            sc->num_old++;
         sc->num++;
     }
     return sc->num == REENCRYPT_BATCH || sc->seen == REENCRYPT_SCAN_MAX ? 1 : 0;
@@ -132,7 +140,7 @@ batch_apply(struct store_write *w, struct store_txn *t)
         sc->last[0] = '\0';
     sc->rebuilding = prev != NULL;
     sc->rebuilt = false;
-    sc->num = sc->seen = 0;
+    sc->num = sc->seen = sc->num_old = 0;
     sc->skip_first = sc->last[0] != '\0';
     r = store_each(t, STORE_DB_CARDS, sc->last[0] != '\0' ? sc->last : NULL, strlen(sc->last),
                    scan_visit, sc);
@@ -159,11 +167,30 @@ batch_apply(struct store_write *w, struct store_txn *t)
     return 0;
 }
 
+/* Every record is on |version|: the job is idle until the version moves.
+ * Called by the holder of |busy|. */
+static void
+run_complete(struct reencrypt *re, uint32_t version)
+{
+    struct vlog_line l;
+
+    atomic_store(&re->clean_version, version);
+    atomic_store(&re->remaining, 0);
+    re->run_open = false;
+    if (vlog_begin(&l, VAULT_LOG_INFO, "reencrypt_complete")) {
+        vlog_u64(&l, "dek_version", version);
+        vlog_u64(&l, "moved_since_start", atomic_load(&re->moved));
+        vlog_u64(&l, "run_total", atomic_load(&re->total));
+        vlog_end(&l);
+    }
+}
+
 static void
 batch_done(struct store_write *w, int result)
 {
     struct reencrypt *re = (struct reencrypt *)w;
     struct reencrypt_scan *sc = &re->scan;
+    uint64_t left;
 
     if (result != 0) {
         /* Nothing of the batch committed; the next tick tries again from
@@ -177,21 +204,94 @@ batch_done(struct store_write *w, int result)
         }
         atomic_fetch_add(&re->moved, sc->num);
         re->pass_moved += sc->num;
+        /* Below zero only when the count missed records (the version moved
+         * after it): the next tick counts again. */
+        left = atomic_load(&re->remaining);
+        atomic_store(&re->remaining, left > sc->num_old ? left - sc->num_old : 0);
+        re->run_moved += sc->num_old;
         if (sc->at_end) {
             /* A pass that moved nothing found every record current. */
-            if (re->pass_moved == 0) {
-                struct vlog_line l;
-
-                atomic_store(&re->clean_version, sc->current);
-                if (vlog_begin(&l, VAULT_LOG_INFO, "reencrypt_complete")) {
-                    vlog_u64(&l, "dek_version", sc->current);
-                    vlog_u64(&l, "moved_since_start", atomic_load(&re->moved));
-                    vlog_end(&l);
-                }
-            }
+            if (re->pass_moved == 0)
+                run_complete(re, sc->current);
             re->pass_moved = 0;
+            re->counted_version = 0; /* the next pass starts with a count */
             sc->last[0] = '\0';
         }
+    }
+    atomic_store(&re->busy, false);
+}
+
+/* ---- the count ---------------------------------------------------------------- */
+
+struct count_ctx {
+    uint32_t current;
+    uint64_t found;
+};
+
+static int
+count_visit(void *ctx, const MDB_val *key, const MDB_val *val)
+{
+    struct count_ctx *c = ctx;
+    struct card_record rec;
+
+    /* As scan_visit: what is not a token or not a record is left alone. */
+    if (key->mv_size <= API_ID_MAX && record_decode(&rec, val->mv_data, val->mv_size) == 0 &&
+        rec.dek_version < c->current)
+        c->found++;
+    return 0;
+}
+
+/* A worker, while |busy| keeps every batch out. */
+static void
+count_work(uv_work_t *w)
+{
+    struct reencrypt *re = w->data;
+    struct count_ctx c = {.current = keys_dek_current(&re->svc->keys)};
+    struct store_txn t = {0};
+    int r = 0;
+
+    /* Version 1 has no older version: nothing to read. */
+    if (c.current > 1) {
+        if ((r = store_read_begin(re->svc->store, &t)) == 0)
+            r = store_each(&t, STORE_DB_CARDS, NULL, 0, count_visit, &c);
+        store_read_end(&t);
+    }
+    re->count_current = c.current;
+    re->count_found = c.found;
+    re->count_result = r;
+}
+
+static void
+count_after(uv_work_t *w, int status)
+{
+    struct reencrypt *re = w->data;
+    struct vault_service *svc = re->svc;
+    hsm_key *prev = NULL;
+
+    if (status != 0 || re->count_result != 0) {
+        /* Counted again at the next tick; no batch runs before. */
+        vlog_msg(VAULT_LOG_ERROR, "reencrypt_count_failed", "status",
+                 status != 0 ? uv_err_name(status)
+                             : api_status_name((unsigned)-re->count_result));
+        atomic_store(&re->busy, false);
+        return;
+    }
+    if (!re->run_open) {
+        re->run_open = true;
+        re->run_moved = 0;
+    }
+    re->counted_version = re->count_current;
+    atomic_store(&re->remaining, re->count_found);
+    atomic_store(&re->total, re->run_moved + re->count_found);
+    atomic_store(&re->counted_once, true);
+    /* Nothing left on an older version and no index to rebuild: the run is
+     * complete; a pass would only find the same. */
+    (void)keys_fpk(&svc->keys, NULL, &prev);
+    if (re->count_found == 0 && prev == NULL && re->count_current == keys_dek_current(&svc->keys)) {
+        run_complete(re, re->count_current);
+        re->pass_moved = 0;
+        re->counted_version = 0;
+        re->scan.last[0] = '\0';
     }
     atomic_store(&re->busy, false);
 }
@@ -204,6 +304,13 @@ ops_reencrypt_tick(struct vault_service *svc)
     if (svc->sealed || !ops_reencrypt_pending(svc) || atomic_exchange(&re->busy, true))
         return;
     re->svc = svc;
+    /* A pass, and a version that moved during one, starts with a count. */
+    if (re->counted_version != keys_dek_current(&svc->keys)) {
+        re->count_work.data = re;
+        if (uv_queue_work(svc->loop, &re->count_work, count_work, count_after) != 0)
+            atomic_store(&re->busy, false);
+        return;
+    }
     re->w.apply = batch_apply;
     re->w.done = batch_done;
     if (store_write_submit(svc->store, &re->w) != 0)
@@ -220,4 +327,21 @@ ops_reencrypt_pending(const struct vault_service *svc)
     if (svc->sealed)
         return false;
     return prev != NULL || (current > 1 && atomic_load(&svc->reencrypt.clean_version) != current);
+}
+
+bool
+ops_reencrypt_progress(const struct vault_service *svc, uint64_t *out_remaining, uint64_t *out_total)
+{
+    const struct reencrypt *re = &svc->reencrypt;
+    uint64_t remaining, total;
+
+    if (svc->sealed || !atomic_load(&re->counted_once))
+        return false;
+    remaining = atomic_load(&re->remaining);
+    total = atomic_load(&re->total);
+    *out_remaining = remaining;
+    /* A count stores remaining, then total: read between the two, a new
+     * run's remaining may exceed the last run's total. */
+    *out_total = total > remaining ? total : remaining;
+    return true;
 }

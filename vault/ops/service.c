@@ -41,6 +41,8 @@ ops_status(struct op_job *j)
     resp.dek_version = keys_dek_current(&svc->keys);
     resp.reencrypted = atomic_load(&svc->reencrypt.moved);
     resp.reencrypt_pending = ops_reencrypt_pending(svc);
+    resp.has_reencrypt_remaining = resp.has_reencrypt_total =
+        ops_reencrypt_progress(svc, &resp.reencrypt_remaining, &resp.reencrypt_total);
     op_reply(j, &resp);
 }
 
