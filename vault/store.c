@@ -235,6 +235,29 @@ open_env(struct vault_store **out, const char *path, uint64_t map_size, bool rea
         r = map_mdb(rc);
         goto fail;
     }
+    /* A process killed mid-read (SIGKILL, a crash) leaves its reader slots
+     * taken, and a slot of a dead pid pins the pages it saw: the map would
+     * fill with pages nobody can free. LMDB resets the reader table only
+     * when the opener is alone; if another process keeps the environment
+     * open (a backup, tokenvault-admin check), the dead slots stay. Clear
+     * them whenever the service opens its store; live readers are kept. */
+    if (!readonly) {
+        int dead = 0;
+
+        if ((rc = mdb_reader_check(s->env, &dead)) != 0) {
+            snprintf(err, err_len, "store: %s: reader check: %s", path, mdb_strerror(rc));
+            r = map_mdb(rc);
+            goto fail;
+        }
+        if (dead > 0) {
+            struct vlog_line l;
+
+            if (vlog_begin(&l, VAULT_LOG_INFO, "store_stale_readers_cleared")) {
+                vlog_u64(&l, "count", (uint64_t)dead);
+                vlog_end(&l);
+            }
+        }
+    }
     if ((r = open_dbs(s, err, err_len)) != 0)
         goto fail;
     *out = s;
