@@ -193,6 +193,11 @@ map(hsm_session *s, const char *call, CK_RV rv, bool verify)
             s->broken = true;
             hsm__mark_down(s->h, s->generation);
         }
+    } else if (rv == CKR_OPERATION_ACTIVE && s != NULL) {
+        /* A module that left an operation open after a failure: this
+         * session would refuse every *Init from now on. It is closed when
+         * given back, and the pool opens a fresh one. */
+        s->broken = true;
     } else if (verify && err != HSM_ERR_KEY_TYPE && err != HSM_ERR_MECHANISM &&
                err != HSM_ERR_NO_MEMORY && err != HSM_ERR_BUFFER &&
                err != HSM_ERR_KEY_NOT_FOUND) {
@@ -212,4 +217,11 @@ int
 hsm__ckr_verify(hsm_session *s, const char *call, CK_RV rv)
 {
     return map(s, call, rv, true);
+}
+
+int
+hsm__ckr_signature(hsm_session *s, const char *call, CK_RV rv)
+{
+    /* The table maps exactly the two signature codes to HSM_ERR_VERIFY. */
+    return map(s, call, rv, false);
 }

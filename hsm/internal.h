@@ -116,11 +116,17 @@ struct hsm {
  * detail, and, when the code means the session or device is gone, marks |s|
  * broken and the hsm down. |s| may be NULL. Returns HSM_OK for CKR_OK. */
 int hsm__ckr(hsm_session *s, const char *call, CK_RV rv);
-/* The same with a fixed mapping for verification calls: every failure that is
+/* The same with a fixed mapping for calls that check an authentication tag
+ * or a wrapped blob (GCM decrypt, unwrap, raw RSA): every failure that is
  * not a device/session loss or a usage error becomes HSM_ERR_VERIFY (modules
  * differ: SoftHSM says CKR_GENERAL_ERROR for a bad GCM tag, NSS
  * CKR_ENCRYPTED_DATA_INVALID). */
 int hsm__ckr_verify(hsm_session *s, const char *call, CK_RV rv);
+/* For C_Verify: only CKR_SIGNATURE_INVALID and CKR_SIGNATURE_LEN_RANGE mean
+ * the signature or MAC is wrong (every module says so, as the specification
+ * does); any other failure is the token's (HSM_ERR_UNAVAILABLE or
+ * HSM_ERR_INTERNAL), never reported to a caller as a forged signature. */
+int hsm__ckr_signature(hsm_session *s, const char *call, CK_RV rv);
 /* Records a message of the hsm layer as the thread's detail and returns err. */
 int hsm__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *hsm__ckr_name(CK_RV rv);

@@ -270,7 +270,7 @@ hsm_ecdsa_verify(hsm_session *s, hsm_obj pub, const uint8_t *digest, size_t dige
     if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
         goto out;
     rv = s->h->p11->C_Verify(s->handle, (CK_BYTE_PTR)digest, digest_len, raw, 2 * n);
-    r = hsm__ckr_verify(s, "C_Verify", rv);
+    r = hsm__ckr_signature(s, "C_Verify", rv);
 out:
     OPENSSL_free(reenc);
     ECDSA_SIG_free(es);

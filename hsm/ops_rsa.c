@@ -216,5 +216,5 @@ hsm_rsa_sha256_verify(hsm_session *s, hsm_obj pub, const uint8_t digest[32], con
     if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
         return r;
     rv = s->h->p11->C_Verify(s->handle, info, sizeof(info), (CK_BYTE_PTR)sig, sig_len);
-    return hsm__ckr_verify(s, "C_Verify", rv);
+    return hsm__ckr_signature(s, "C_Verify", rv);
 }

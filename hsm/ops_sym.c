@@ -71,7 +71,7 @@ hmac_verify(hsm_session *s, CK_OBJECT_HANDLE k, const uint8_t *data, size_t len,
     if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
         return r;
     rv = s->h->p11->C_Verify(s->handle, (CK_BYTE_PTR)data, len, (CK_BYTE_PTR)mac, mac_len);
-    return hsm__ckr_verify(s, "C_Verify", rv);
+    return hsm__ckr_signature(s, "C_Verify", rv);
 }
 
 int

@@ -128,7 +128,7 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
              d->port, d->officer, or_default(o->max_connections, 64), or_default(o->max_in_flight, 64),
              or_default(o->queue_depth, 1024), or_default(o->workers, 2),
              or_default(o->handshake_timeout_ms, 5000), or_default(o->idle_timeout_ms, 60000),
-             d->certs, d->certs, d->certs, TV_SOFTHSM_MODULE, TV_TEST_LABEL, pin,
+             d->certs, d->certs, d->certs, o->module != NULL ? o->module : TV_SOFTHSM_MODULE, TV_TEST_LABEL, pin,
              d->store, or_default(o->map_size_mb, 64), dek, or_default(o->checkpoint_entries, 1000),
              d->metrics, extra != NULL ? extra : "");
     return tv_write_file(d->conf, text, 0600);

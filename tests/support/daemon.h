@@ -35,6 +35,7 @@ struct tv_daemon_opts {
     int no_keys;           /* an empty token (a restore target) */
     unsigned dek_max_encryptions; /* automatic DEK rotation after this many */
     unsigned dek_max_age_days;    /* automatic DEK rotation at this age ([store]) */
+    const char *module;           /* [hsm] module; NULL: SoftHSM (TV_SOFTHSM_MODULE) */
 };
 
 struct tv_daemon {
