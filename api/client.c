@@ -526,7 +526,7 @@ open_tcp(struct api_client *c, int *out, int64_t deadline)
         goto out;
     }
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int one = 1;
+        int one = 1, cr = -1;
 
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     ai->ai_protocol);
@@ -534,17 +534,14 @@ open_tcp(struct api_client *c, int *out, int64_t deadline)
             c->detail = (unsigned long)errno;
             continue;
         }
-        /* Frames are small and each waits for its answer: no Nagle delay. */
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        /* Frames are small and each waits for its answer: no Nagle delay.
+         * A non-blocking connect either succeeds now or is in progress. */
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+            ((cr = connect(fd, ai->ai_addr, ai->ai_addrlen)) < 0 && errno != EINPROGRESS)) {
             c->detail = (unsigned long)errno;
             r = API_ERR_CONNECT;
-        } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            r = 0;
-        } else if (errno == EINPROGRESS) {
-            r = connect_wait(c, fd, deadline);
         } else {
-            c->detail = (unsigned long)errno;
-            r = API_ERR_CONNECT;
+            r = cr == 0 ? 0 : connect_wait(c, fd, deadline);
         }
         if (r == 0)
             break;

@@ -524,7 +524,7 @@ encode_fields(struct api_writer *w, const struct api_schema *s, const uint8_t *b
         rc = api_writer_put_u16(w, f->tag);
         if (rc == 0)
             rc = api_writer_begin_u32(w, &mark);
-        if (rc < 0)
+        if (rc != 0) /* 0 or a negative status: mark is set only on 0 */
             return rc;
         start = api_writer_len(w);
         if (info->type == API_T_LIST) {

@@ -11,17 +11,20 @@
 #include "api/msg.h"
 
 #define MEMBER_SIZE(S, m) sizeof(((struct S *)0)->m)
+/* A list member points to its items, so its size is a pointer's, which is
+ * what test_schema.c checks it against. */
+#define LIST_MEMBER_SIZE(S, m) sizeof(((struct S *)0)->m) /* NOLINT(bugprone-sizeof-expression) */
 #define REQ(S, m, TAG) \
     {API_TAG_##TAG, API_FIELD_REQUIRED, offsetof(struct S, m), MEMBER_SIZE(S, m), 0, NULL}
 #define OPT(S, m, TAG)                                                                  \
     {API_TAG_##TAG, API_FIELD_OPTIONAL, offsetof(struct S, m), MEMBER_SIZE(S, m),       \
      offsetof(struct S, has_##m), NULL}
 #define LIST(S, m, TAG, ITEM)                                                           \
-    {API_TAG_##TAG, API_FIELD_REQUIRED, offsetof(struct S, m), MEMBER_SIZE(S, m),       \
+    {API_TAG_##TAG, API_FIELD_REQUIRED, offsetof(struct S, m), LIST_MEMBER_SIZE(S, m),  \
      offsetof(struct S, num_##m), &schema_##ITEM}
 /* An optional list: present when it has items; `aux` is its count too. */
 #define OLIST(S, m, TAG, ITEM)                                                          \
-    {API_TAG_##TAG, API_FIELD_OPTIONAL, offsetof(struct S, m), MEMBER_SIZE(S, m),       \
+    {API_TAG_##TAG, API_FIELD_OPTIONAL, offsetof(struct S, m), LIST_MEMBER_SIZE(S, m),  \
      offsetof(struct S, num_##m), &schema_##ITEM}
 #define SCHEMA(S, ...)                                                                  \
     static const struct api_field S##_fields[] = {__VA_ARGS__};                         \

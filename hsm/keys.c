@@ -399,7 +399,8 @@ hsm_key_list(hsm_session *s, hsm_key_visit_fn fn, void *ctx)
     if (s == NULL || fn == NULL)
         return HSM_ERR_INVALID_ARG;
     objs = calloc(KEY_LIST_MAX, sizeof(*objs));
-    keys = calloc(2 * KEY_LIST_MAX, sizeof(*keys));
+    /* keys is an array of pointers: sizeof(*keys) is a pointer's size. */
+    keys = calloc(2 * KEY_LIST_MAX, sizeof(*keys)); /* NOLINT(bugprone-sizeof-expression) */
     if (objs == NULL || keys == NULL) {
         r = HSM_ERR_NO_MEMORY;
         goto out;
@@ -428,7 +429,7 @@ hsm_key_list(hsm_session *s, hsm_key_visit_fn fn, void *ctx)
             keys[num_keys++] = k;
         }
     }
-    qsort(keys, num_keys, sizeof(*keys), cmp_label);
+    qsort(keys, num_keys, sizeof(*keys), cmp_label); /* NOLINT(bugprone-sizeof-expression) */
     for (size_t i = 0; i < num_keys; i++) {
         if (fn(ctx, keys[i]) != 0)
             break;

@@ -264,8 +264,8 @@ hsm_key_public_spki(hsm_session *s, hsm_key *key, uint8_t *out, size_t cap, size
         r = hsm__attr_read(s, o, CKA_EC_POINT, &a, &a_len);
         if (r != HSM_OK)
             goto out;
-        if ((r = hsm__der_octets(a, a_len, &point, &point_len)) != HSM_OK ||
-            (r = hsm__ec_pkey_from_point("prime256v1", point, point_len, &pkey)) != HSM_OK) {
+        if (hsm__der_octets(a, a_len, &point, &point_len) != HSM_OK ||
+            hsm__ec_pkey_from_point("prime256v1", point, point_len, &pkey) != HSM_OK) {
             r = hsm__fail(HSM_ERR_INTERNAL, "token holds a bad EC point for %s", key->label);
             goto out;
         }

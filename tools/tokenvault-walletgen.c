@@ -798,7 +798,7 @@ cmd_apple_cert(const struct opts *o)
             opt(o, O_PUBKEY));
         goto out;
     }
-    if (spki_of(k, &spki, &spki_len) != 0 || (rc = out_open(opt(o, O_OUT), &fd)) != EXIT_OK) {
+    if (spki_of(k, &spki, &spki_len) != 0 || out_open(opt(o, O_OUT), &fd) != EXIT_OK) {
         rc = EXIT_FAIL;
         goto out;
     }

@@ -373,7 +373,10 @@ add_merchant(struct load *l, const char *id)
     if (grown == NULL)
         return set_err(l, l->section, "merchants", "out of memory");
     cl->merchants = grown;
-    strcpy(cl->merchants[cl->num_merchants++], id);
+    if (copy_str(cl->merchants[cl->num_merchants], sizeof(cl->merchants[0]), id) < 0)
+        return set_err(l, l->section, "merchants", "'%s' is longer than %u characters", id,
+                       API_ID_MAX);
+    cl->num_merchants++;
     return 1;
 }
 
@@ -503,7 +506,10 @@ add_label(struct load *l, const char *key, char (*list)[VAULT_LABEL_MAX + 1], si
             return set_err(l, l->section, key, "'%s' listed twice", label);
     if (*num == VAULT_WALLET_KEYS_MAX)
         return set_err(l, l->section, key, "more than %u keys", VAULT_WALLET_KEYS_MAX);
-    strcpy(list[(*num)++], label);
+    if (copy_str(list[*num], sizeof(list[0]), label) < 0)
+        return set_err(l, l->section, key, "'%s' is longer than %u characters", label,
+                       VAULT_LABEL_MAX);
+    (*num)++;
     return 1;
 }
 
@@ -552,9 +558,11 @@ add_samsung(struct load *l, const char *item)
     if (w->num_samsung == VAULT_WALLET_KEYS_MAX)
         return set_err(l, l->section, "samsungpay_keys", "more than %u keys",
                        VAULT_WALLET_KEYS_MAX);
-    k = &w->samsung[w->num_samsung++];
-    strcpy(k->label, label);
-    strcpy(k->kid, colon + 1);
+    k = &w->samsung[w->num_samsung];
+    if (copy_str(k->label, sizeof(k->label), label) < 0 ||
+        copy_str(k->kid, sizeof(k->kid), colon + 1) < 0)
+        return set_err(l, l->section, "samsungpay_keys", "'%s': label or kid too long", item);
+    w->num_samsung++;
     return 1;
 }
 
@@ -597,7 +605,8 @@ merchant_key(struct load *l, const char *key, const char *value)
             return set_err(l, l->section, key,
                            "'%s' is not merchant:<id> or gateway:<id> (at most %u characters)",
                            value, VAULT_RECIPIENT_MAX);
-        strcpy(w->google_recipient, value);
+        if (copy_str(w->google_recipient, sizeof(w->google_recipient), value) < 0)
+            return set_err(l, l->section, key, "longer than %u characters", VAULT_RECIPIENT_MAX);
         return 1;
     }
     if ((strcmp(key, "applepay_keys") == 0 && w->num_apple > 0) ||
@@ -644,7 +653,8 @@ open_section(struct load *l, const char *section)
                          VAULT_CLIENTS_MAX);
         if (l->client == NULL)
             return 0;
-        strcpy(l->client->name, name);
+        if (copy_str(l->client->name, sizeof(l->client->name), name) < 0)
+            return set_err(l, section, NULL, "client name longer than %u characters", API_ID_MAX);
         l->client_seen_roles = l->client_seen_merchants = false;
         return 1;
     }
@@ -657,7 +667,8 @@ open_section(struct load *l, const char *section)
                            sizeof(*c->merchants), VAULT_MERCHANTS_MAX);
         if (l->merchant == NULL)
             return 0;
-        strcpy(l->merchant->id, id);
+        if (copy_str(l->merchant->id, sizeof(l->merchant->id), id) < 0)
+            return set_err(l, section, NULL, "merchant id longer than %u characters", API_ID_MAX);
         return 1;
     }
     for (unsigned i = 0; i < sizeof(global_sections) / sizeof(global_sections[0]); i++) {
@@ -673,15 +684,18 @@ static int
 on_key(void *user, const char *section, const char *key, const char *value)
 {
     struct load *l = user;
+    size_t len;
 
     if (strcmp(section, l->section) != 0) {
         /* inih reports each key with its section; a section seen before
          * under the same name is caught by open_section. */
         if (client_done(l) == 0)
             return 0;
-        if (strlen(section) >= sizeof(l->section))
+        /* Not copy_str: keys before the first section come with "". */
+        len = strlen(section);
+        if (len >= sizeof(l->section))
             return set_err(l, "?", NULL, "section name too long");
-        strcpy(l->section, section);
+        memcpy(l->section, section, len + 1);
         if (open_section(l, section) == 0)
             return 0;
     }

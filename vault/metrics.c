@@ -247,7 +247,7 @@ sample(struct text *t, const char *name, const char *k1, const char *v1, const c
     if (k1 != NULL) {
         add(t, "{%s=\"", k1);
         add_label_value(t, v1);
-        if (k2 != NULL) {
+        if (k2 != NULL && v2 != NULL) {
             add(t, "\",%s=\"", k2);
             add_label_value(t, v2);
         }

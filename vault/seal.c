@@ -16,7 +16,6 @@ seal_load(struct vault_seal *s, const char *set_path, char *err, size_t err_len)
     char text[SHARE_FILE_MAX + 1];
     FILE *f = NULL;
     size_t n;
-    int r;
 
     memset(s, 0, sizeof(*s));
     s->state = SEAL_WAITING;
@@ -26,7 +25,7 @@ seal_load(struct vault_seal *s, const char *set_path, char *err, size_t err_len)
     }
     n = fread(text, 1, sizeof(text), f);
     fclose(f);
-    if (n > SHARE_FILE_MAX || (r = share_set_parse(&s->set, text, n)) != 0) {
+    if (n > SHARE_FILE_MAX || share_set_parse(&s->set, text, n) != 0) {
         snprintf(err, err_len, "[hsm] share_set %s: not a share set file", set_path);
         return -1;
     }

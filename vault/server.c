@@ -580,7 +580,6 @@ handle_frame(struct conn *c, const uint8_t *data, size_t len)
     const struct api_field *mf;
     const char *merchant = NULL;
     struct req *r = NULL;
-    int rc;
 
     if ((r = calloc(1, sizeof(*r))) == NULL || (r->bytes = malloc(len)) == NULL) {
         conn_log(c, VAULT_LOG_ERROR, "out_of_memory", NULL);
@@ -592,7 +591,7 @@ handle_frame(struct conn *c, const uint8_t *data, size_t len)
     r->srv = s;
     r->pub.received_ns = now;
     api_writer_init(&r->out, API_LEN_PREFIX + API_FRAME_MAX);
-    if ((rc = api_frame_decode(&r->pub.frame, r->bytes, len, API_DIR_REQUEST, &fe)) != 0) {
+    if (api_frame_decode(&r->pub.frame, r->bytes, len, API_DIR_REQUEST, &fe) != 0) {
         unsigned status = fe.status != 0 ? fe.status : API_STATUS_INTERNAL;
 
         answer_now(c, &r->pub.frame.hdr, status, fe.tag, fe.message, 0, NULL, now);

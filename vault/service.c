@@ -547,7 +547,7 @@ vault_service_open(struct vault_service *svc, uv_loop_t *loop, const char *confi
     } else if ((r = hsm_pin_source_file(&svc->pin, svc->cfg->pin_file)) != 0) {
         return fail("hsm_pin", hsm_strerror(r));
     }
-    if ((r = store_open(&svc->store, svc->cfg->store_path, svc->cfg->map_size, err, sizeof(err))) != 0)
+    if (store_open(&svc->store, svc->cfg->store_path, svc->cfg->map_size, err, sizeof(err)) != 0)
         return fail("store_open", err);
     if (!sealed && (vault_service_open_hsm(svc, err, sizeof(err)) != 0 ||
                     vault_service_open_keys(svc, err, sizeof(err)) != 0))

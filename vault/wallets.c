@@ -19,10 +19,11 @@
 
 _Static_assert(VAULT_LABEL_MAX == HSM_LABEL_MAX, "config labels are HSM labels");
 _Static_assert(VAULT_SAMSUNG_KID_MAX == WALLET_SAMSUNG_KID_MAX, "one kid limit");
-_Static_assert(VAULT_WALLET_KEYS_MAX <= WALLET_APPLE_KEYS_MAX &&
-                   VAULT_WALLET_KEYS_MAX <= WALLET_GOOGLE_KEYS_MAX &&
-                   VAULT_WALLET_KEYS_MAX <= WALLET_SAMSUNG_KEYS_MAX,
-               "every configured key fits the format's context");
+/* Every configured key fits the format's context (one assertion per format:
+ * the limits are equal today, and each may change on its own). */
+_Static_assert(VAULT_WALLET_KEYS_MAX <= WALLET_APPLE_KEYS_MAX, "Apple keys fit");
+_Static_assert(VAULT_WALLET_KEYS_MAX <= WALLET_GOOGLE_KEYS_MAX, "Google keys fit");
+_Static_assert(VAULT_WALLET_KEYS_MAX <= WALLET_SAMSUNG_KEYS_MAX, "Samsung keys fit");
 
 /* One merchant's keys, resolved. */
 struct merchant {
@@ -72,7 +73,7 @@ anchor_visit(void *ctx, const hsm_wallet_obj *obj)
         uint8_t *copy;
 
         if (w->num_apple_roots == WALLET_APPLE_ROOTS_MAX) {
-            snprintf(l->err, l->err_len, "more than %u Apple root anchors in the token",
+            snprintf(l->err, l->err_len, "more than %d Apple root anchors in the token",
                      WALLET_APPLE_ROOTS_MAX);
             return l->failed = -1;
         }
@@ -89,20 +90,21 @@ anchor_visit(void *ctx, const hsm_wallet_obj *obj)
         strncmp(obj->set, HSM_ANCHOR_SET_GOOGLE_PREFIX, gp_len) == 0) {
         struct wallet_root_key *k;
         const char *protocol = obj->set + gp_len;
+        size_t protocol_len = strlen(protocol);
 
         if (w->google_roots.num == WALLET_ROOT_KEYS_MAX) {
-            snprintf(l->err, l->err_len, "more than %u Google root keys in the token",
+            snprintf(l->err, l->err_len, "more than %d Google root keys in the token",
                      WALLET_ROOT_KEYS_MAX);
             return l->failed = -1;
         }
-        if (strlen(protocol) > WALLET_PROTOCOL_MAX || obj->der_len > WALLET_SPKI_MAX) {
+        if (protocol_len > WALLET_PROTOCOL_MAX || obj->der_len > WALLET_SPKI_MAX) {
             snprintf(l->err, l->err_len, "Google root key %s: set %s or key too long", obj->label,
                      obj->set);
             return l->failed = -1;
         }
         k = &w->google_roots.keys[w->google_roots.num++];
         memset(k, 0, sizeof(*k));
-        strcpy(k->protocol, protocol);
+        memcpy(k->protocol, protocol, protocol_len + 1);
         k->has_expiration = obj->expiration_ms != 0;
         k->expiration_ms = obj->expiration_ms;
         memcpy(k->spki, obj->der, obj->der_len);
@@ -112,6 +114,21 @@ anchor_visit(void *ctx, const hsm_wallet_obj *obj)
 }
 
 /* ---- merchant keys --------------------------------------------------------------- */
+
+/* A string of the config into a field of the same limit. The config loader
+ * checked its length, so one that does not fit is a broken invariant. */
+static int
+copy_field(struct load *l, const char *what, char *dst, size_t size, const char *src)
+{
+    size_t len = strnlen(src, size);
+
+    if (len == size) {
+        snprintf(l->err, l->err_len, "%s longer than %zu bytes", what, size - 1);
+        return -1;
+    }
+    memcpy(dst, src, len + 1);
+    return 0;
+}
 
 /* The key labelled |label|, of one of |kinds| (ending with 0). */
 static int
@@ -197,7 +214,8 @@ merchant_load(struct load *l, hsm_session *s, const struct vault_merchant *cm, s
                                                   0 };
     const struct vault_merchant_wallets *cw = cm->wallets;
 
-    strcpy(m->id, cm->id);
+    if (copy_field(l, "merchant id", m->id, sizeof(m->id), cm->id) != 0)
+        return -1;
     for (size_t i = 0; i < cw->num_apple; i++) {
         struct wallet_apple_key *k = &m->apple[i];
 
@@ -213,7 +231,9 @@ merchant_load(struct load *l, hsm_session *s, const struct vault_merchant *cm, s
             }
     }
     m->num_apple = cw->num_apple;
-    strcpy(m->google_recipient, cw->google_recipient);
+    if (copy_field(l, "Google Pay recipient", m->google_recipient, sizeof(m->google_recipient),
+                   cw->google_recipient) != 0)
+        return -1;
     for (size_t i = 0; i < cw->num_google; i++)
         if (find_key(l, s, cm->id, "Google Pay", cw->google[i], google_kinds, &m->google[i]) != 0)
             return -1;
@@ -222,7 +242,9 @@ merchant_load(struct load *l, hsm_session *s, const struct vault_merchant *cm, s
         if (find_key(l, s, cm->id, "Samsung Pay", cw->samsung[i].label, samsung_kinds,
                      &m->samsung[i].key) != 0)
             return -1;
-        strcpy(m->samsung_kid[i], cw->samsung[i].kid);
+        if (copy_field(l, "Samsung Pay kid", m->samsung_kid[i], sizeof(m->samsung_kid[i]),
+                       cw->samsung[i].kid) != 0)
+            return -1;
         m->samsung[i].kid = m->samsung_kid[i];
     }
     m->num_samsung = cw->num_samsung;

@@ -1,9 +1,11 @@
 # Installs the Debian packages tokenvault needs, and nothing when they are all there.
-# Sourced by scripts/demo and scripts/test; runs as root on a fresh Debian 12 machine.
+# Sourced by scripts/demo, scripts/test and scripts/lint; runs as root on a fresh
+# Debian 12 machine.
 
 TV_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
  libssl-dev openssl liblmdb-dev libuv1-dev libjansson-dev libinih-dev libgfshare-dev
- libcmocka-dev libp11-kit-dev softhsm2 libnss3 libnss3-tools"
+ libcmocka-dev libp11-kit-dev softhsm2 libnss3 libnss3-tools
+ cppcheck clang-tidy jq"
 
 tv_install_deps() {
     local missing="" p

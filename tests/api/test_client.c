@@ -447,7 +447,7 @@ submit_sample(struct api_client *c, uint16_t op, unsigned seed, uint64_t *id)
 static void
 pipeline(struct api_client *c, unsigned num)
 {
-    uint64_t ids[PIPELINE_REQUESTS];
+    uint64_t ids[PIPELINE_REQUESTS] = {0};
     uint16_t ops[PIPELINE_REQUESTS];
     bool seen[PIPELINE_REQUESTS] = {false};
     uint64_t last = 0;

@@ -226,7 +226,7 @@ test_error_response(void **state)
         char longmsg[API_MESSAGE_MAX + 8];
 
         memset(longmsg, 'x', API_MESSAGE_MAX - 1);
-        strcpy(longmsg + API_MESSAGE_MAX - 1, "\xc3\xa9tail");
+        memcpy(longmsg + API_MESSAGE_MAX - 1, "\xc3\xa9tail", sizeof("\xc3\xa9tail"));
         api_writer_reset(&w);
         assert_int_equal(api_frame_write_error(&w, &req, API_STATUS_INTERNAL, 0, longmsg), 0);
         assert_int_equal(api_frame_length(api_writer_data(&w), &len), 0);

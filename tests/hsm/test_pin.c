@@ -127,10 +127,12 @@ test_hostile_files(void **state)
 static int
 cb_short(void *ctx, uint8_t *buf, size_t cap, size_t *out_len)
 {
+    static const uint8_t pin[] = {'4', '3', '2', '1'}; /* PIN bytes: no NUL */
+
     (void)ctx;
     (void)cap;
-    memcpy(buf, "4321", 4);
-    *out_len = 4;
+    memcpy(buf, pin, sizeof(pin));
+    *out_len = sizeof(pin);
     return HSM_OK;
 }
 

@@ -417,7 +417,7 @@ gcm_seal(const uint8_t *key, size_t key_len, const char *pt, uint8_t *out, size_
          EVP_EncryptFinal_ex(c, out + n, &f) == 1 &&
          EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, out + n + f) == 1;
     EVP_CIPHER_CTX_free(c);
-    *out_len = (size_t)(n + f + GCM_TAG_LEN);
+    *out_len = (size_t)n + (size_t)f + GCM_TAG_LEN;
     return ok;
 }
 
@@ -428,15 +428,19 @@ seal_ec(EVP_PKEY *merchant, const uint8_t mid[32], const char *pt, uint8_t *eph,
 {
     EVP_PKEY *e = EVP_EC_gen("P-256");
     EVP_PKEY_CTX *d = e != NULL ? EVP_PKEY_CTX_new(e, NULL) : NULL;
+    /* The KDF input: counter 1, Z, the length-prefixed algorithm id, the
+     * party "Apple", the merchant id hash. Bytes, not strings. */
+    static const uint8_t counter[4] = {0, 0, 0, 1};
+    static const char alg_party[] = "\x0did-aes256-GCM" "Apple";
     uint8_t z[32], kdf[4 + 32 + 1 + 13 + 5 + 32], key[32], *p = eph;
     size_t z_len = sizeof(z);
     int ok, n;
 
     ok = d != NULL && EVP_PKEY_derive_init(d) == 1 && EVP_PKEY_derive_set_peer(d, merchant) == 1 &&
          EVP_PKEY_derive(d, z, &z_len) == 1 && z_len == 32;
-    memcpy(kdf, "\x00\x00\x00\x01", 4);
+    memcpy(kdf, counter, sizeof(counter));
     memcpy(kdf + 4, z, 32);
-    memcpy(kdf + 36, "\x0did-aes256-GCM" "Apple", 19);
+    memcpy(kdf + 36, alg_party, sizeof(alg_party) - 1);
     memcpy(kdf + 55, mid, 32);
     SHA256(kdf, sizeof(kdf), key);
     ok = ok && (n = i2d_PUBKEY(e, &p)) > 0 && gcm_seal(key, 32, pt, out, out_len);

@@ -209,7 +209,7 @@ aes_ctr(const uint8_t *key, size_t key_len, const uint8_t *in, size_t len, uint8
         EVP_EncryptInit_ex(c, key_len == ECV1_KEY_LEN ? EVP_aes_128_ctr() : EVP_aes_256_ctr(), NULL,
                            key, zero_iv) == 1 &&
         EVP_EncryptUpdate(c, out, &n, in, (int)len) == 1 &&
-        EVP_EncryptFinal_ex(c, out + n, &fin) == 1 && (size_t)(n + fin) == len)
+        EVP_EncryptFinal_ex(c, out + n, &fin) == 1 && (size_t)n + (size_t)fin == len)
         r = 0;
     EVP_CIPHER_CTX_free(c);
     return r;

@@ -163,7 +163,7 @@ gen_samsung_packet(const struct gen_samsung_params *p, char **out, size_t *out_l
     uint8_t cek[CEK_MAX], content_key[AES256_LEN], iv[IV_LEN], tag[TAG_LEN], wrapped[RSA_MAX];
     uint8_t *ct = NULL;
     char header[HEADER_MAX];
-    const char *header_text = p->header_json;
+    const char *header_text = NULL;
     char *h64 = NULL, *k64 = NULL, *i64 = NULL, *c64 = NULL, *t64 = NULL, *jwe = NULL, *text = NULL;
     size_t enc_len, cek_len, content_len, wrapped_len = 0, n;
     int r = -1;
@@ -171,6 +171,7 @@ gen_samsung_packet(const struct gen_samsung_params *p, char **out, size_t *out_l
     if (p == NULL || out == NULL || p->alg == NULL || p->enc == NULL || p->kid == NULL ||
         p->recipient_spki == NULL || (p->plaintext == NULL && p->plaintext_len > 0))
         return -1;
+    header_text = p->header_json;
     if (strcmp(p->enc, "A128GCM") == 0)
         enc_len = AES128_LEN;
     else if (strcmp(p->enc, "A256GCM") == 0)

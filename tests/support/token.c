@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "api/hex.h"
 #include "tests/support/token.h"
 
 extern char **environ;
@@ -205,14 +206,8 @@ tv_hex(const char *hex, size_t *out_len)
     size_t len = strlen(hex);
     unsigned char *out = malloc(len / 2 + 1);
 
-    if (out == NULL || len % 2 != 0)
+    if (out == NULL || len % 2 != 0 || hex_decode(out, len / 2, hex) != 0)
         abort();
-    for (size_t i = 0; i < len / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            abort();
-        out[i] = (unsigned char)v;
-    }
     *out_len = len / 2;
     return out;
 }

@@ -349,7 +349,7 @@ json_text(const json_t *v)
         return strdup(json_is_true(v) ? "true" : "false");
     if (json_is_integer(v) && asprintf(&s, "%lld", (long long)json_integer_value(v)) > 0)
         return s;
-    fail_msg("unexpected JSON value type %d", (int)json_typeof(v));
+    fail_msg("unexpected JSON value type %d", v != NULL ? (int)json_typeof(v) : -1);
     return NULL;
 }
 

@@ -12,14 +12,26 @@
 
 #include "vault/cardnum.h"
 
+/* splitmix64 (Steele, Lea, Flood 2014; its published constants): the same
+ * numbers from the same seed with every C library, which rand() is not. */
+static uint64_t
+next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
 /* Fixes the last digit of |pan| so the number passes Luhn. */
 static void
 make_luhn(char *pan)
 {
     size_t len = strlen(pan);
 
-    for (char d = '0'; d <= '9'; d++) {
-        pan[len - 1] = d;
+    for (int d = '0'; d <= '9'; d++) {
+        pan[len - 1] = (char)d;
         if (cardnum_luhn(pan, len))
             return;
     }
@@ -158,15 +170,15 @@ test_pan_shaped_token(void **state)
     uint8_t rnd[CARDNUM_SHAPED_RANDOM_LEN];
     char tok[API_ID_MAX + 1];
     unsigned counts[10] = {0};
+    uint64_t seed = 7;
 
     (void)state;
-    srand(7);
     for (int n = 0; n < 20000; n++) {
         const char *pan = pans[n % 4];
         size_t len = strlen(pan);
 
         for (size_t i = 0; i < sizeof(rnd); i++)
-            rnd[i] = (uint8_t)rand();
+            rnd[i] = (uint8_t)next_random(&seed);
         assert_int_equal(cardnum_token_pan_shaped(tok, sizeof(tok), pan, rnd), 0);
         assert_int_equal(strlen(tok), len);
         assert_memory_equal(tok, pan, CARDNUM_SHAPED_HEAD);

@@ -61,7 +61,8 @@ setup(void **state)
     write_mode("ca.pem", "ca\n", 0644);
     write_mode("pin", "1234\n", 0600);
     write_mode("loose.key", "key\n", 0644);
-    mkdir(strcat(strcpy(conf, dir), "/data"), 0700);
+    snprintf(conf, sizeof(conf), "%s/data", dir);
+    mkdir(conf, 0700);
     snprintf(conf, sizeof(conf), "%s/tokenvault.conf", dir);
     return 0;
 }

@@ -66,6 +66,28 @@ encode(const struct mandate_record *m, uint8_t *out)
     return n;
 }
 
+/* Member by member, as padding is no part of a record; text fields whole,
+ * bytes after the NUL included. */
+static void
+assert_record_equal(const struct mandate_record *a, const struct mandate_record *b)
+{
+    assert_int_equal(a->kind, b->kind);
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->cancelled_by, b->cancelled_by);
+    assert_int_equal(a->min_amount, b->min_amount);
+    assert_int_equal(a->max_amount, b->max_amount);
+    assert_memory_equal(a->currency, b->currency, sizeof(a->currency));
+    assert_int_equal(a->recurring_count, b->recurring_count);
+    assert_memory_equal(&a->max_date, &b->max_date, sizeof(a->max_date));
+    assert_int_equal(a->has_last_charge, b->has_last_charge);
+    assert_memory_equal(&a->last_charge, &b->last_charge, sizeof(a->last_charge));
+    assert_int_equal(a->charge_count, b->charge_count);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->cancelled_at, b->cancelled_at);
+    assert_memory_equal(a->merchant, b->merchant, sizeof(a->merchant));
+    assert_memory_equal(a->customer, b->customer, sizeof(a->customer));
+}
+
 static void
 round_trip(const struct mandate_record *m)
 {
@@ -74,7 +96,7 @@ round_trip(const struct mandate_record *m)
     size_t n = encode(m, buf);
 
     assert_int_equal(mandate_decode(&back, buf, n), 0);
-    assert_int_equal(memcmp(&back, m, sizeof(back)), 0);
+    assert_record_equal(&back, m);
 }
 
 static void

@@ -181,7 +181,8 @@ parse(const char *text, struct exposition *e)
             if (f == NULL) {
                 assert_true(e->num_families < FAMILIES_MAX);
                 f = &e->families[e->num_families++];
-                strcpy(f->name, name);
+                assert_true(snprintf(f->name, sizeof(f->name), "%s", name) <
+                            (int)sizeof(f->name));
             }
             if (help) {
                 assert_false(f->help);
@@ -437,9 +438,9 @@ test_counts_and_buckets(void **state)
     assert_true(value(&after, "tokenvault_request_duration_seconds_bucket",
                       "op=card_store,le=0.00005") == 0);
     assert_true(value(&after, "tokenvault_request_duration_seconds_bucket",
-                      "op=card_store,le=0.0001") == THREADS * PER_THREAD / 2);
+                      "op=card_store,le=0.0001") == THREADS * PER_THREAD / 2.0);
     assert_true(value(&after, "tokenvault_request_duration_seconds_bucket",
-                      "op=card_store,le=0.0025") == THREADS * PER_THREAD / 2);
+                      "op=card_store,le=0.0025") == THREADS * PER_THREAD / 2.0);
     assert_true(value(&after, "tokenvault_request_duration_seconds_bucket",
                       "op=card_store,le=0.005") == THREADS * PER_THREAD);
     assert_true(value(&after, "tokenvault_request_duration_seconds_bucket", "op=card_store,le=+Inf") ==

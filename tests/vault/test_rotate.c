@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -169,8 +171,9 @@ rotate(void)
 static int
 log_count(const char *event)
 {
-    char cmd[600], line[32] = "";
+    char cmd[600], line[32] = "", *end = NULL;
     FILE *p;
+    long n;
 
     snprintf(cmd, sizeof(cmd), "grep -c 'event=%s' %s", event, d.log);
     if ((p = popen(cmd, "r")) == NULL)
@@ -178,7 +181,14 @@ log_count(const char *event)
     if (fgets(line, sizeof(line), p) == NULL)
         line[0] = '\0';
     pclose(p);
-    return atoi(line);
+    /* grep -c prints a count and a newline; no output (no log yet) is 0. */
+    if (line[0] == '\0')
+        return 0;
+    errno = 0;
+    n = strtol(line, &end, 10);
+    if (errno != 0 || end == line || (*end != '\n' && *end != '\0') || n < 0 || n > INT_MAX)
+        return -1;
+    return (int)n;
 }
 
 /* Waits (up to 60 s) until the log holds |event| more than |before| times. */

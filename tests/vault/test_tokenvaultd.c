@@ -1113,8 +1113,8 @@ static void
 nth_pan(char out[17], unsigned n)
 {
     snprintf(out, 17, "400000%09u0", n);
-    for (char dgt = '0'; dgt <= '9'; dgt++) {
-        out[15] = dgt;
+    for (int dgt = '0'; dgt <= '9'; dgt++) {
+        out[15] = (char)dgt;
         if (cardnum_luhn(out, 16))
             return;
     }

@@ -268,11 +268,10 @@ ceremony_read_backup(const char *path, uint8_t **out, size_t *out_len)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     uint8_t *buf = NULL;
-    ssize_t got;
 
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
         (uint64_t)st.st_size > KEYBACKUP_FILE_MAX || (buf = malloc((size_t)st.st_size)) == NULL ||
-        (got = read(fd, buf, (size_t)st.st_size)) != st.st_size) {
+        read(fd, buf, (size_t)st.st_size) != st.st_size) {
         ceremony_err("%s: not a readable key backup file", path);
         if (fd >= 0)
             close(fd);

@@ -70,7 +70,7 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     if (strcmp(o->kind, "kek") == 0) {
         uint32_t kek = 0;
 
-        if ((r = keys_kek_rotate(s, &kek, err, sizeof(err))) != 0) {
+        if (keys_kek_rotate(s, &kek, err, sizeof(err)) != 0) {
             ceremony_err("%s", err);
             rc = EXIT_HSM;
             goto out;

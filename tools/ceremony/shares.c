@@ -92,28 +92,35 @@ ceremony_read_share_set(const char *path, struct share_set *out)
 static int
 show_share(const char *text, unsigned index, unsigned count)
 {
-    FILE *tty = fopen("/dev/tty", "r+e");
+    /* Two streams on the terminal: C forbids switching one stream between
+     * reading and writing without a positioning call, which a tty has not. */
+    FILE *in = fopen("/dev/tty", "re"), *out = fopen("/dev/tty", "we");
     int c = EOF;
 
-    if (tty == NULL) {
+    if (in == NULL || out == NULL) {
         ceremony_err("/dev/tty: cannot show the shares on the terminal; use --share-dir");
+        if (in != NULL)
+            fclose(in);
+        if (out != NULL)
+            fclose(out);
         return EXIT_FAIL;
     }
-    fprintf(tty, "\033[H\033[2J\033[3J");
-    fprintf(tty, "Share %u of %u. Only the officer who keeps it may look at the screen now.\n"
+    fprintf(out, "\033[H\033[2J\033[3J");
+    fprintf(out, "Share %u of %u. Only the officer who keeps it may look at the screen now.\n"
                  "Press Enter to show it.", index, count);
-    fflush(tty);
-    while ((c = fgetc(tty)) != '\n' && c != EOF)
+    fflush(out);
+    while ((c = fgetc(in)) != '\n' && c != EOF)
         ;
     if (c != EOF) {
-        fprintf(tty, "\n%s\nCopy it exactly (the check value lets you confirm it later).\n"
+        fprintf(out, "\n%s\nCopy it exactly (the check value lets you confirm it later).\n"
                      "Press Enter to clear the screen.", text);
-        fflush(tty);
-        while ((c = fgetc(tty)) != '\n' && c != EOF)
+        fflush(out);
+        while ((c = fgetc(in)) != '\n' && c != EOF)
             ;
     }
-    fprintf(tty, "\033[H\033[2J\033[3J");
-    fclose(tty);
+    fprintf(out, "\033[H\033[2J\033[3J");
+    fclose(out);
+    fclose(in);
     return c == EOF ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -331,7 +338,7 @@ cmd_unseal(const struct ceremony_opts *o)
     else
         printf("share accepted: %u of %u; the service stays sealed until %u more\n",
                resp.shares_received, resp.shares_needed,
-               resp.shares_needed - resp.shares_received);
+               (unsigned)(resp.shares_needed - resp.shares_received));
     rc = EXIT_OK;
 out:
     OPENSSL_cleanse(&req, sizeof(req));

@@ -94,16 +94,19 @@ frame(const struct transcript *t, hsm *h, const struct ceremony_opts *o, const c
     char when[32], end[32], officers[CEREMONY_OFFICERS_MAX * (64 + 2) + 1] = "";
     hsm_token_info ti;
     char *text = NULL;
-    size_t cap = output_len + 4096;
+    size_t cap = output_len + 4096, off = 0;
     int n;
 
     iso_time(t->started, when);
     iso_time(time(NULL), end);
     hsm_token_info_get(h, &ti);
+    /* At most 64 characters of each name, so all CEREMONY_OFFICERS_MAX fit. */
     for (size_t i = 0; i < o->num_officers; i++) {
-        strncat(officers, o->officers[i], 64);
-        if (i + 1 < o->num_officers)
-            strcat(officers, ", ");
+        n = snprintf(officers + off, sizeof(officers) - off, "%.64s%s", o->officers[i],
+                     i + 1 < o->num_officers ? ", " : "");
+        if (n < 0 || (size_t)n >= sizeof(officers) - off)
+            return NULL;
+        off += (size_t)n;
     }
     if ((text = malloc(cap)) == NULL)
         return NULL;
@@ -204,7 +207,7 @@ int
 transcript_end(struct transcript *t, hsm *h, hsm_session *s, const struct ceremony_opts *o,
                const char *cmd, int rc)
 {
-    char *output = NULL, *text = NULL, path[512], line[512];
+    char *output = NULL, *text = NULL, path[512], line[512] = "";
     size_t output_len = 0, text_len = 0;
     int out = EXIT_FAIL;
 
@@ -236,8 +239,13 @@ transcript_end(struct transcript *t, hsm *h, hsm_session *s, const struct ceremo
         snprintf(path, sizeof(path), "ceremony-%s-%s-%ld.txt", cmd, when, (long)getpid());
     }
     /* The signature line follows the text it signs. */
-    if ((text = realloc(text, text_len + strlen(line) + 1)) == NULL)
-        goto done;
+    {
+        char *longer = realloc(text, text_len + strlen(line) + 1);
+
+        if (longer == NULL)
+            goto done;
+        text = longer;
+    }
     memcpy(text + text_len, line, strlen(line) + 1);
     if (ceremony_write_new(path, text, text_len + strlen(line)) != EXIT_OK)
         goto done;

@@ -153,9 +153,8 @@ static int
 only_blank(BIO *b)
 {
     char c;
-    int n;
 
-    while ((n = BIO_read(b, &c, 1)) == 1) {
+    while (BIO_read(b, &c, 1) == 1) {
         if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
             return 0;
     }

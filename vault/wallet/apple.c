@@ -252,7 +252,6 @@ static int
 plain_3ds(struct wallet_card *c, const json_t *pd, char *why, size_t why_cap)
 {
     static const char *const required[] = { "onlinePaymentCryptogram", NULL };
-    const json_t *eci;
     const char *s;
     size_t len = 0;
     uint8_t raw[API_CRYPTOGRAM_MAX];
@@ -270,7 +269,7 @@ plain_3ds(struct wallet_card *c, const json_t *pd, char *why, size_t why_cap)
     c->has_cryptogram = true;
     c->auth_method = API_AUTH_CRYPTOGRAM_3DS;
     /* eciIndicator is optional (absent in in-app packets). */
-    if ((eci = json_object_get(pd, "eciIndicator")) != NULL) {
+    if (json_object_get(pd, "eciIndicator") != NULL) {
         if (digits_field(pd, "eciIndicator", 1, API_ECI_MAX, c->eci, why, why_cap) != WALLET_OK)
             return WALLET_ERR_FORMAT;
         c->has_eci = true;

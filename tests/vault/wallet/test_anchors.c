@@ -272,9 +272,10 @@ test_merchant_id_twice(void **state)
     int n;
     (void)state;
 
+    _Static_assert(sizeof(gala_merchant_id) - 1 == sizeof(v) - 2, "64 hex digits fill v");
     v[0] = 0x0c;
     v[1] = 0x40;
-    memcpy(v + 2, gala_merchant_id, 64);
+    memcpy(v + 2, gala_merchant_id, sizeof(gala_merchant_id) - 1);
     assert_int_equal(ASN1_OCTET_STRING_set(val, v, sizeof(v)), 1);
     assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
     assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 1), 1);

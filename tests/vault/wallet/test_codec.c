@@ -90,6 +90,17 @@ test_hex(void **state)
     assert_int_equal(wallet_hex_decode(out, 2, &n, "001122", 6), WALLET_ERR_FORMAT);
 }
 
+/* Appends |s| to the string in |buf| (|cap| bytes); fails the test if it
+ * does not fit. */
+static void
+append(char *buf, size_t cap, const char *s)
+{
+    size_t len = strlen(buf), n = strlen(s);
+
+    assert_true(n < cap - len);
+    memcpy(buf + len, s, n + 1);
+}
+
 static int
 load(const char *json, char *why)
 {
@@ -124,13 +135,13 @@ test_json(void **state)
     /* Depth: WALLET_JSON_DEPTH_MAX passes, one more is refused before
      * jansson parses; brackets inside strings (escaped quotes too) do not count. */
     for (int i = 0; i < WALLET_JSON_DEPTH_MAX; i++)
-        strcat(deep, i == 0 ? "{\"a\":" : "[");
-    strcat(deep, "1");
+        append(deep, sizeof(deep), i == 0 ? "{\"a\":" : "[");
+    append(deep, sizeof(deep), "1");
     for (int i = WALLET_JSON_DEPTH_MAX - 1; i >= 0; i--)
-        strcat(deep, i == 0 ? "}" : "]");
+        append(deep, sizeof(deep), i == 0 ? "}" : "]");
     assert_int_equal(load(deep, why), WALLET_OK);
     deep[strlen(deep) - 1] = ']';
-    strcat(deep, "}");
+    append(deep, sizeof(deep), "}");
     memmove(deep + 5, deep + 4, strlen(deep + 4) + 1);
     deep[5] = '[';
     assert_int_equal(load(deep, why), WALLET_ERR_FORMAT);

@@ -115,15 +115,15 @@ replace(const char *s, const char *from, const char *to)
     size_t head, n;
     char *r;
 
-    if (at == NULL)
+    if (at == NULL) {
         fail_msg("\"%s\" not in the packet", from);
+        return NULL; /* not reached: cmocka's fail_msg is not declared noreturn */
+    }
     head = (size_t)(at - s);
     n = strlen(s) - strlen(from) + strlen(to);
     r = malloc(n + 1);
     assert_non_null(r);
-    memcpy(r, s, head);
-    memcpy(r + head, to, strlen(to));
-    strcpy(r + head + strlen(to), at + strlen(from));
+    assert_int_equal(snprintf(r, n + 1, "%.*s%s%s", (int)head, s, to, at + strlen(from)), n);
     return r;
 }
 

@@ -788,6 +788,7 @@ test_header_format(void **state)
         "\"RSA1_5\"",
         "not json",
         "{\"alg\":\"RSA1_5\",\"enc\":\"A128GCM\"}",                         /* no kid */
+        /* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): KID_A is pasted in */
         "{\"enc\":\"A128GCM\",\"kid\":\"" KID_A "\"}",                       /* no alg */
         "{\"alg\":\"RSA1_5\",\"kid\":\"" KID_A "\"}",                        /* no enc */
         "{\"alg\":\"RSA1_5\",\"enc\":\"A128GCM\",\"kid\":\"\"}",
