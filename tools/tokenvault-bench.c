@@ -85,6 +85,7 @@
 #include "vault/audit.h"
 #include "vault/config.h"
 #include "vault/mandate.h"
+#include "vault/ops/ops.h"
 #include "vault/ops/sessions.h"
 #include "vault/ops/sweep.h"
 #include "vault/record.h"
@@ -181,6 +182,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Defaults and bounds of the sessions and mit commands. */
 #define SESSIONS_DEFAULT 40000u
 #define CHARGES_DEFAULT 50000u
+#define CARDS_DEFAULT 20000u
 #define COUNT_SMOKE 300u
 #define COUNT_MAX 1000000u
 /* The scratch store of the raw store limit (in the --state directory, on
@@ -379,6 +381,7 @@ static int cmd_setup(const struct opts *o);
 static int cmd_run(const struct opts *o);
 static int cmd_sessions(const struct opts *o);
 static int cmd_mit(const struct opts *o);
+static int cmd_cards(const struct opts *o);
 
 static const struct command {
     const char *name;
@@ -397,6 +400,10 @@ static const struct command {
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
           B(O_DAEMON_PID) | B(O_PERF),
       cmd_mit },
+    { "cards", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
+      B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
+          B(O_DAEMON_PID) | B(O_PERF),
+      cmd_cards },
 };
 
 static void
@@ -413,7 +420,7 @@ usage(FILE *f)
             "         (default: the config's workers), then through tokenvaultd over C TLS\n"
             "         connections (default %u) with up to P in flight each (default %u);\n"
             "         --rate offers them at a fixed rate instead (open loop)\n"
-            "       " PROG " sessions|mit --config CONF --state DIR --tls DIR [--count N]\n"
+            "       " PROG " sessions|mit|cards --config CONF --state DIR --tls DIR [--count N]\n"
             "                [--connections C] [--in-flight P] [--raw-threads T]\n"
             "                [--daemon-pid PID [--perf FILE]] [--smoke]\n"
             "  sessions: N SESSION_INIT + SESSION_CHECK pairs (default %u, --smoke %u), then N\n"
@@ -421,10 +428,13 @@ usage(FILE *f)
             "         store's transactions in a scratch store in DIR\n"
             "  mit:   N cards with a recurring mandate each (default %u), one MIT_AUTHORIZE\n"
             "         per mandate, beside the same raw limits\n"
+            "  cards: N new cards (default %u): CARD_STORE, then CARD_GET, CARD_LIST and\n"
+            "         CARD_REVEAL of each, beside the raw limits of the same HSM calls, the\n"
+            "         same write transactions and the same reads\n"
             "         --daemon-pid: tokenvaultd's, for its CPU time per request; --perf: a\n"
-            "         perf record of it during the pairs (sessions) or MIT phase into FILE\n",
+            "         perf record of it during the pairs (sessions), MIT or CARD_STORE phase into FILE\n",
             PACKETS_DEFAULT, PACKETS_SMOKE, CONNECTIONS_DEFAULT, IN_FLIGHT_DEFAULT,
-            SESSIONS_DEFAULT, COUNT_SMOKE, CHARGES_DEFAULT);
+            SESSIONS_DEFAULT, COUNT_SMOKE, CHARGES_DEFAULT, CARDS_DEFAULT);
 }
 
 /* A decimal in [lo, hi]. */
@@ -1431,9 +1441,10 @@ out:
 /* ---- sessions and charges: shared ------------------------------------------------- */
 
 /* What the service answered for one kind of request; what a phase sends. */
-enum req_kind { RK_INIT, RK_CHECK, RK_CARD, RK_MANDATE, RK_MIT, RK_NUM };
+enum req_kind { RK_INIT, RK_CHECK, RK_CARD, RK_MANDATE, RK_MIT, RK_GET, RK_LIST, RK_REVEAL, RK_NUM };
 static const char *const req_kind_name[RK_NUM] = {
     "SESSION_INIT", "SESSION_CHECK", "CARD_STORE", "MANDATE_CREATE", "MIT_AUTHORIZE",
+    "CARD_GET", "CARD_LIST", "CARD_REVEAL",
 };
 
 /* A sale session of the run: what its SESSION_INIT sent and got back. */
@@ -1449,6 +1460,7 @@ struct card_item {
     char pan[API_PAN_MAX + 1]; /* secret: wiped by cards_free */
     char token[API_ID_MAX + 1];
     char mandate[API_ID_MAX + 1];
+    struct card_record *rec;   /* cards: the raw limit's sealed record, or NULL */
 };
 
 /* Session |i| of a run: the sale fields its SESSION_INIT and SESSION_CHECK
@@ -1549,6 +1561,41 @@ run_tag_make(char out[17])
     return 0;
 }
 
+/* The |nth| (1-based) space-separated field of |p| as a decimal. */
+static int
+stat_field(const char *p, unsigned nth, unsigned long long *out)
+{
+    char *end = NULL;
+
+    for (unsigned k = 1; k < nth; k++) {
+        while (*p == ' ')
+            p++;
+        while (*p != ' ' && *p != '\0')
+            p++;
+    }
+    while (*p == ' ')
+        p++;
+    if (*p < '0' || *p > '9')
+        return -1;
+    errno = 0;
+    *out = strtoull(p, &end, 10);
+    return errno == 0 && (*end == ' ' || *end == '\0' || *end == '\n') ? 0 : -1;
+}
+
+/* A metrics line "NAME VALUE" for |name|: 0 with *out, -1 otherwise. */
+static int
+metric_line(const char *line, const char *name, unsigned long long *out)
+{
+    size_t n = strlen(name);
+    char *end = NULL;
+
+    if (strncmp(line, name, n) != 0 || line[n] != ' ' || line[n + 1] < '0' || line[n + 1] > '9')
+        return -1;
+    errno = 0;
+    *out = strtoull(line + n + 1, &end, 10);
+    return errno == 0 && (*end == '\n' || *end == '\0') ? 0 : -1;
+}
+
 /* tokenvaultd's CPU time so far (user + system) in seconds, from
  * /proc/PID/stat; -1 when unknown (no --daemon-pid). */
 static double
@@ -1569,9 +1616,9 @@ daemon_cpu_seconds(long pid)
     fclose(f);
     buf[n] = '\0';
     /* The command name may hold anything: fields 3.. follow its last ')';
-     * utime and stime are fields 14 and 15. */
-    if ((p = strrchr(buf, ')')) == NULL ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+     * utime and stime are fields 14 and 15, the 12th and 13th after it. */
+    if ((p = strrchr(buf, ')')) == NULL || stat_field(p + 1, 12, &ut) != 0 ||
+        stat_field(p + 1, 13, &st) != 0)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -1624,10 +1671,10 @@ metrics_counts(const struct vault_config *cfg, struct store_counts *out)
     while (fgets(line, sizeof(line), f) != NULL) {
         unsigned long long v;
 
-        if (sscanf(line, "tokenvault_store_commits_total %llu", &v) == 1) {
+        if (metric_line(line, "tokenvault_store_commits_total", &v) == 0) {
             out->commits = v;
             have_c = true;
-        } else if (sscanf(line, "tokenvault_store_jobs_total %llu", &v) == 1) {
+        } else if (metric_line(line, "tokenvault_store_jobs_total", &v) == 0) {
             out->jobs = v;
             have_j = true;
         }
@@ -1640,7 +1687,8 @@ metrics_counts(const struct vault_config *cfg, struct store_counts *out)
 
 /* What one phase sends: SESSION_INIT then SESSION_CHECK of each session
  * (pairs), each alone, or the steps of the MIT benchmark. */
-enum drv_mode { DRV_PAIRS, DRV_INITS, DRV_CHECKS, DRV_CARDS, DRV_MANDATES, DRV_MIT };
+enum drv_mode { DRV_PAIRS, DRV_INITS, DRV_CHECKS, DRV_CARDS, DRV_MANDATES, DRV_MIT, DRV_GET,
+                DRV_LIST, DRV_REVEAL };
 
 struct drv {
     enum drv_mode mode;
@@ -1682,6 +1730,9 @@ union drv_req {
     struct api_card_store_req card;
     struct api_mandate_create_req mandate;
     struct api_mit_authorize_req mit;
+    struct api_card_ref get;
+    struct api_customer_ref list;
+    struct api_card_reveal_req reveal;
 };
 
 static unsigned
@@ -1787,6 +1838,25 @@ drv_next(struct drv_conn *c, union drv_req *q, uint16_t *opcode, size_t *item, u
         *opcode = API_OP_MIT_AUTHORIZE;
         *kind = RK_MIT;
         break;
+    case DRV_GET:
+        snprintf(q->get.merchant, sizeof(q->get.merchant), "%s", BENCH_MERCHANT);
+        memcpy(q->get.token, d->cards[i].token, sizeof(q->get.token));
+        *opcode = API_OP_CARD_GET;
+        *kind = RK_GET;
+        break;
+    case DRV_LIST:
+        snprintf(q->list.merchant, sizeof(q->list.merchant), "%s", BENCH_MERCHANT);
+        memcpy(q->list.customer_number, d->cards[i].customer, sizeof(q->list.customer_number));
+        *opcode = API_OP_CARD_LIST;
+        *kind = RK_LIST;
+        break;
+    case DRV_REVEAL:
+        snprintf(q->reveal.merchant, sizeof(q->reveal.merchant), "%s", BENCH_MERCHANT);
+        memcpy(q->reveal.token, d->cards[i].token, sizeof(q->reveal.token));
+        q->reveal.purpose = API_PURPOSE_AUTHORIZATION;
+        *opcode = API_OP_CARD_REVEAL;
+        *kind = RK_REVEAL;
+        break;
     }
     return true;
 }
@@ -1839,6 +1909,23 @@ drv_keep(struct drv_conn *c, size_t i, uint8_t kind, const struct api_reply *rep
         const struct api_mit_authorize_resp *r = rep->msg;
 
         return rep->opcode == API_OP_MIT_AUTHORIZE && r->charge_count == 1;
+    }
+    case RK_GET: {
+        const struct api_card_info *r = rep->msg;
+
+        return rep->opcode == API_OP_CARD_GET && strcmp(r->token, d->cards[i].token) == 0;
+    }
+    case RK_LIST: {
+        const struct api_card_list_resp *r = rep->msg;
+
+        return rep->opcode == API_OP_CARD_LIST && r->num_cards == 1 &&
+               strcmp(r->cards[0].token, d->cards[i].token) == 0;
+    }
+    case RK_REVEAL: {
+        const struct api_card_reveal_resp *r = rep->msg;
+
+        return rep->opcode == API_OP_CARD_REVEAL &&
+               CRYPTO_memcmp(r->pan, d->cards[i].pan, sizeof(r->pan)) == 0;
     }
     }
     return false;
@@ -2105,6 +2192,9 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
         case DRV_CARDS: lat_stats_get(d->lat[RK_CARD], d->n, &out->lat[RK_CARD]); break;
         case DRV_MANDATES: lat_stats_get(d->lat[RK_MANDATE], d->n, &out->lat[RK_MANDATE]); break;
         case DRV_MIT: lat_stats_get(d->lat[RK_MIT], d->n, &out->lat[RK_MIT]); break;
+        case DRV_GET: lat_stats_get(d->lat[RK_GET], d->n, &out->lat[RK_GET]); break;
+        case DRV_LIST: lat_stats_get(d->lat[RK_LIST], d->n, &out->lat[RK_LIST]); break;
+        case DRV_REVEAL: lat_stats_get(d->lat[RK_REVEAL], d->n, &out->lat[RK_REVEAL]); break;
         }
     }
 out:
@@ -2187,11 +2277,14 @@ print_costs(const struct drv_result *res, const char *unit)
  *   RH_CHECK SESSION_CHECK: hsm_hmac_verify of that signature (check_prepare)
  *   RH_MIT   MIT_AUTHORIZE for a caller without the reveal role: hsm_random
  *            (16 bytes, the approval id; vault/ops/mandates.c random_id) */
-enum rh_kind { RH_INIT, RH_CHECK, RH_MIT };
+enum rh_kind { RH_INIT, RH_CHECK, RH_MIT, RH_STORE, RH_REVEAL };
 
 struct rh_ctx {
     hsm *h;
     hsm_key *smk; /* vault-session-mac */
+    hsm_key *fpk; /* RH_STORE: vault-fingerprint */
+    hsm_key *dek; /* RH_STORE, RH_REVEAL: a DEK of the run */
+    struct card_item *cards; /* RH_STORE fills token and rec, RH_REVEAL opens rec */
     enum rh_kind kind;
     const char *tag;
     uint64_t created_ms;
@@ -2203,6 +2296,52 @@ struct rh_ctx {
     atomic_size_t failed;
     atomic_flag reported;
 };
+
+/* What a worker does for a new card (vault/ops/cards.c ops_card_store:
+ * the fingerprint HMAC, the token's random bytes, the record sealed with
+ * an IV from the HSM), or for a reveal (the record opened). */
+static int
+rh_card(struct rh_ctx *c, hsm_session *s, size_t i)
+{
+    struct card_item *ci = &c->cards[i];
+    struct card_record *rec = ci->rec;
+    struct card_secret sec;
+    uint8_t rnd[CARDNUM_OPAQUE_RANDOM_LEN];
+    enum api_brand brand;
+    size_t pan_len = strlen(ci->pan);
+    int e;
+
+    memset(&sec, 0, sizeof(sec));
+    if (c->kind == RH_REVEAL) {
+        e = record_open(s, c->dek, ci->token, rec, &sec) == 0 &&
+                    strcmp(sec.pan, ci->pan) == 0
+                ? HSM_OK
+                : HSM_ERR_VERIFY;
+        record_secret_wipe(&sec);
+        return e;
+    }
+    if (cardnum_check(ci->pan, &brand) != 0)
+        return HSM_ERR_INPUT;
+    memset(rec, 0, sizeof(*rec));
+    rec->kind = API_CARD_KIND_CARD;
+    rec->flags = RECORD_F_ACTIVE | RECORD_F_CONSENT;
+    rec->verification = API_VERIFICATION_CVC2_3DS;
+    rec->brand = (uint8_t)brand;
+    rec->exp_month = CARD_EXP_MONTH;
+    rec->exp_year = CARD_EXP_YEAR;
+    rec->created_at = (uint64_t)time(NULL);
+    memcpy(rec->bin, ci->pan, cardnum_bin_len(pan_len));
+    memcpy(rec->last4, ci->pan + pan_len - API_LAST4_LEN, API_LAST4_LEN);
+    snprintf(rec->merchant, sizeof(rec->merchant), "%s", BENCH_MERCHANT);
+    if (ops_card_fingerprint(s, c->fpk, BENCH_MERCHANT, ci->pan, rec->fingerprint) != 0 ||
+        hsm_random(s, rnd, sizeof(rnd)) != HSM_OK ||
+        cardnum_token_opaque(ci->token, sizeof(ci->token), rnd) != 0)
+        return HSM_ERR_INTERNAL;
+    memcpy(sec.pan, ci->pan, sizeof(sec.pan));
+    e = record_seal(s, c->dek, 1, ci->token, rec, &sec) == 0 ? HSM_OK : HSM_ERR_INTERNAL;
+    record_secret_wipe(&sec);
+    return e;
+}
 
 static int
 rh_one(struct rh_ctx *c, hsm_session *s, size_t i)
@@ -2219,6 +2358,8 @@ rh_one(struct rh_ctx *c, hsm_session *s, size_t i)
             e = HSM_ERR_INTERNAL;
         return e;
     }
+    if (c->kind == RH_STORE || c->kind == RH_REVEAL)
+        return rh_card(c, s, i);
     if (c->kind == RH_INIT && (e = hsm_random(s, c->sess[i].nonce, OPS_NONCE_LEN)) != HSM_OK)
         return e;
     sale_session_of(c->tag, i, c->created_ms, c->lifetime_s, &sess);
@@ -2322,7 +2463,7 @@ raw_sum(const struct raw_result *a, const struct raw_result *b, size_t n, struct
  * Records, keys and audit entries are the service's, made by its encoders,
  * so every write has the service's size. No RPC, no TLS, no HSM but the
  * audit checkpoints the writer signs, as the service's does. */
-enum rs_kind { RS_INIT, RS_CHECK, RS_MIT };
+enum rs_kind { RS_INIT, RS_CHECK, RS_MIT, RS_STORE, RS_REVEAL };
 
 struct rs_ctx {
     struct vault_store *store;
@@ -2367,6 +2508,39 @@ rs_audit(struct rs_ctx *c, struct store_txn *t, uint16_t opcode, size_t i, const
     return audit_append(&c->audit, t, &e);
 }
 
+/* The writer's part of a new card (ops_card_file, store_new,
+ * link_customer): the fingerprint looked up, the record, its fingerprint
+ * entry, the customer's entry and its reverse, the audit entry. Of a reveal
+ * (reveal_apply): the audit entry, which commits before the PAN goes out. */
+static int
+rs_card(struct rs_ctx *c, struct store_txn *t, size_t i)
+{
+    const struct card_item *ci = &c->cards[i];
+    uint8_t fk[FP_KEY_LEN_MAX], ck[API_ID_MAX + 1 + API_CUSTOMER_NUMBER_MAX];
+    size_t fk_len, ck_len, mlen = strlen(BENCH_MERCHANT), held = 0;
+    MDB_val v;
+    int r;
+
+    if (c->kind == RS_REVEAL)
+        return rs_audit(c, t, API_OP_CARD_REVEAL, i, ci->token, "authorization");
+    fk_len = ops_fp_key(fk, BENCH_MERCHANT, ci->rec->fingerprint);
+    if ((r = store_get(t, STORE_DB_FINGERPRINTS, fk, fk_len, &v)) != -API_STATUS_NOT_FOUND)
+        return r == 0 ? -API_STATUS_CONFLICT : r;
+    memcpy(ck, BENCH_MERCHANT, mlen);
+    ck[mlen] = 0;
+    memcpy(ck + mlen + 1, ci->customer, strlen(ci->customer));
+    ck_len = mlen + 1 + strlen(ci->customer);
+    if ((r = ops_card_save(t, ci->token, ci->rec, STORE_PUT_NEW)) != 0 ||
+        (r = store_put(t, STORE_DB_FINGERPRINTS, fk, fk_len, ci->token, strlen(ci->token),
+                       STORE_PUT_NEW)) != 0 ||
+        (r = store_dup_count(t, STORE_DB_CUSTOMERS, ck, ck_len, &held)) != 0 ||
+        (r = store_put(t, STORE_DB_CUSTOMERS, ck, ck_len, ci->token, strlen(ci->token), 0)) != 0 ||
+        (r = store_put(t, STORE_DB_LINKS, ci->token, strlen(ci->token), ci->customer,
+                       strlen(ci->customer), 0)) != 0)
+        return r;
+    return rs_audit(c, t, API_OP_CARD_STORE, i, ci->token, "new");
+}
+
 static int
 rs_apply(struct store_write *w, struct store_txn *t)
 {
@@ -2400,6 +2574,8 @@ rs_apply(struct store_write *w, struct store_txn *t)
             return r;
         return rs_audit(c, t, API_OP_SESSION_CHECK, j->i, hex, "sale");
     }
+    if (c->kind == RS_STORE || c->kind == RS_REVEAL)
+        return rs_card(c, t, j->i);
     /* RS_MIT */
     {
         const struct card_item *ci = &c->cards[j->i];
@@ -2796,7 +2972,8 @@ print_result(const char *bench, const char *phase, const struct load_opts *lo,
            "service_jpc=%.1f client_cpu=%.2f ok=%" PRIu64 " not_ok=%" PRIu64 "\n",
            bench, phase, lo->count, lo->conns, lo->in_flight, ops, res->requests_per_s, l->p50,
            l->p95, l->p99, l->max, raw_hsm->pps, raw_hsm->cpu_ms, lo->raw_threads, raw_store->pps,
-           raw_store_jpc, ops / raw_hsm->pps, ops / raw_store->pps, res->daemon_cpu_ms,
+           raw_store_jpc, raw_hsm->pps > 0 ? ops / raw_hsm->pps : 0, ops / raw_store->pps,
+           res->daemon_cpu_ms,
            jobs_per_commit(&res->before, &res->after), res->client_cpu, res->ok, res->not_ok);
 }
 
@@ -3102,6 +3279,318 @@ cmd_mit(const struct opts *o)
                  raw.st_jpc);
     fflush(stdout);
     if (drv_judge("MIT_AUTHORIZE", &mit) != 0)
+        goto out;
+    r = EXIT_OK;
+out:
+    cards_free(cards, lo.count);
+    vault_config_free(cfg);
+    return r;
+}
+
+/* ---- cards: CARD_STORE, CARD_GET, CARD_LIST, CARD_REVEAL ----------------------------- */
+
+/* The reads of CARD_GET and CARD_LIST (ops_card_get, ops_card_list): one
+ * read transaction per request, the card (and for a list, each card the
+ * customer holds) read and decoded, on |threads| threads as the workers do.
+ * No HSM: neither opens a secret. */
+enum rr_kind { RR_GET, RR_LIST };
+
+struct rr_ctx {
+    struct vault_store *store;
+    enum rr_kind kind;
+    const struct card_item *cards;
+    size_t n;
+    uint64_t *lat;
+    atomic_size_t next;
+    atomic_size_t failed;
+};
+
+struct rr_list {
+    struct store_txn *t;
+    size_t found;
+    int r;
+};
+
+static int
+rr_list_one(void *ctx, const MDB_val *val)
+{
+    struct rr_list *l = ctx;
+    char token[API_ID_MAX + 1];
+    struct card_record rec;
+
+    if (val->mv_size > API_ID_MAX) {
+        l->r = -API_STATUS_INTERNAL;
+        return 1;
+    }
+    memcpy(token, val->mv_data, val->mv_size);
+    token[val->mv_size] = '\0';
+    if ((l->r = ops_card_load(l->t, BENCH_MERCHANT, token, &rec)) != 0)
+        return 1;
+    l->found++;
+    return 0;
+}
+
+static int
+rr_one(struct rr_ctx *c, size_t i)
+{
+    const struct card_item *ci = &c->cards[i];
+    struct store_txn t;
+    struct card_record rec;
+    int r;
+
+    if ((r = store_read_begin(c->store, &t)) != 0)
+        return r;
+    if (c->kind == RR_GET) {
+        r = ops_card_load(&t, BENCH_MERCHANT, ci->token, &rec);
+    } else {
+        uint8_t ck[API_ID_MAX + 1 + API_CUSTOMER_NUMBER_MAX];
+        size_t mlen = strlen(BENCH_MERCHANT), clen = strlen(ci->customer);
+        struct rr_list l = {.t = &t};
+
+        memcpy(ck, BENCH_MERCHANT, mlen);
+        ck[mlen] = 0;
+        memcpy(ck + mlen + 1, ci->customer, clen);
+        r = store_dup_each(&t, STORE_DB_CUSTOMERS, ck, mlen + 1 + clen, rr_list_one, &l);
+        if (r == 0 || r == 1)
+            r = l.r != 0 ? l.r : l.found == 1 ? 0 : -API_STATUS_NOT_FOUND;
+    }
+    store_read_end(&t);
+    return r;
+}
+
+static void *
+rr_thread(void *arg)
+{
+    struct rr_ctx *c = arg;
+    size_t i;
+
+    while ((i = atomic_fetch_add(&c->next, 1)) < c->n) {
+        uint64_t t0 = mono_ns();
+
+        if (rr_one(c, i) != 0)
+            atomic_fetch_add(&c->failed, 1);
+        c->lat[i] = mono_ns() - t0;
+    }
+    return NULL;
+}
+
+static int
+rr_pass(struct rr_ctx *c, unsigned threads, struct raw_result *out)
+{
+    pthread_t th[RAW_THREADS_MAX];
+    unsigned started = 0;
+    uint64_t t0, t1;
+    double cpu0;
+
+    memset(out, 0, sizeof(*out));
+    atomic_store(&c->next, 0);
+    atomic_store(&c->failed, 0);
+    if ((c->lat = calloc(c->n, sizeof(*c->lat))) == NULL)
+        return -1;
+    t0 = mono_ns();
+    cpu0 = cpu_seconds();
+    for (; started < threads; started++)
+        if (pthread_create(&th[started], NULL, rr_thread, c) != 0)
+            break;
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    t1 = mono_ns();
+    out->seconds = (double)(t1 - t0) / (double)NS_PER_S;
+    out->pps = (double)c->n / out->seconds;
+    out->cpu_ms = (cpu_seconds() - cpu0) * (double)MS_PER_S / (double)c->n;
+    lat_stats_get(c->lat, c->n, &out->lat);
+    free(c->lat);
+    c->lat = NULL;
+    if (started != threads || atomic_load(&c->failed) != 0) {
+        err("raw reads: %zu of %zu failed", atomic_load(&c->failed), c->n);
+        return -1;
+    }
+    return 0;
+}
+
+struct cards_raw {
+    struct raw_result hsm_store, hsm_reveal, st_store, st_reveal, rd_get, rd_list;
+    double st_store_jpc, st_reveal_jpc;
+};
+
+/* The raw limits of the four operations on |cards|: the HSM calls, the
+ * writer's transactions into a scratch store, the reads from it. The
+ * tokens it draws are its own and are cleared before the service runs. */
+static int
+cards_raw(const struct vault_config *cfg, const char *state, const struct load_opts *lo,
+          struct card_item *cards, struct cards_raw *out)
+{
+    struct rh_ctx h;
+    struct rs_ctx st;
+    struct rr_ctx rd;
+    struct card_record *recs = NULL;
+    hsm_pin_source *pin = NULL;
+    hsm_session *s = NULL;
+    char dir[PATH_MAX];
+    bool made = false;
+    int e, r = -1;
+
+    memset(&h, 0, sizeof(h));
+    memset(&st, 0, sizeof(st));
+    memset(&rd, 0, sizeof(rd));
+    memset(out, 0, sizeof(*out));
+    if ((recs = calloc(lo->count, sizeof(*recs))) == NULL)
+        return -1;
+    for (size_t i = 0; i < lo->count; i++)
+        cards[i].rec = &recs[i];
+    if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
+        goto out;
+    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK ||
+        (e = hsm_key_find(s, "vault-fingerprint", &h.fpk)) != HSM_OK) {
+        err_hsm("raw: the fingerprint key", e);
+        goto out;
+    }
+    if (raw_dek(s, &h.dek) != 0)
+        goto out;
+    h.cards = cards;
+    h.n = lo->count;
+    h.kind = RH_STORE;
+    if (rh_pass(&h, lo->raw_threads, &out->hsm_store) != 0)
+        goto out;
+    h.kind = RH_REVEAL;
+    if (rh_pass(&h, lo->raw_threads, &out->hsm_reveal) != 0)
+        goto out;
+
+    if (path_join(dir, sizeof(dir), state, RAW_STORE_DIR) != 0)
+        goto out;
+    rs_remove(dir);
+    made = true;
+    if (rs_open(&st, cfg, h.h, s, dir) != 0)
+        goto out;
+    st.client = config_client_name(cfg);
+    st.n = lo->count;
+    st.cards = cards;
+    st.kind = RS_STORE;
+    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_store, &out->st_store_jpc) != 0)
+        goto out;
+    rd.store = st.store;
+    rd.cards = cards;
+    rd.n = lo->count;
+    rd.kind = RR_GET;
+    if (rr_pass(&rd, lo->raw_threads, &out->rd_get) != 0)
+        goto out;
+    rd.kind = RR_LIST;
+    if (rr_pass(&rd, lo->raw_threads, &out->rd_list) != 0)
+        goto out;
+    st.kind = RS_REVEAL;
+    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_reveal, &out->st_reveal_jpc) != 0)
+        goto out;
+    r = 0;
+out:
+    store_close(st.store);
+    if (made)
+        rs_remove(dir);
+    for (size_t i = 0; i < lo->count; i++) {
+        cards[i].token[0] = '\0';
+        cards[i].rec = NULL;
+    }
+    if (recs != NULL)
+        OPENSSL_cleanse(recs, lo->count * sizeof(*recs));
+    free(recs);
+    hsm_session_release(s);
+    hsm_close(h.h);
+    hsm_pin_source_free(pin);
+    return r;
+}
+
+/* The lower of the two stages' limits: the service overlaps the workers'
+ * HSM calls with the writer's commits, so the slower one bounds it. */
+static const struct raw_result *
+raw_bound(const struct raw_result *a, const struct raw_result *b)
+{
+    return a->pps <= b->pps ? a : b;
+}
+
+/* One service phase of the cards command, printed and judged. */
+static int
+cards_phase(const struct vault_config *cfg, const char *tls, const struct load_opts *lo,
+            struct drv *d, enum drv_mode mode, enum req_kind kind, const char *phase,
+            const struct raw_result *raw_hsm, const struct raw_result *raw_store, double jpc)
+{
+    struct drv_result res;
+    const struct raw_result *bound = raw_hsm != NULL ? raw_bound(raw_hsm, raw_store) : raw_store;
+    static const struct raw_result none = {.pps = 0};
+
+    d->mode = mode;
+    d->perf_out = mode == DRV_CARDS ? lo->perf_out : NULL;
+    if (drv_run(cfg, tls, lo->daemon_pid, d, &res) != 0)
+        return -1;
+    printf("service, %s: tokenvaultd (workers = %u) over TLS 1.3 mTLS, %u connections x %u in "
+           "flight, closed loop\n",
+           req_kind_name[kind], cfg->workers, lo->conns, lo->in_flight);
+    printf("  %.0f requests/s (%.2f s); %.2f of the raw limit (%.0f/s)\n", res.items_per_s,
+           res.seconds, res.items_per_s / bound->pps, bound->pps);
+    print_lat(req_kind_name[kind], &res.lat[kind]);
+    print_costs(&res, "request");
+    print_statuses(&res);
+    print_result("cards", phase, lo, &res, res.items_per_s, &res.lat[kind],
+                 raw_hsm != NULL ? raw_hsm : &none, raw_store, jpc);
+    fflush(stdout);
+    return drv_judge(phase, &res);
+}
+
+static int
+cmd_cards(const struct opts *o)
+{
+    struct vault_config *cfg = NULL;
+    struct load_opts lo;
+    struct cards_raw raw;
+    struct drv d;
+    struct card_item *cards = NULL;
+    char cerr[VAULT_CONFIG_ERR_MAX], tag[17];
+    int r = EXIT_FAIL;
+
+    if (vault_config_load(&cfg, o->v[O_CONFIG], cerr, sizeof(cerr)) != 0) {
+        err("%s", cerr);
+        return EXIT_FAIL;
+    }
+    if (load_opts_parse(o, cfg, CARDS_DEFAULT, &lo) != 0) {
+        r = EXIT_USAGE;
+        goto out;
+    }
+    if (run_tag_make(tag) != 0 || (cards = calloc(lo.count, sizeof(*cards))) == NULL)
+        goto out;
+    for (size_t i = 0; i < lo.count; i++) {
+        snprintf(cards[i].customer, sizeof(cards[i].customer), "k%s-%zu", tag, i);
+        if (pan_random(cards[i].pan) != 0)
+            goto out;
+    }
+    printf("cards: %u new cards, one per customer, stored with consent; then CARD_GET, "
+           "CARD_LIST and CARD_REVEAL (purpose authorization) of each\n",
+           lo.count);
+    if (cards_raw(cfg, o->v[O_STATE], &lo, cards, &raw) != 0)
+        goto out;
+    printf("raw limits, in process, no RPC/TLS:\n");
+    print_raw("HSM store (HMAC, random, seal)", &raw.hsm_store, "card");
+    print_raw("HSM reveal (open)", &raw.hsm_reveal, "reveal");
+    printf("    (%u threads: the service's workers)\n", lo.raw_threads);
+    print_raw_store("store: new card (5 puts, audit)", &raw.st_store, raw.st_store_jpc, "card");
+    print_raw_store("store: reveal (audit)", &raw.st_reveal, raw.st_reveal_jpc, "reveal");
+    printf("    (durable LMDB commits through vault/store.h's writer, %u jobs outstanding)\n",
+           lo.conns * lo.in_flight);
+    print_raw("reads: get (card)", &raw.rd_get, "get");
+    print_raw("reads: list (customer, card)", &raw.rd_list, "list");
+    printf("    (%u threads, a read transaction each)\n", lo.raw_threads);
+    fflush(stdout);
+
+    memset(&d, 0, sizeof(d));
+    d.tag = tag;
+    d.n = lo.count;
+    d.connections = lo.conns;
+    d.in_flight = lo.in_flight;
+    d.cards = cards;
+    if (cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_CARDS, RK_CARD, "store", &raw.hsm_store,
+                    &raw.st_store, raw.st_store_jpc) != 0 ||
+        cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_GET, RK_GET, "get", NULL, &raw.rd_get, 0) != 0 ||
+        cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_LIST, RK_LIST, "list", NULL, &raw.rd_list,
+                    0) != 0 ||
+        cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_REVEAL, RK_REVEAL, "reveal", &raw.hsm_reveal,
+                    &raw.st_reveal, raw.st_reveal_jpc) != 0)
         goto out;
     r = EXIT_OK;
 out:
