@@ -78,6 +78,37 @@ run --label wallet-x --kind dsa wallet-keygen >/dev/null 2>&1; check "wallet-key
 run probe >"$dir/probe.out" 2>&1; check "probe" 0 $?
 has "probe shows RSA fallback" "RSA-OAEP-SHA256:  host-decode" "$dir/probe.out"
 
+# pin-split without --share-dir: each share on the terminal itself, one
+# officer at a time (two Enters each), never on standard output. A pseudo-
+# terminal (script(1), util-linux, Essential on Debian) stands in for the
+# officers' screen and keyboard.
+command -v script >/dev/null; check "script(1) is installed" 0 $?
+{
+    printf '\n\n\n\n\n\n' | script -qefc "$tool --module $module --token ceremony --pin-file $dir/pin \
+        --threshold 2 --shares 3 --set-file $dir/tty.set --keep-pin pin-split" "$dir/tty.log" \
+        >/dev/null 2>&1
+    check "pin-split on the terminal" 0 $?
+    has "share 1 called alone" "Share 1 of 3. Only the officer who keeps it" "$dir/tty.log"
+    has "share 3 called alone" "Share 3 of 3" "$dir/tty.log"
+    has "screen cleared between officers" $'\033\[H\033\[2J' "$dir/tty.log"
+    grep -a -o 'tokenvault-share-1:[A-Za-z0-9+/=:_-]*' "$dir/tty.log" | tr -d '\r' >"$dir/tty.shares"
+    [ "$(wc -l <"$dir/tty.shares")" = 3 ]; check "three shares shown" 0 $?
+    n=0
+    while read -r share; do
+        n=$((n + 1))
+        (umask 077; printf '%s\n' "$share" >"$dir/tty-share-$n.txt")
+        "$tool" --share "$dir/tty-share-$n.txt" --set-file "$dir/tty.set" share-check \
+            >"$dir/tty-check.out" 2>&1
+        check "shown share $n belongs to the set" 0 $?
+    done <"$dir/tty.shares"
+    tr=$(ls "$dir"/ceremony-pin-split-*.txt | tail -n 1)
+    if grep -q 'tokenvault-share-1:' "$tr"; then
+        echo "FAIL a share reached the transcript"; fails=$((fails + 1))
+    else
+        echo "ok   no share in the transcript"
+    fi
+}
+
 chmod 0644 "$dir/pin"
 run keys >/dev/null 2>"$dir/err"; check "world-readable PIN file refused" 3 $?
 has "PIN error names the mode" "mode 644" "$dir/err"
