@@ -211,3 +211,13 @@ tv_hex(const char *hex, size_t *out_len)
     *out_len = len / 2;
     return out;
 }
+
+uint64_t
+tv_random_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}

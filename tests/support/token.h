@@ -6,6 +6,8 @@
 #ifndef TOKENVAULT_TESTS_SUPPORT_TOKEN_H
 #define TOKENVAULT_TESTS_SUPPORT_TOKEN_H
 
+#include <stdint.h>
+
 #include "hsm/hsm.h"
 
 /* Test PINs: test tokens only. The product reads its PIN from a file. */
@@ -47,6 +49,11 @@ void tv_token_session_teardown(tv_token *t, hsm_session **s);
             fail_msg("%s = %s, want %s (detail: %s)", #expr, hsm_strerror(r_),              \
                      hsm_strerror(want), hsm_last_detail());                                 \
     } while (0)
+
+/* tv_random_next: splitmix64 (Steele, Lea, Flood 2014; its published
+ * constants), the same numbers from the same seed with every C library,
+ * which rand() is not. For tests that print their seed to be repeated. */
+uint64_t tv_random_next(uint64_t *state);
 
 /* Writes |pin| to |path| with |mode|. Returns 0 or -1. */
 int tv_write_file(const char *path, const char *data, unsigned mode);

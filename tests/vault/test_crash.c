@@ -31,8 +31,7 @@
 
 #include "api/client.h"
 #include "tests/support/daemon.h"
-#include "vault/fsck.h"
-#include "vault/store.h"
+#include "tests/support/store_check.h"
 
 #define ROUNDS_DEFAULT 5
 /* Load threads per round: cards, sessions, charges. */
@@ -43,18 +42,6 @@
 /* The kill comes 150..900 ms into a round's load. */
 #define KILL_MIN_MS 150
 #define KILL_SPAN_MS 750
-
-/* splitmix64 (Steele, Lea, Flood 2014; its published constants): the same
- * numbers from the same seed with every C library, which rand() is not. */
-static uint64_t
-next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
 
 struct card_ack {
     unsigned pan_n;
@@ -196,19 +183,8 @@ charge_load(void *arg)
 static void
 assert_store_consistent(void)
 {
-    char err[512];
-    struct vault_store *st = NULL;
-    struct store_txn t;
-    struct fsck_counts n;
+    struct fsck_counts n = tv_store_consistent(d.store);
 
-    assert_int_equal(store_open_readonly(&st, d.store, err, sizeof(err)), 0);
-    assert_int_equal(store_read_begin(st, &t), 0);
-    assert_int_equal(vault_fsck(&t, NULL, NULL, &n), 0);
-    store_read_end(&t);
-    store_close(st);
-    if (n.problems != 0)
-        fail_msg("%llu inconsistencies in the store (tokenvault-admin check --store %s)",
-                 (unsigned long long)n.problems, d.store);
     assert_true(n.cards >= num_cards);
 }
 
@@ -373,7 +349,7 @@ test_kill_under_load(void **state)
     print_message("crash rounds: %u, seed %u\n", rounds, seed);
     for (unsigned round = 0; round < rounds; round++) {
         pthread_t th[CARD_THREADS + 2];
-        unsigned ms = KILL_MIN_MS + (unsigned)(next_random(&random_state) % KILL_SPAN_MS);
+        unsigned ms = KILL_MIN_MS + (unsigned)(tv_random_next(&random_state) % KILL_SPAN_MS);
 
         atomic_store(&stop_load, false);
         for (size_t i = 0; i < CARD_THREADS; i++)

@@ -20,6 +20,7 @@
 
 #include "api/client.h"
 #include "tests/support/daemon.h"
+#include "tests/support/store_check.h"
 #include "vault/fsck.h"
 #include "vault/store.h"
 
@@ -41,16 +42,8 @@ collect(void *ctx, const char *db, const char *what)
 static uint64_t
 check(const char *dir, struct fsck_counts *n)
 {
-    char err[512];
-    struct vault_store *st = NULL;
-    struct store_txn t;
-
     found[0] = '\0';
-    assert_int_equal(store_open_readonly(&st, dir, err, sizeof(err)), 0);
-    assert_int_equal(store_read_begin(st, &t), 0);
-    assert_int_equal(vault_fsck(&t, collect, NULL, n), 0);
-    store_read_end(&t);
-    store_close(st);
+    tv_store_check(dir, collect, NULL, n);
     if (n->problems > 0)
         print_message("%s", found);
     return n->problems;

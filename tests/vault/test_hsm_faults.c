@@ -33,8 +33,7 @@
 #include "api/client.h"
 #include "tests/support/daemon.h"
 #include "tests/support/p11_fault.h"
-#include "vault/fsck.h"
-#include "vault/store.h"
+#include "tests/support/store_check.h"
 
 /* Recovery: the hsm layer backs off up to HSM_BACKOFF_MAX_MS (10 s) between
  * re-login attempts; allow two of them. */
@@ -52,19 +51,7 @@ static char mandate_token[API_ID_MAX + 1], mandate_id[API_ID_MAX + 1];
 static struct fsck_counts
 store_counts(void)
 {
-    char err[512];
-    struct vault_store *st = NULL;
-    struct store_txn t;
-    struct fsck_counts n;
-
-    assert_int_equal(store_open_readonly(&st, d.store, err, sizeof(err)), 0);
-    assert_int_equal(store_read_begin(st, &t), 0);
-    assert_int_equal(vault_fsck(&t, NULL, NULL, &n), 0);
-    store_read_end(&t);
-    store_close(st);
-    if (n.problems != 0)
-        fail_msg("%llu inconsistencies after an HSM fault", (unsigned long long)n.problems);
-    return n;
+    return tv_store_consistent(d.store);
 }
 
 /* Nothing of a refused operation may remain: the same counts as before. */
