@@ -28,10 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 #include "api/client.h"
 #include "tests/support/daemon.h"
+#include "tests/support/gen_google.h"
 #include "tests/support/p11_fault.h"
 #include "tests/support/store_check.h"
 
@@ -39,12 +41,29 @@
  * re-login attempts; allow two of them. */
 #define RECOVER_MS 25000
 #define POLL_MS 100
+#define HOUR_MS UINT64_C(3600000)
+#define GOOGLE_DPAN "5204740000001002"
 
 static struct tv_daemon d;
 static char control[400];
 static struct api_client *gw, *rc; /* gateway; settlement (reveal) */
 static unsigned next_pan = 1;
 static char mandate_token[API_ID_MAX + 1], mandate_id[API_ID_MAX + 1];
+/* Google Pay ECv2 for merchant m-1: the recipient key's public half, the
+ * Tink test signing keys that sign the packets. */
+static uint8_t google_spki[HSM_SPKI_MAX];
+static size_t google_spki_len;
+static unsigned char *google_root, *google_inter;
+static size_t google_root_len, google_inter_len;
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* ---- the store, read beside the running daemon ----------------------------------- */
 
@@ -273,8 +292,35 @@ setup(void **state)
     struct api_mandate_info info;
     struct api_error_resp err;
 
+    hsm_session *s = NULL;
+    hsm_key *k = NULL;
+    uint8_t *root_spki = NULL;
+    size_t root_spki_len = 0;
+
     (void)state;
     if (tv_daemon_setup(&d, &o) != 0)
+        return -1;
+    /* The Google Pay recipient key and its root anchor, made in the token
+     * before the daemon takes it (as test_wallet_decrypt.c does). */
+    google_root = tv_vector_b64(
+        "tink-paymentmethodtoken/GOOGLE_SIGNING_EC_V2_PRIVATE_KEY_PKCS8_BASE64.txt", &google_root_len);
+    google_inter = tv_vector_b64(
+        "tink-paymentmethodtoken/GOOGLE_SIGNING_EC_V2_INTERMEDIATE_PRIVATE_KEY_PKCS8_BASE64.txt",
+        &google_inter_len);
+    if (tv_token_open(&d.token) != HSM_OK || hsm_session_acquire(d.token.h, &s) != HSM_OK ||
+        hsm_key_generate(s, HSM_KIND_EC_DERIVE, "google-m1", &k) != HSM_OK ||
+        hsm_key_public_spki(s, k, google_spki, sizeof(google_spki), &google_spki_len) != HSM_OK ||
+        gen_google_spki(google_root, google_root_len, &root_spki, &root_spki_len) != 0 ||
+        hsm_anchor_key_store(s, "google-root-test", HSM_ANCHOR_SET_GOOGLE_PREFIX "ECv2", root_spki,
+                             root_spki_len, now_ms() + 24 * HOUR_MS) != HSM_OK)
+        return -1;
+    free(root_spki);
+    hsm_session_release(s);
+    hsm_close(d.token.h);
+    d.token.h = NULL;
+    if (tv_daemon_write_config(&d, "[merchant m-1]\n"
+                                   "googlepay_recipient = merchant:m-1\n"
+                                   "googlepay_keys = google-m1\n") != 0)
         return -1;
     snprintf(control, sizeof(control), "%s/p11-faults", d.token.dir);
     if (tv_p11_fault_env(control) != 0 || tv_daemon_start(&d) != 0 ||
@@ -302,6 +348,8 @@ teardown(void **state)
     api_client_free(gw);
     api_client_free(rc);
     tv_daemon_teardown(&d);
+    free(google_root);
+    free(google_inter);
     return 0;
 }
 
@@ -459,6 +507,94 @@ test_relogin_faults(void **state)
     assert_int_equal(reveal(token, n), 0); /* the DEK was unwrapped again */
 }
 
+/* A Google Pay ECv2 packet for m-1, signed with the Tink test keys. */
+static char *
+google_packet(void)
+{
+    static unsigned n;
+    char *msg = NULL, *out = NULL;
+    struct gen_google_params p = {
+        .protocol = "ECv2",
+        .recipient_spki = google_spki,
+        .recipient_spki_len = google_spki_len,
+        .recipient_id = "merchant:m-1",
+        .key_expiration_ms = now_ms() + HOUR_MS,
+        .root_pkcs8 = google_root,
+        .root_pkcs8_len = google_root_len,
+        .intermediate_pkcs8 = google_inter,
+        .intermediate_pkcs8_len = google_inter_len,
+    };
+
+    assert_true(asprintf(&msg,
+                         "{\"messageExpiration\":\"%" PRIu64 "\",\"messageId\":\"fault-%u\","
+                         "\"paymentMethod\":\"CARD\",\"paymentMethodDetails\":{\"pan\":\"" GOOGLE_DPAN
+                         "\",\"expirationMonth\":12,\"expirationYear\":2031,\"authMethod\":"
+                         "\"CRYPTOGRAM_3DS\",\"cryptogram\":\"AAAAAA8AAAAAAAAAAAAAAAAAAAA=\","
+                         "\"eciIndicator\":\"05\"}}",
+                         now_ms() + HOUR_MS, n++) > 0);
+    p.plaintext = (const uint8_t *)msg;
+    p.plaintext_len = strlen(msg);
+    assert_int_equal(gen_google_token(&p, &out, NULL), 0);
+    free(msg);
+    return out;
+}
+
+static int
+wallet_decrypt(const char *packet)
+{
+    struct api_wallet_decrypt_req q;
+    struct api_wallet_decrypt_resp resp;
+    struct api_error_resp err;
+    int r;
+
+    memset(&q, 0, sizeof(q));
+    snprintf(q.merchant, sizeof(q.merchant), "m-1");
+    q.wallet = API_WALLET_GOOGLE_PAY;
+    q.packet.data = (const uint8_t *)packet;
+    q.packet.len = strlen(packet);
+    r = api_call_wallet_decrypt(gw, &q, &resp, &err);
+    if (r == 0)
+        api_msg_cleanup(api_schema_response(API_OP_WALLET_DECRYPT), &resp);
+    return r;
+}
+
+/* WALLET_DECRYPT (Google Pay ECv2): the signatures verified in the HSM,
+ * the ECDH, the per-message keys imported, the tag check and decryption,
+ * the device PAN sealed. A packet refused for a token fault is not marked
+ * seen: the same packet is accepted once the token works (not REPLAYED),
+ * and only then. */
+static void
+test_wallet_faults(void **state)
+{
+    static const struct {
+        const char *rules;
+        int status;
+    } cases[] = {
+        /* The wallet engine answers any failure of the token (not of the
+         * packet) HSM_UNAVAILABLE: the gateway may retry the same packet. */
+        {"C_DeriveKey CKR_DEVICE_ERROR", -API_STATUS_HSM_UNAVAILABLE},
+        {"C_Verify CKR_FUNCTION_FAILED", -API_STATUS_HSM_UNAVAILABLE},
+        {"C_CreateObject CKR_DEVICE_REMOVED", -API_STATUS_HSM_UNAVAILABLE},
+        {"C_Decrypt CKR_GENERAL_ERROR count 1", -API_STATUS_HSM_UNAVAILABLE},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fsck_counts before = store_counts(), after;
+        char *packet = google_packet();
+
+        print_message("fault: %s\n", cases[i].rules);
+        inject(cases[i].rules);
+        assert_status(wallet_decrypt(packet), cases[i].status);
+        after = store_counts();
+        assert_int_equal(after.dpans, before.dpans);
+        RECOVERS(wallet_decrypt(packet));
+        assert_status(wallet_decrypt(packet), -API_STATUS_REPLAYED);
+        assert_int_equal(store_counts().dpans, before.dpans + 1);
+        free(packet);
+    }
+}
+
 /* A slow HSM: requests take longer and still succeed. */
 static void
 test_slow_hsm(void **state)
@@ -559,7 +695,8 @@ main(void)
         cmocka_unit_test(test_store_faults),   cmocka_unit_test(test_reveal_faults),
         cmocka_unit_test(test_session_faults), cmocka_unit_test(test_qr_faults),
         cmocka_unit_test(test_mit_faults),     cmocka_unit_test(test_map_faults),
-        cmocka_unit_test(test_relogin_faults), cmocka_unit_test(test_slow_hsm),
+        cmocka_unit_test(test_relogin_faults), cmocka_unit_test(test_wallet_faults),
+        cmocka_unit_test(test_slow_hsm),
         cmocka_unit_test(test_token_removed_mid_load),
     };
 
