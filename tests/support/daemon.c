@@ -16,9 +16,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 #include "tests/support/test_server.h"
 
@@ -285,6 +288,60 @@ tv_daemon_teardown(struct tv_daemon *d)
     if (d->pid > 0)
         tv_daemon_stop(d, SIGKILL);
     tv_token_teardown(&d->token); /* removes the directory and all in it */
+}
+
+int
+tv_daemon_tcp(const struct tv_daemon *d)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(d->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+SSL *
+tv_daemon_raw_tls(const struct tv_daemon *d, const char *who, int *out_fd)
+{
+    char path[400];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    int fd = -1;
+
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    snprintf(path, sizeof(path), "%s/ca.pem", d->certs);
+    if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1)
+        goto out;
+    if (who != NULL) {
+        snprintf(path, sizeof(path), "%s/%s.pem", d->certs, who);
+        if (SSL_CTX_use_certificate_file(ctx, path, SSL_FILETYPE_PEM) != 1)
+            goto out;
+        snprintf(path, sizeof(path), "%s/%s.key", d->certs, who);
+        if (SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM) != 1)
+            goto out;
+    }
+    if ((fd = tv_daemon_tcp(d)) < 0 || (ssl = SSL_new(ctx)) == NULL)
+        goto out;
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    *out_fd = fd;
+    fd = -1;
+out:
+    SSL_CTX_free(ctx); /* the SSL keeps its own reference */
+    if (fd >= 0)
+        close(fd);
+    return ssl;
 }
 
 int

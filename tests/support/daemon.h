@@ -85,6 +85,19 @@ void tv_daemon_teardown(struct tv_daemon *d);
  * "unknown-client", "rogue-client", or NULL for none). */
 int tv_daemon_client(const struct tv_daemon *d, const char *who, struct api_client **out);
 
+/* tv_daemon_tcp: a plain TCP connection to the daemon's port (for clients
+ * that misbehave before or instead of TLS), with 5 s socket timeouts; the
+ * descriptor, or -1. */
+int tv_daemon_tcp(const struct tv_daemon *d);
+
+/* tv_daemon_raw_tls: a TLS 1.3 client of the daemon over a fresh TCP
+ * connection, with the certificate |who| (as tv_daemon_client; NULL: none),
+ * not yet connected: the caller runs SSL_connect (or expects it to fail),
+ * then reads and writes raw frames. *out_fd is the socket. NULL on failure.
+ * Free with SSL_free and close the socket. */
+struct ssl_st;
+struct ssl_st *tv_daemon_raw_tls(const struct tv_daemon *d, const char *who, int *out_fd);
+
 /* Holder and e-mail of every test card (tests scan files for them). */
 #define TV_HOLDER "Ada Lovelace"
 #define TV_EMAIL "ada.lovelace@example.com"

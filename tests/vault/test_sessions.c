@@ -320,31 +320,10 @@ delete_card(const char *merchant, const char *token)
 static SSL *
 raw_connect(int *out_fd)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(d.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {5, 0};
-    char path[400];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *ssl;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    SSL *ssl = tv_daemon_raw_tls(&d, "client", out_fd);
 
-    assert_non_null(ctx);
-    assert_true(fd >= 0);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    snprintf(path, sizeof(path), "%s/ca.pem", d.certs);
-    assert_int_equal(SSL_CTX_load_verify_locations(ctx, path, NULL), 1);
-    snprintf(path, sizeof(path), "%s/client.pem", d.certs);
-    assert_int_equal(SSL_CTX_use_certificate_file(ctx, path, SSL_FILETYPE_PEM), 1);
-    snprintf(path, sizeof(path), "%s/client.key", d.certs);
-    assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ssl = SSL_new(ctx);
-    SSL_CTX_free(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, "localhost");
+    assert_non_null(ssl);
     assert_int_equal(SSL_connect(ssl), 1);
-    *out_fd = fd;
     return ssl;
 }
 
