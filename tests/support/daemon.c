@@ -30,6 +30,16 @@ extern char **environ;
 /* How long the daemon may take to start (SoftHSM login, first DEK). */
 #define START_TIMEOUT_MS 20000
 #define STOP_TIMEOUT_MS 20000
+/* Under TV_DAEMON_WRAPPER (valgrind) the daemon runs tens of times slower. */
+#define WRAPPED_TIMEOUT_SCALE 15
+
+static int
+timeout_scale(void)
+{
+    const char *w = getenv("TV_DAEMON_WRAPPER");
+
+    return w != NULL && w[0] != '\0' ? WRAPPED_TIMEOUT_SCALE : 1;
+}
 
 static void
 sleep_ms(unsigned ms)
@@ -204,6 +214,9 @@ tv_daemon_use_token(const struct tv_daemon *d)
     setenv("SOFTHSM2_CONF", d->token.conf, 1);
 }
 
+/* Words of TV_DAEMON_WRAPPER. */
+#define DAEMON_ARGV_MAX 32
+
 int
 tv_daemon_start(struct tv_daemon *d)
 {
@@ -213,7 +226,11 @@ tv_daemon_start(struct tv_daemon *d)
 int
 tv_daemon_start_until(struct tv_daemon *d, const char *event)
 {
-    char *argv[] = {TV_TOKENVAULTD, "--config", d->conf, NULL};
+    /* TV_DAEMON_WRAPPER (scripts/memcheck): a command line the daemon runs
+     * under, words split on blanks, e.g. valgrind and its options. */
+    const char *wrapper = getenv("TV_DAEMON_WRAPPER");
+    char *argv[DAEMON_ARGV_MAX + 4], wrap[1024];
+    size_t argc = 0;
     posix_spawn_file_actions_t fa;
     char mark[64];
     off_t log_start;
@@ -224,6 +241,17 @@ tv_daemon_start_until(struct tv_daemon *d, const char *event)
     if (d->pid > 0)
         (void)tv_daemon_stop(d, SIGKILL);
     tv_daemon_use_token(d); /* the daemon inherits it */
+    if (wrapper != NULL && wrapper[0] != '\0') {
+        if (snprintf(wrap, sizeof(wrap), "%s", wrapper) >= (int)sizeof(wrap))
+            return -1;
+        for (char *w = strtok(wrap, " \t"); w != NULL && argc < DAEMON_ARGV_MAX;
+             w = strtok(NULL, " \t"))
+            argv[argc++] = w;
+    }
+    argv[argc++] = TV_TOKENVAULTD;
+    argv[argc++] = "--config";
+    argv[argc++] = d->conf;
+    argv[argc] = NULL;
     snprintf(mark, sizeof(mark), "event=%s", event);
     if ((fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
         return -1;
@@ -238,7 +266,7 @@ tv_daemon_start_until(struct tv_daemon *d, const char *event)
     }
     posix_spawn_file_actions_destroy(&fa);
     close(fd);
-    for (int waited = 0; waited < START_TIMEOUT_MS; waited += 20) {
+    for (int waited = 0; waited < START_TIMEOUT_MS * timeout_scale(); waited += 20) {
         /* Only what this start appended counts: a daemon killed before
          * (SIGKILL) logged a start and no stop. */
         FILE *f = fopen(d->log, "r");
@@ -269,7 +297,7 @@ tv_daemon_stop(struct tv_daemon *d, int sig)
     if (d->pid <= 0)
         return -1;
     kill(d->pid, sig);
-    for (int waited = 0; waited < STOP_TIMEOUT_MS; waited += 20) {
+    for (int waited = 0; waited < STOP_TIMEOUT_MS * timeout_scale(); waited += 20) {
         if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
             d->pid = -1;
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -355,7 +383,7 @@ tv_daemon_client(const struct tv_daemon *d, const char *who, struct api_client *
         .ca_file = ca,
         .connect_timeout_ms = 5000,
         .handshake_timeout_ms = 5000,
-        .request_timeout_ms = 20000,
+        .request_timeout_ms = 20000u * (unsigned)timeout_scale(),
         .max_in_flight = API_CLIENT_IN_FLIGHT_MAX,
     };
 
