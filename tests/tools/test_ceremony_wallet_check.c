@@ -514,6 +514,42 @@ test_unknown_merchant(void **state)
     assert_true(has(err_file, "configures no apple_pay keys"));
 }
 
+/* wallet-keys --config: the keys each merchant's section names, found in
+ * the token with their kind, KCV and certificate expiry; a key the config
+ * names and the token lacks is MISSING, exit 4. */
+static void
+test_wallet_keys_by_merchant(void **state)
+{
+    char conf[400];
+
+    (void)state;
+    assert_int_equal(ceremony("--config %s wallet-keys", d.conf), 0);
+    assert_true(has(out_file, "by merchant, as "));
+    assert_true(has(out_file, "merchant m-1001"));
+    assert_true(has(out_file, "  Apple Pay    " APPLE_KEY));
+    assert_true(has(out_file, "merchant m-2001"));
+    assert_true(has(out_file, "  Google Pay   recipient " MOOV_RECIPIENT));
+    assert_true(has(out_file, "  Google Pay   " GOOGLE_KEY));
+    assert_true(lacks(out_file, "merchant m-pan")); /* takes no wallet */
+    assert_true(lacks(out_file, "MISSING"));
+    /* gala-2023's certificate, as stored by applepay-cert, with its expiry. */
+    assert_int_equal(tv_run("grep -A3 '  Apple Pay    " APPLE_KEY "' %s | grep -q 'expires'",
+                            out_file),
+                     0);
+    /* Without --config: the token alone, no merchant section. */
+    assert_int_equal(ceremony("wallet-keys"), 0);
+    assert_true(lacks(out_file, "by merchant"));
+    /* A config naming a key the token does not hold. */
+    snprintf(conf, sizeof(conf), "%s/missing.conf", d.token.dir);
+    assert_int_equal(tv_run("cp %s %s && chmod 600 %s && printf '[merchant m-3003]\\n"
+                            "applepay_keys = applepay-nowhere\\n' >> %s",
+                            d.conf, conf, conf, conf),
+                     0);
+    assert_int_equal(ceremony("--config %s wallet-keys", conf), 4);
+    assert_true(has(out_file, "applepay-nowhere"));
+    assert_true(has(out_file, "MISSING from the token"));
+}
+
 static void
 test_usage(void **state)
 {
@@ -585,6 +621,7 @@ main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_unknown_merchant),
+        cmocka_unit_test(test_wallet_keys_by_merchant),
         cmocka_unit_test(test_usage),
     };
 

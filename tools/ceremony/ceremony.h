@@ -154,7 +154,10 @@ int cmd_applepay_cert(hsm_session *s, const struct ceremony_opts *o);
 int cmd_googlepay_key(hsm_session *s, const struct ceremony_opts *o);
 int cmd_samsungpay_key(hsm_session *s, const struct ceremony_opts *o);
 int cmd_trust_anchor(hsm_session *s, const struct ceremony_opts *o);
-int cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o);
+/* |config| (may be NULL): tokenvaultd's config; the keys it names are then
+ * also listed merchant by merchant, and one missing from the token gives
+ * EXIT_NOT_FOUND. */
+int cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o, const char *config);
 /* Imports a wallet private key from --in (wallet.c); the one wallet key
  * not made in the HSM. */
 int cmd_wallet_import(hsm_session *s, const struct ceremony_opts *o);

@@ -102,11 +102,14 @@ run_trust_anchor(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     return cmd_trust_anchor(s, o);
 }
 
+/* Options of wallet-check; --config serves wallet-keys too. */
+static struct wallet_check_opts wallet_check_opts;
+
 static int
 run_wallet_keys(hsm *h, hsm_session *s, const struct ceremony_opts *o)
 {
     (void)h;
-    return cmd_wallet_keys(s, o);
+    return cmd_wallet_keys(s, o, wallet_check_opts.config);
 }
 
 static int
@@ -117,7 +120,6 @@ run_wallet_import(hsm *h, hsm_session *s, const struct ceremony_opts *o)
 }
 
 /* wallet-check's own options (wallet_check.h), set by parse_args. */
-static struct wallet_check_opts wallet_check_opts;
 
 static int
 run_wallet_check(hsm *h, hsm_session *s, const struct ceremony_opts *o)
@@ -207,7 +209,8 @@ usage(FILE *f)
             "  trust-anchor    store a trust anchor --label L from --in FILE: --kind\n"
             "                  apple-root (Apple Root CA - G3) or google-keys (keys.json)\n"
             "  wallet-keys     list wallet keys, their certificates and the trust anchors:\n"
-            "                  KCV, merchant id, expiry\n"
+            "                  KCV, merchant id, expiry; with --config FILE (tokenvault.conf)\n"
+            "                  also the keys each merchant names (exit 4 if one is missing)\n"
             "  wallet-import   import an existing wallet private key (a merchant moving from\n"
             "                  another processor): --label L --kind ec|rsa|rsa-decrypt --in\n"
             "                  KEYFILE (PEM or DER, PKCS#8/SEC1/PKCS#1, unencrypted, mode\n"

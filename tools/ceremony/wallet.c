@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "vault/config.h"
 #include "vault/wallet/anchors.h"
 
 /* Largest certificate file read (PEM of a WALLET_CERT_MAX certificate). */
@@ -817,11 +818,77 @@ list_obj(void *ctx, const hsm_wallet_obj *obj)
     return 0;
 }
 
+/* One key a merchant's config section names: present in the token, its
+ * kind and KCV, and its certificate's expiry where it has one; MISSING
+ * (and *rc EXIT_NOT_FOUND) when the token lacks it, for the service would
+ * refuse that merchant's packets. */
+static void
+configured_key(hsm_session *s, const char *wallet, const char *label, const char *kid, int *rc)
+{
+    uint8_t der[HSM_CERT_MAX];
+    size_t der_len = 0;
+    hsm_key_info info;
+    hsm_key *key = NULL;
+    int r;
+
+    printf("  %-12s %-28s", wallet, label);
+    if ((r = hsm_key_find(s, label, &key)) == HSM_ERR_KEY_NOT_FOUND) {
+        printf(" MISSING from the token\n");
+        *rc = EXIT_NOT_FOUND;
+        return;
+    }
+    if (r != HSM_OK || (r = hsm_key_info_get(s, key, &info)) != HSM_OK) {
+        printf("\n");
+        *rc = ceremony_report(label, r);
+        return;
+    }
+    printf(" %-15s KCV ", hsm_key_kind_name(info.kind));
+    ceremony_print_hex(info.kcv, sizeof(info.kcv));
+    if (kid != NULL)
+        printf("  kid %s", kid);
+    printf("\n");
+    if (hsm_key_cert_get(s, key, der, sizeof(der), &der_len) == HSM_OK)
+        print_cert_facts(der, der_len);
+}
+
+/* The wallet keys tokenvaultd's config names, merchant by merchant. */
+static int
+list_configured(hsm_session *s, const char *path)
+{
+    struct vault_config *cfg = NULL;
+    char err[VAULT_CONFIG_ERR_MAX];
+    int rc = EXIT_OK;
+
+    if (vault_config_load(&cfg, path, err, sizeof(err)) != 0) {
+        ceremony_err("%s", err);
+        return EXIT_FAIL;
+    }
+    printf("\nby merchant, as %s names them:\n", path);
+    for (size_t i = 0; i < cfg->num_merchants; i++) {
+        const struct vault_merchant *m = &cfg->merchants[i];
+        const struct vault_merchant_wallets *w = m->wallets;
+
+        if (w == NULL)
+            continue;
+        printf("\nmerchant %s\n", m->id);
+        for (size_t k = 0; k < w->num_apple; k++)
+            configured_key(s, "Apple Pay", w->apple[k], NULL, &rc);
+        if (w->google_recipient[0] != '\0')
+            printf("  %-12s recipient %s (keys newest first)\n", "Google Pay", w->google_recipient);
+        for (size_t k = 0; k < w->num_google; k++)
+            configured_key(s, "Google Pay", w->google[k], NULL, &rc);
+        for (size_t k = 0; k < w->num_samsung; k++)
+            configured_key(s, "Samsung Pay", w->samsung[k].label, w->samsung[k].kid, &rc);
+    }
+    vault_config_free(cfg);
+    return rc;
+}
+
 int
-cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o)
+cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o, const char *config)
 {
     struct list_ctx c = { s, EXIT_OK };
-    int r;
+    int r, rc;
 
     (void)o;
     printf("wallet keys (KCV: first 3 bytes of SHA-256 of the public key's SPKI):\n\n");
@@ -830,6 +897,8 @@ cmd_wallet_keys(hsm_session *s, const struct ceremony_opts *o)
     printf("\ncertificates and trust anchors (a certificate's KCV equals its key's):\n\n");
     if ((r = hsm_wallet_obj_list(s, list_obj, &c)) != HSM_OK)
         return ceremony_report("object list", r);
+    if (config != NULL && (rc = list_configured(s, config)) != EXIT_OK && c.rc == EXIT_OK)
+        c.rc = rc;
     return c.rc;
 }
 
