@@ -341,6 +341,9 @@ backup=$state/backup-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -m 700 "$backup"
 "$bin/tools/tokenvault-admin" backup --store "$state/store" --out "$backup"
 echo
+echo "== the backup checked offline: every index points to its record, the audit chain is whole"
+"$bin/tools/tokenvault-admin" check --store "$backup"
+echo
 echo "== stop (SIGTERM drains and commits), then look for the card numbers in the files"
 kill -TERM "$pid"
 wait "$pid" || true
