@@ -2277,7 +2277,9 @@ print_costs(const struct drv_result *res, const char *unit)
  *   RH_CHECK SESSION_CHECK: hsm_hmac_verify of that signature (check_prepare)
  *   RH_MIT   MIT_AUTHORIZE for a caller without the reveal role: hsm_random
  *            (16 bytes, the approval id; vault/ops/mandates.c random_id) */
-enum rh_kind { RH_INIT, RH_CHECK, RH_MIT, RH_STORE, RH_REVEAL };
+/*   RH_GET, RH_LIST  the reads of CARD_GET and CARD_LIST (no HSM call; run by
+ *            the same pass for the same measurement, see cards_read) */
+enum rh_kind { RH_INIT, RH_CHECK, RH_MIT, RH_STORE, RH_REVEAL, RH_GET, RH_LIST };
 
 struct rh_ctx {
     hsm *h;
@@ -2285,6 +2287,7 @@ struct rh_ctx {
     hsm_key *fpk; /* RH_STORE: vault-fingerprint */
     hsm_key *dek; /* RH_STORE, RH_REVEAL: a DEK of the run */
     struct card_item *cards; /* RH_STORE fills token and rec, RH_REVEAL opens rec */
+    struct vault_store *store; /* RH_GET, RH_LIST: the scratch store read */
     enum rh_kind kind;
     const char *tag;
     uint64_t created_ms;
@@ -2296,6 +2299,62 @@ struct rh_ctx {
     atomic_size_t failed;
     atomic_flag reported;
 };
+
+/* The reads of CARD_GET and CARD_LIST (ops_card_get, ops_card_list): one
+ * read transaction per request, the card (and for a list, each card the
+ * customer holds) read and decoded. No HSM: neither opens a secret. */
+struct read_list {
+    struct store_txn *t;
+    size_t found;
+    int r;
+};
+
+static int
+read_list_one(void *ctx, const MDB_val *val)
+{
+    struct read_list *l = ctx;
+    char token[API_ID_MAX + 1];
+    struct card_record rec;
+
+    if (val->mv_size > API_ID_MAX) {
+        l->r = -API_STATUS_INTERNAL;
+        return 1;
+    }
+    memcpy(token, val->mv_data, val->mv_size);
+    token[val->mv_size] = '\0';
+    if ((l->r = ops_card_load(l->t, BENCH_MERCHANT, token, &rec)) != 0)
+        return 1;
+    l->found++;
+    return 0;
+}
+
+static int
+cards_read(struct rh_ctx *c, size_t i)
+{
+    const struct card_item *ci = &c->cards[i];
+    struct store_txn t;
+    struct card_record rec;
+    int r;
+
+    if ((r = store_read_begin(c->store, &t)) != 0)
+        return r;
+    if (c->kind == RH_GET) {
+        r = ops_card_load(&t, BENCH_MERCHANT, ci->token, &rec);
+    } else {
+        uint8_t ck[API_ID_MAX + 1 + API_CUSTOMER_NUMBER_MAX];
+        size_t mlen = strlen(BENCH_MERCHANT), clen = strlen(ci->customer);
+        struct read_list l = {.t = &t};
+
+        memcpy(ck, BENCH_MERCHANT, mlen);
+        ck[mlen] = 0;
+        memcpy(ck + mlen + 1, ci->customer, clen);
+        r = store_dup_each(&t, STORE_DB_CUSTOMERS, ck, mlen + 1 + clen, read_list_one, &l);
+        if (r == 0 || r == 1)
+            r = l.r != 0 ? l.r : l.found == 1 ? 0 : -API_STATUS_NOT_FOUND;
+    }
+    store_read_end(&t);
+    return r;
+}
 
 /* What a worker does for a new card (vault/ops/cards.c ops_card_store:
  * the fingerprint HMAC, the token's random bytes, the record sealed with
@@ -2360,6 +2419,8 @@ rh_one(struct rh_ctx *c, hsm_session *s, size_t i)
     }
     if (c->kind == RH_STORE || c->kind == RH_REVEAL)
         return rh_card(c, s, i);
+    if (c->kind == RH_GET || c->kind == RH_LIST)
+        return cards_read(c, i) == 0 ? HSM_OK : HSM_ERR_INTERNAL;
     if (c->kind == RH_INIT && (e = hsm_random(s, c->sess[i].nonce, OPS_NONCE_LEN)) != HSM_OK)
         return e;
     sale_session_of(c->tag, i, c->created_ms, c->lifetime_s, &sess);
@@ -2433,7 +2494,7 @@ rh_pass(struct rh_ctx *c, unsigned threads, struct raw_result *out)
     free(c->lat);
     c->lat = NULL;
     if (started != threads || atomic_load(&c->failed) != 0) {
-        err("raw: %zu of %zu HSM steps failed", atomic_load(&c->failed), c->n);
+        err("raw: %zu of %zu steps failed", atomic_load(&c->failed), c->n);
         return -1;
     }
     return 0;
@@ -3289,125 +3350,6 @@ out:
 
 /* ---- cards: CARD_STORE, CARD_GET, CARD_LIST, CARD_REVEAL ----------------------------- */
 
-/* The reads of CARD_GET and CARD_LIST (ops_card_get, ops_card_list): one
- * read transaction per request, the card (and for a list, each card the
- * customer holds) read and decoded, on |threads| threads as the workers do.
- * No HSM: neither opens a secret. */
-enum rr_kind { RR_GET, RR_LIST };
-
-struct rr_ctx {
-    struct vault_store *store;
-    enum rr_kind kind;
-    const struct card_item *cards;
-    size_t n;
-    uint64_t *lat;
-    atomic_size_t next;
-    atomic_size_t failed;
-};
-
-struct rr_list {
-    struct store_txn *t;
-    size_t found;
-    int r;
-};
-
-static int
-rr_list_one(void *ctx, const MDB_val *val)
-{
-    struct rr_list *l = ctx;
-    char token[API_ID_MAX + 1];
-    struct card_record rec;
-
-    if (val->mv_size > API_ID_MAX) {
-        l->r = -API_STATUS_INTERNAL;
-        return 1;
-    }
-    memcpy(token, val->mv_data, val->mv_size);
-    token[val->mv_size] = '\0';
-    if ((l->r = ops_card_load(l->t, BENCH_MERCHANT, token, &rec)) != 0)
-        return 1;
-    l->found++;
-    return 0;
-}
-
-static int
-rr_one(struct rr_ctx *c, size_t i)
-{
-    const struct card_item *ci = &c->cards[i];
-    struct store_txn t;
-    struct card_record rec;
-    int r;
-
-    if ((r = store_read_begin(c->store, &t)) != 0)
-        return r;
-    if (c->kind == RR_GET) {
-        r = ops_card_load(&t, BENCH_MERCHANT, ci->token, &rec);
-    } else {
-        uint8_t ck[API_ID_MAX + 1 + API_CUSTOMER_NUMBER_MAX];
-        size_t mlen = strlen(BENCH_MERCHANT), clen = strlen(ci->customer);
-        struct rr_list l = {.t = &t};
-
-        memcpy(ck, BENCH_MERCHANT, mlen);
-        ck[mlen] = 0;
-        memcpy(ck + mlen + 1, ci->customer, clen);
-        r = store_dup_each(&t, STORE_DB_CUSTOMERS, ck, mlen + 1 + clen, rr_list_one, &l);
-        if (r == 0 || r == 1)
-            r = l.r != 0 ? l.r : l.found == 1 ? 0 : -API_STATUS_NOT_FOUND;
-    }
-    store_read_end(&t);
-    return r;
-}
-
-static void *
-rr_thread(void *arg)
-{
-    struct rr_ctx *c = arg;
-    size_t i;
-
-    while ((i = atomic_fetch_add(&c->next, 1)) < c->n) {
-        uint64_t t0 = mono_ns();
-
-        if (rr_one(c, i) != 0)
-            atomic_fetch_add(&c->failed, 1);
-        c->lat[i] = mono_ns() - t0;
-    }
-    return NULL;
-}
-
-static int
-rr_pass(struct rr_ctx *c, unsigned threads, struct raw_result *out)
-{
-    pthread_t th[RAW_THREADS_MAX];
-    unsigned started = 0;
-    uint64_t t0, t1;
-    double cpu0;
-
-    memset(out, 0, sizeof(*out));
-    atomic_store(&c->next, 0);
-    atomic_store(&c->failed, 0);
-    if ((c->lat = calloc(c->n, sizeof(*c->lat))) == NULL)
-        return -1;
-    t0 = mono_ns();
-    cpu0 = cpu_seconds();
-    for (; started < threads; started++)
-        if (pthread_create(&th[started], NULL, rr_thread, c) != 0)
-            break;
-    for (unsigned t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
-    t1 = mono_ns();
-    out->seconds = (double)(t1 - t0) / (double)NS_PER_S;
-    out->pps = (double)c->n / out->seconds;
-    out->cpu_ms = (cpu_seconds() - cpu0) * (double)MS_PER_S / (double)c->n;
-    lat_stats_get(c->lat, c->n, &out->lat);
-    free(c->lat);
-    c->lat = NULL;
-    if (started != threads || atomic_load(&c->failed) != 0) {
-        err("raw reads: %zu of %zu failed", atomic_load(&c->failed), c->n);
-        return -1;
-    }
-    return 0;
-}
-
 struct cards_raw {
     struct raw_result hsm_store, hsm_reveal, st_store, st_reveal, rd_get, rd_list;
     double st_store_jpc, st_reveal_jpc;
@@ -3422,7 +3364,6 @@ cards_raw(const struct vault_config *cfg, const char *state, const struct load_o
 {
     struct rh_ctx h;
     struct rs_ctx st;
-    struct rr_ctx rd;
     struct card_record *recs = NULL;
     hsm_pin_source *pin = NULL;
     hsm_session *s = NULL;
@@ -3432,7 +3373,6 @@ cards_raw(const struct vault_config *cfg, const char *state, const struct load_o
 
     memset(&h, 0, sizeof(h));
     memset(&st, 0, sizeof(st));
-    memset(&rd, 0, sizeof(rd));
     memset(out, 0, sizeof(*out));
     if ((recs = calloc(lo->count, sizeof(*recs))) == NULL)
         return -1;
@@ -3468,14 +3408,12 @@ cards_raw(const struct vault_config *cfg, const char *state, const struct load_o
     st.kind = RS_STORE;
     if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_store, &out->st_store_jpc) != 0)
         goto out;
-    rd.store = st.store;
-    rd.cards = cards;
-    rd.n = lo->count;
-    rd.kind = RR_GET;
-    if (rr_pass(&rd, lo->raw_threads, &out->rd_get) != 0)
+    h.store = st.store;
+    h.kind = RH_GET;
+    if (rh_pass(&h, lo->raw_threads, &out->rd_get) != 0)
         goto out;
-    rd.kind = RR_LIST;
-    if (rr_pass(&rd, lo->raw_threads, &out->rd_list) != 0)
+    h.kind = RH_LIST;
+    if (rh_pass(&h, lo->raw_threads, &out->rd_list) != 0)
         goto out;
     st.kind = RS_REVEAL;
     if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_reveal, &out->st_reveal_jpc) != 0)
