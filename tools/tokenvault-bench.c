@@ -188,7 +188,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* The scratch store of the raw store limit (in the --state directory, on
  * the file system of the service's store as scripts/bench lays it out). */
 #define RAW_STORE_DIR "raw-store"
-#define RAW_STORE_MAP_BYTES (UINT64_C(1) << 30)
+/* Room for a million cards with their indexes and audit entries (about
+ * 1.5 KB each); the map is sparse, only what is written takes disk. */
+#define RAW_STORE_MAP_BYTES (UINT64_C(8) << 30)
 /* Records written per setup job of the scratch store. */
 #define RAW_STORE_SETUP_BATCH 500u
 /* How often the driver looks for the next metrics file, and how much longer
