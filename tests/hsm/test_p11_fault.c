@@ -556,6 +556,67 @@ test_star_spares_finalize(void **state)
     free(st);
 }
 
+/* The last count the stats file holds for |fn| (each C_Finalize appends a
+ * block; the newest is last). */
+static unsigned long
+last_calls(const char *st, const char *fn)
+{
+    size_t n = strlen(fn);
+    unsigned long calls = 0;
+
+    for (const char *p = st; (p = strstr(p, fn)) != NULL; p += n)
+        if ((p == st || p[-1] == '\n') && p[n] == ' ')
+            calls = strtoul(p + n + 1, NULL, 10);
+    return calls;
+}
+
+/* Opens the wrapper, makes three MACs with the test key (the first under
+ * |rules|, which may be NULL), closes, and returns how many sessions the
+ * hsm opened; *first gets the first MAC's code. */
+static unsigned long
+sessions_for_three_macs(const char *rules, int *first)
+{
+    hsm_session *s = NULL;
+    hsm_key *key = NULL;
+    uint8_t mac[HSM_HMAC_SHA256_LEN];
+    char *st;
+    unsigned long n;
+
+    assert_hsm(open_faulty(), HSM_OK);
+    assert_hsm(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_hsm(hsm_key_find(s, MAC_LABEL, &key), HSM_OK);
+    hsm_session_release(s);
+    assert_int_equal(tv_p11_fault_set(ctl, rules), 0);
+    *first = sign_once(key, mac);
+    assert_int_equal(tv_p11_fault_set(ctl, NULL), 0);
+    assert_hsm(sign_once(key, mac), HSM_OK);
+    assert_hsm(sign_once(key, mac), HSM_OK);
+    st = stats_after_close();
+    n = last_calls(st, "C_OpenSession");
+    free(st);
+    return n;
+}
+
+/* A module that answers CKR_OPERATION_ACTIVE left an operation open on
+ * the session: the session is closed when given back, not pooled, so the
+ * next caller gets a fresh one (one C_OpenSession more than without it). */
+static void
+test_operation_active_session_dropped(void **state)
+{
+    uint8_t mac[HSM_HMAC_SHA256_LEN];
+    unsigned long plain, faulty;
+    int first = 0;
+
+    (void)state;
+    (void)mac_key(mac);
+    free(stats_after_close());
+    plain = sessions_for_three_macs(NULL, &first);
+    assert_hsm(first, HSM_OK);
+    faulty = sessions_for_three_macs("C_SignInit CKR_OPERATION_ACTIVE count 1", &first);
+    assert_hsm(first, HSM_ERR_INTERNAL);
+    assert_int_equal(faulty, plain + 1);
+}
+
 int
 main(void)
 {
@@ -571,6 +632,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_threads_share_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_target_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_star_spares_finalize, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operation_active_session_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
