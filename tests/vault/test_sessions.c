@@ -39,6 +39,7 @@
 #include "api/client.h"
 #include "api/frame.h"
 #include "tests/support/daemon.h"
+#include "tests/support/raw_frame.h"
 #include "vault/audit.h"
 #include "vault/ops/sessions.h"
 #include "vault/store.h"
@@ -317,109 +318,20 @@ delete_card(const char *merchant, const char *token)
 
 /* ---- raw TLS, for frames the client library will not build ---------------------------- */
 
-static SSL *
-raw_connect(int *out_fd)
-{
-    SSL *ssl = tv_daemon_raw_tls(&d, "client", out_fd);
-
-    assert_non_null(ssl);
-    assert_int_equal(SSL_connect(ssl), 1);
-    return ssl;
-}
-
-struct raw {
-    struct api_writer w;
-    size_t mark;
-};
-
-static void
-raw_begin(struct raw *f, uint16_t opcode)
-{
-    api_writer_init(&f->w, API_LEN_PREFIX + API_FRAME_MAX);
-    assert_int_equal(api_writer_begin_u32(&f->w, &f->mark), 0);
-    assert_int_equal(api_writer_put_u16(&f->w, API_MAGIC), 0);
-    assert_int_equal(api_writer_put_u8(&f->w, API_VERSION), 0);
-    assert_int_equal(api_writer_put_u8(&f->w, 0), 0);
-    assert_int_equal(api_writer_put_u16(&f->w, opcode), 0);
-    assert_int_equal(api_writer_put_u16(&f->w, 0), 0);
-    assert_int_equal(api_writer_put_u64(&f->w, 9), 0);
-}
-
-static void
-raw_field(struct raw *f, uint16_t tag, const void *v, size_t len)
-{
-    assert_int_equal(api_writer_put_u16(&f->w, tag), 0);
-    assert_int_equal(api_writer_put_u32(&f->w, (uint32_t)len), 0);
-    assert_int_equal(api_writer_put_bytes(&f->w, v, len), 0);
-}
-
-static void
-raw_str(struct raw *f, uint16_t tag, const char *s)
-{
-    raw_field(f, tag, s, strlen(s));
-}
-
-static void
-raw_u64(struct raw *f, uint16_t tag, uint64_t v)
-{
-    uint8_t b[8];
-
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        b[i] = (uint8_t)v;
-    raw_field(f, tag, b, sizeof(b));
-}
-
-/* Sends |f| as the gateway; the answer's status and errorTag. */
-static void
-raw_send(struct raw *f, unsigned *out_status, uint16_t *out_tag)
-{
-    static uint8_t buf[API_LEN_PREFIX + API_FRAME_MAX];
-    struct api_frame resp = {0};
-    struct api_field_error fe;
-    const struct api_error_resp *e;
-    uint32_t len = 0;
-    size_t got = 0;
-    int fd, n;
-    SSL *ssl = raw_connect(&fd);
-
-    assert_int_equal(api_writer_end_u32(&f->w, f->mark), 0);
-    assert_int_equal(SSL_write(ssl, api_writer_data(&f->w), (int)api_writer_len(&f->w)),
-                     (int)api_writer_len(&f->w));
-    while (got < API_LEN_PREFIX) {
-        assert_true((n = SSL_read(ssl, buf + got, (int)(API_LEN_PREFIX - got))) > 0);
-        got += (size_t)n;
-    }
-    assert_int_equal(api_frame_length(buf, &len), 0);
-    assert_true(len <= sizeof(buf) - API_LEN_PREFIX);
-    while (got < API_LEN_PREFIX + len) {
-        assert_true((n = SSL_read(ssl, buf + got, (int)(API_LEN_PREFIX + len - got))) > 0);
-        got += (size_t)n;
-    }
-    assert_int_equal(api_frame_decode(&resp, buf + API_LEN_PREFIX, len, API_DIR_RESPONSE, &fe), 0);
-    *out_status = resp.hdr.status;
-    e = resp.msg;
-    *out_tag = resp.hdr.status != 0 && e->has_error_tag ? e->error_tag : 0;
-    api_frame_cleanup(&resp);
-    SSL_free(ssl);
-    close(fd);
-    ERR_clear_error();
-    api_writer_cleanup(&f->w);
-}
-
 /* A raw SESSION_CHECK of the session, with |nonce_len| bytes of its nonce,
  * |sig_len| of its signature and |device_len| of its device data. */
 static void
-raw_check(struct raw *f, const struct api_session_check_req *q, size_t nonce_len, size_t sig_len,
+raw_check(struct tv_raw *f, const struct api_session_check_req *q, size_t nonce_len, size_t sig_len,
           size_t device_len)
 {
-    raw_begin(f, API_OP_SESSION_CHECK);
-    raw_str(f, API_TAG_MERCHANT, q->merchant);
-    raw_field(f, API_TAG_NONCE, q->nonce.data, nonce_len);
-    raw_field(f, API_TAG_SIGNATURE, q->signature.data, sig_len);
-    raw_field(f, API_TAG_ACCESS_TOKEN_HASH, q->access_token_hash.data, q->access_token_hash.len);
-    raw_u64(f, API_TAG_AMOUNT, q->amount);
-    raw_str(f, API_TAG_CURRENCY, q->currency);
-    raw_field(f, API_TAG_DEVICE_DATA, q->device_data.data, device_len);
+    tv_raw_begin(f, API_OP_SESSION_CHECK, 9);
+    tv_raw_str(f, API_TAG_MERCHANT, q->merchant);
+    tv_raw_field(f, API_TAG_NONCE, q->nonce.data, nonce_len);
+    tv_raw_field(f, API_TAG_SIGNATURE, q->signature.data, sig_len);
+    tv_raw_field(f, API_TAG_ACCESS_TOKEN_HASH, q->access_token_hash.data, q->access_token_hash.len);
+    tv_raw_u64(f, API_TAG_AMOUNT, q->amount);
+    tv_raw_str(f, API_TAG_CURRENCY, q->currency);
+    tv_raw_field(f, API_TAG_DEVICE_DATA, q->device_data.data, device_len);
 }
 
 /* ---- fixture ---------------------------------------------------------------------------- */
@@ -979,7 +891,7 @@ test_bad_input(void **state)
     struct api_session_init_req q;
     struct api_session_init_resp resp;
     struct api_session_check_req cq;
-    struct raw f;
+    struct tv_raw f;
     unsigned status;
     uint16_t tag;
     uint8_t zero[API_HASH_LEN + 1] = {0};
@@ -989,74 +901,74 @@ test_bad_input(void **state)
     tv_session_check_req(&cq, &q, &resp);
 
     raw_check(&f, &cq, API_NONCE_MIN - 1, API_SIGNATURE_LEN, cq.device_data.len);
-    raw_send(&f, &status, &tag);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_LENGTH);
     assert_int_equal(tag, API_TAG_NONCE);
     raw_check(&f, &cq, API_NONCE_MAX, API_SIGNATURE_LEN - 1, cq.device_data.len);
-    raw_send(&f, &status, &tag);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_LENGTH);
     assert_int_equal(tag, API_TAG_SIGNATURE);
     raw_check(&f, &cq, API_NONCE_MAX, API_SIGNATURE_LEN, 0);
-    raw_send(&f, &status, &tag);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_LENGTH);
     assert_int_equal(tag, API_TAG_DEVICE_DATA);
     raw_check(&f, &cq, API_NONCE_MAX, API_SIGNATURE_LEN, cq.device_data.len);
-    raw_str(&f, API_TAG_CVC, "123");
-    raw_send(&f, &status, &tag);
+    tv_raw_str(&f, API_TAG_CVC, "123");
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_PROHIBITED_DATA);
     raw_check(&f, &cq, API_NONCE_MAX, API_SIGNATURE_LEN, cq.device_data.len);
-    raw_str(&f, API_TAG_CUSTOMER_NUMBER, "c-1");
-    raw_send(&f, &status, &tag);
+    tv_raw_str(&f, API_TAG_CUSTOMER_NUMBER, "c-1");
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_UNKNOWN_FIELD);
     raw_check(&f, &cq, API_NONCE_MAX, API_SIGNATURE_LEN, cq.device_data.len);
-    raw_field(&f, API_TAG_NONCE, cq.nonce.data, API_NONCE_MAX);
-    raw_send(&f, &status, &tag);
+    tv_raw_field(&f, API_TAG_NONCE, cq.nonce.data, API_NONCE_MAX);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_DUPLICATE_FIELD);
 
     /* INIT: an access-token hash of the wrong length, a zero lifetime, an
      * amount past the limit. */
-    raw_begin(&f, API_OP_SESSION_INIT);
-    raw_str(&f, API_TAG_MERCHANT, MERCHANT);
-    raw_field(&f, API_TAG_ACCESS_TOKEN_HASH, zero, API_HASH_LEN + 1);
-    raw_u64(&f, API_TAG_AMOUNT, 1);
-    raw_str(&f, API_TAG_CURRENCY, "EUR");
-    raw_str(&f, API_TAG_DEVICE_DATA, DEVICE_MARK);
-    raw_send(&f, &status, &tag);
+    tv_raw_begin(&f, API_OP_SESSION_INIT, 9);
+    tv_raw_str(&f, API_TAG_MERCHANT, MERCHANT);
+    tv_raw_field(&f, API_TAG_ACCESS_TOKEN_HASH, zero, API_HASH_LEN + 1);
+    tv_raw_u64(&f, API_TAG_AMOUNT, 1);
+    tv_raw_str(&f, API_TAG_CURRENCY, "EUR");
+    tv_raw_str(&f, API_TAG_DEVICE_DATA, DEVICE_MARK);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_LENGTH);
     assert_int_equal(tag, API_TAG_ACCESS_TOKEN_HASH);
-    raw_begin(&f, API_OP_SESSION_INIT);
-    raw_str(&f, API_TAG_MERCHANT, MERCHANT);
-    raw_field(&f, API_TAG_ACCESS_TOKEN_HASH, zero, API_HASH_LEN);
-    raw_u64(&f, API_TAG_AMOUNT, API_AMOUNT_MAX + 1);
-    raw_str(&f, API_TAG_CURRENCY, "EUR");
-    raw_str(&f, API_TAG_DEVICE_DATA, DEVICE_MARK);
-    raw_send(&f, &status, &tag);
+    tv_raw_begin(&f, API_OP_SESSION_INIT, 9);
+    tv_raw_str(&f, API_TAG_MERCHANT, MERCHANT);
+    tv_raw_field(&f, API_TAG_ACCESS_TOKEN_HASH, zero, API_HASH_LEN);
+    tv_raw_u64(&f, API_TAG_AMOUNT, API_AMOUNT_MAX + 1);
+    tv_raw_str(&f, API_TAG_CURRENCY, "EUR");
+    tv_raw_str(&f, API_TAG_DEVICE_DATA, DEVICE_MARK);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_VALUE);
     assert_int_equal(tag, API_TAG_AMOUNT);
-    raw_begin(&f, API_OP_SESSION_INIT);
-    raw_str(&f, API_TAG_MERCHANT, MERCHANT);
-    raw_field(&f, API_TAG_ACCESS_TOKEN_HASH, zero, API_HASH_LEN);
-    raw_u64(&f, API_TAG_AMOUNT, 1);
-    raw_str(&f, API_TAG_CURRENCY, "eur");
-    raw_str(&f, API_TAG_DEVICE_DATA, DEVICE_MARK);
-    raw_send(&f, &status, &tag);
+    tv_raw_begin(&f, API_OP_SESSION_INIT, 9);
+    tv_raw_str(&f, API_TAG_MERCHANT, MERCHANT);
+    tv_raw_field(&f, API_TAG_ACCESS_TOKEN_HASH, zero, API_HASH_LEN);
+    tv_raw_u64(&f, API_TAG_AMOUNT, 1);
+    tv_raw_str(&f, API_TAG_CURRENCY, "eur");
+    tv_raw_str(&f, API_TAG_DEVICE_DATA, DEVICE_MARK);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_VALUE);
     assert_int_equal(tag, API_TAG_CURRENCY);
 
     /* MAP: an e-mail too short, a clientCardId with a blank. */
-    raw_begin(&f, API_OP_CARD_MAP);
-    raw_str(&f, API_TAG_MERCHANT, MERCHANT);
-    raw_str(&f, API_TAG_CLIENT_CARD_ID, "ccid-raw");
-    raw_str(&f, API_TAG_TOKEN, "tok");
-    raw_str(&f, API_TAG_EMAIL, "a@");
-    raw_send(&f, &status, &tag);
+    tv_raw_begin(&f, API_OP_CARD_MAP, 9);
+    tv_raw_str(&f, API_TAG_MERCHANT, MERCHANT);
+    tv_raw_str(&f, API_TAG_CLIENT_CARD_ID, "ccid-raw");
+    tv_raw_str(&f, API_TAG_TOKEN, "tok");
+    tv_raw_str(&f, API_TAG_EMAIL, "a@");
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_LENGTH);
     assert_int_equal(tag, API_TAG_EMAIL);
-    raw_begin(&f, API_OP_CARD_MAP);
-    raw_str(&f, API_TAG_MERCHANT, MERCHANT);
-    raw_str(&f, API_TAG_CLIENT_CARD_ID, "ccid raw");
-    raw_str(&f, API_TAG_TOKEN, "tok");
-    raw_send(&f, &status, &tag);
+    tv_raw_begin(&f, API_OP_CARD_MAP, 9);
+    tv_raw_str(&f, API_TAG_MERCHANT, MERCHANT);
+    tv_raw_str(&f, API_TAG_CLIENT_CARD_ID, "ccid raw");
+    tv_raw_str(&f, API_TAG_TOKEN, "tok");
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_VALUE);
     assert_int_equal(tag, API_TAG_CLIENT_CARD_ID);
 

@@ -31,6 +31,7 @@
 #include "api/client.h"
 #include "api/frame.h"
 #include "tests/support/daemon.h"
+#include "tests/support/raw_frame.h"
 #include "vault/audit.h"
 #include "vault/cardnum.h"
 #include "vault/keys.h"
@@ -102,118 +103,23 @@ raw_close(SSL *ssl, int fd)
     ERR_clear_error();
 }
 
-/* Reads one response frame; 0 with *out decoded, or -1 when the connection
- * ends first. */
-static int
-raw_read(SSL *ssl, uint8_t *buf, size_t cap, struct api_frame *out)
-{
-    struct api_field_error fe;
-    uint32_t len = 0;
-    size_t got = 0;
-    int n;
-
-    while (got < API_LEN_PREFIX) {
-        if ((n = SSL_read(ssl, buf + got, (int)(API_LEN_PREFIX - got))) <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    if (api_frame_length(buf, &len) != 0 || len > cap - API_LEN_PREFIX)
-        return -1;
-    while (got < API_LEN_PREFIX + len) {
-        if ((n = SSL_read(ssl, buf + got, (int)(API_LEN_PREFIX + len - got))) <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    return api_frame_decode(out, buf + API_LEN_PREFIX, len, API_DIR_RESPONSE, &fe) == 0 ? 0 : -1;
-}
-
-/* A frame built field by field. */
-struct raw {
-    struct api_writer w;
-    size_t mark;
-};
-
-static void
-raw_begin(struct raw *f, uint16_t opcode, uint64_t rid)
-{
-    api_writer_init(&f->w, API_LEN_PREFIX + API_FRAME_MAX);
-    assert_int_equal(api_writer_begin_u32(&f->w, &f->mark), 0);
-    assert_int_equal(api_writer_put_u16(&f->w, API_MAGIC), 0);
-    assert_int_equal(api_writer_put_u8(&f->w, API_VERSION), 0);
-    assert_int_equal(api_writer_put_u8(&f->w, 0), 0);
-    assert_int_equal(api_writer_put_u16(&f->w, opcode), 0);
-    assert_int_equal(api_writer_put_u16(&f->w, 0), 0);
-    assert_int_equal(api_writer_put_u64(&f->w, rid), 0);
-}
-
-static void
-raw_field(struct raw *f, uint16_t tag, const void *v, size_t len)
-{
-    assert_int_equal(api_writer_put_u16(&f->w, tag), 0);
-    assert_int_equal(api_writer_put_u32(&f->w, (uint32_t)len), 0);
-    assert_int_equal(api_writer_put_bytes(&f->w, v, len), 0);
-}
-
-static void
-raw_str(struct raw *f, uint16_t tag, const char *s)
-{
-    raw_field(f, tag, s, strlen(s));
-}
-
-static void
-raw_u8(struct raw *f, uint16_t tag, uint8_t v)
-{
-    raw_field(f, tag, &v, 1);
-}
-
-static void
-raw_u16(struct raw *f, uint16_t tag, uint16_t v)
-{
-    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-
-    raw_field(f, tag, b, 2);
-}
-
 /* A STORE request with every required field; |skip| leaves one out so the
  * caller can send its own version of it. */
 static void
-raw_store(struct raw *f, uint16_t skip)
+raw_store(struct tv_raw *f, uint16_t skip)
 {
-    raw_begin(f, API_OP_CARD_STORE, 7);
+    tv_raw_begin(f, API_OP_CARD_STORE, 7);
     if (skip != API_TAG_MERCHANT)
-        raw_str(f, API_TAG_MERCHANT, "m-1");
+        tv_raw_str(f, API_TAG_MERCHANT, "m-1");
     if (skip != API_TAG_CUSTOMER_NUMBER)
-        raw_str(f, API_TAG_CUSTOMER_NUMBER, "c-raw");
-    raw_str(f, API_TAG_PAN, DISCOVER);
-    raw_u8(f, API_TAG_EXP_MONTH, 7);
-    raw_u16(f, API_TAG_EXP_YEAR, tv_future_year());
+        tv_raw_str(f, API_TAG_CUSTOMER_NUMBER, "c-raw");
+    tv_raw_str(f, API_TAG_PAN, DISCOVER);
+    tv_raw_u8(f, API_TAG_EXP_MONTH, 7);
+    tv_raw_u16(f, API_TAG_EXP_YEAR, tv_future_year());
     if (skip != API_TAG_HOLDER)
-        raw_str(f, API_TAG_HOLDER, HOLDER);
-    raw_u8(f, API_TAG_CONSENT, 1);
-    raw_u8(f, API_TAG_VERIFICATION, API_VERIFICATION_THREE_DS);
-}
-
-/* Sends |f| as gateway-test and returns the answer's status and tag. */
-static void
-raw_send(struct raw *f, unsigned *out_status, uint16_t *out_tag)
-{
-    static uint8_t buf[API_LEN_PREFIX + API_FRAME_MAX];
-    struct api_frame resp = {0};
-    const struct api_error_resp *e;
-    int fd;
-    SSL *ssl = raw_connect("client", &fd);
-
-    assert_int_equal(api_writer_end_u32(&f->w, f->mark), 0);
-    assert_int_equal(SSL_connect(ssl), 1);
-    assert_int_equal(SSL_write(ssl, api_writer_data(&f->w), (int)api_writer_len(&f->w)),
-                     (int)api_writer_len(&f->w));
-    assert_int_equal(raw_read(ssl, buf, sizeof(buf), &resp), 0);
-    *out_status = resp.hdr.status;
-    e = resp.msg;
-    *out_tag = resp.hdr.status != 0 && e->has_error_tag ? e->error_tag : 0;
-    api_frame_cleanup(&resp);
-    raw_close(ssl, fd);
-    api_writer_cleanup(&f->w);
+        tv_raw_str(f, API_TAG_HOLDER, HOLDER);
+    tv_raw_u8(f, API_TAG_CONSENT, 1);
+    tv_raw_u8(f, API_TAG_VERIFICATION, API_VERIFICATION_THREE_DS);
 }
 
 /* ---- fixture ------------------------------------------------------------------------ */
@@ -452,7 +358,7 @@ test_bad_input(void **state)
     struct api_card_store_req q;
     struct api_card_store_resp r;
     struct api_error_resp err;
-    struct raw f;
+    struct tv_raw f;
     unsigned status;
     uint16_t tag;
     char long_holder[API_HOLDER_MAX + 2];
@@ -477,27 +383,27 @@ test_bad_input(void **state)
 
     /* What the library refuses to encode, sent raw. */
     raw_store(&f, API_TAG_CUSTOMER_NUMBER);
-    raw_str(&f, API_TAG_CUSTOMER_NUMBER, "");
-    raw_send(&f, &status, &tag);
+    tv_raw_str(&f, API_TAG_CUSTOMER_NUMBER, "");
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_LENGTH);
     assert_int_equal(tag, API_TAG_CUSTOMER_NUMBER);
 
     memset(long_holder, 'H', sizeof(long_holder) - 1);
     long_holder[sizeof(long_holder) - 1] = '\0';
     raw_store(&f, API_TAG_HOLDER);
-    raw_str(&f, API_TAG_HOLDER, long_holder);
-    raw_send(&f, &status, &tag);
+    tv_raw_str(&f, API_TAG_HOLDER, long_holder);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_BAD_LENGTH);
     assert_int_equal(tag, API_TAG_HOLDER);
 
     raw_store(&f, 0);
-    raw_str(&f, API_TAG_CVC, "123");
-    raw_send(&f, &status, &tag);
+    tv_raw_str(&f, API_TAG_CVC, "123");
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_PROHIBITED_DATA);
     assert_int_equal(tag, API_TAG_CVC);
 
     raw_store(&f, 0); /* the same request without the CVC is fine */
-    raw_send(&f, &status, &tag);
+    tv_raw_send(&d, "client", &f, &status, &tag);
     assert_int_equal(status, API_STATUS_OK);
 
     assert_int_equal(record_count(), before + 1);
@@ -687,7 +593,7 @@ static void
 test_duplicate_request_id(void **state)
 {
     static uint8_t buf[API_LEN_PREFIX + API_FRAME_MAX];
-    struct raw a, b;
+    struct tv_raw a, b;
     struct api_frame r1 = {0}, r2 = {0};
     unsigned bad = 0, ok = 0;
     int fd;
@@ -706,11 +612,11 @@ test_duplicate_request_id(void **state)
     /* One write: both frames arrive together, the first still in flight. */
     assert_int_equal(SSL_write(ssl, api_writer_data(&both), (int)api_writer_len(&both)),
                      (int)api_writer_len(&both));
-    assert_int_equal(raw_read(ssl, buf, sizeof(buf), &r1), 0);
+    assert_int_equal(tv_raw_read(ssl, buf, sizeof(buf), &r1), 0);
     bad += r1.hdr.status == API_STATUS_BAD_REQUEST;
     ok += r1.hdr.status == API_STATUS_OK;
     api_frame_cleanup(&r1);
-    assert_int_equal(raw_read(ssl, buf, sizeof(buf), &r2), 0);
+    assert_int_equal(tv_raw_read(ssl, buf, sizeof(buf), &r2), 0);
     bad += r2.hdr.status == API_STATUS_BAD_REQUEST;
     ok += r2.hdr.status == API_STATUS_OK;
     api_frame_cleanup(&r2);
@@ -733,7 +639,7 @@ test_slow_reader(void **state)
     struct api_client *other = client("list-client");
     struct api_ping_req p = {0};
     struct api_ping_resp pr;
-    struct raw f;
+    struct tv_raw f;
     int fd, sent = 0;
     SSL *ssl = raw_connect("client", &fd);
     struct timeval tv = {0, 500000};
@@ -746,8 +652,8 @@ test_slow_reader(void **state)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     assert_int_equal(api_call_ping(other, &p, &pr, NULL), 0);
     for (int i = 0; i < tries; i++) {
-        raw_begin(&f, API_OP_PING, (uint64_t)i + 1);
-        raw_field(&f, API_TAG_ECHO, echo, sizeof(echo));
+        tv_raw_begin(&f, API_OP_PING, (uint64_t)i + 1);
+        tv_raw_field(&f, API_TAG_ECHO, echo, sizeof(echo));
         assert_int_equal(api_writer_end_u32(&f.w, f.mark), 0);
         if (SSL_write(ssl, api_writer_data(&f.w), (int)api_writer_len(&f.w)) <= 0) {
             api_writer_cleanup(&f.w);
