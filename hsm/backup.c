@@ -214,6 +214,7 @@ hsm_key_restore(hsm_session *s, hsm_obj transport, hsm_key_kind kind, const char
     hsm__key_tmpl_build(&k, kind, label, true);
     if (!k.secret && (spki == NULL || spki_len == 0))
         return hsm__fail(HSM_ERR_INPUT, "a key pair needs its public key");
+    k.priv_n = hsm__token_tmpl(s->h, k.priv, k.priv_n);
     rv = s->h->p11->C_UnwrapKey(s->handle, &mech, transport, (CK_BYTE_PTR)wrapped, wrapped_len,
                                 k.priv, k.priv_n, &o);
     if (rv != CKR_OK)

@@ -25,6 +25,7 @@
 #ifndef TOKENVAULT_HSM_HSM_H
 #define TOKENVAULT_HSM_HSM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,6 +119,16 @@ typedef struct hsm_config {
     unsigned max_sessions;    /* 0 = HSM_SESSIONS_DEFAULT */
     unsigned backoff_initial_ms; /* 0 = HSM_BACKOFF_INITIAL_MS */
     unsigned backoff_max_ms;     /* 0 = HSM_BACKOFF_MAX_MS */
+    /* Token objects (long-term keys, certificates, anchors) are made
+     * without CKA_COPYABLE and CKA_ALLOWED_MECHANISMS, for a module that
+     * cannot store them: NSS softokn's database refuses either with
+     * CKR_GENERAL_ERROR. Such a module does not enforce
+     * CKA_WRAP_WITH_TRUSTED either, so long-term keys are made never
+     * extractable (no backup clone). The usage flags still limit each key,
+     * but the token no longer forbids a copy or pins the mechanism: an
+     * opt-in for a test or evidence token, shown by hsm_probe and `keys`,
+     * never the default. Session objects keep both. */
+    bool reduced_key_attributes;
 } hsm_config;
 
 /* hsm_open loads the module (dlopen + C_GetFunctionList), calls C_Initialize
@@ -339,6 +350,14 @@ HSM_WUR int hsm_obj_hmac_verify(hsm_session *s, hsm_obj key, const uint8_t *data
 /* Destroys a transient object made in |s|; HSM_OBJ_NONE is accepted. */
 void hsm_obj_destroy(hsm_session *s, hsm_obj obj);
 
+/* Which path each key derivation takes on this token, chosen at hsm_open. */
+typedef enum hsm_path {
+    HSM_PATH_NONE = 0,            /* the token cannot do it at all */
+    HSM_PATH_IN_TOKEN,            /* every step in the token, no key on the host */
+    HSM_PATH_DIGEST_KEY,          /* Z in the token, KDF output on the host (C_DigestKey) */
+    HSM_PATH_HOST_DECODE,         /* raw RSA in the token, OAEP decoding on the host */
+} hsm_path;
+
 /* ---- EC ----------------------------------------------------------------- */
 
 #define HSM_EC_P256_POINT_LEN 65  /* 04 || X || Y */
@@ -371,6 +390,41 @@ HSM_WUR int hsm_apple_kdf(hsm_session *s, hsm_obj z, const uint8_t *other_info, 
 HSM_WUR int hsm_hkdf_sha256(hsm_session *s, hsm_obj z, const uint8_t *salt, size_t salt_len,
                             const uint8_t *ikm_prefix, size_t prefix_len, const uint8_t *info,
                             size_t info_len, uint8_t *out, size_t out_len);
+
+/* hsm_apple_kdf_key: the same derivation into a per-message AES-256 key
+ * object for HSM_USE_AES_GCM_DECRYPT (or another AES use), by the path the
+ * probe chose (hsm_probe.apple_ec_kdf):
+ *   HSM_PATH_IN_TOKEN  Z -> CKM_CONCATENATE_DATA_AND_BASE(counter) ->
+ *                      CKM_CONCATENATE_BASE_AND_DATA(otherInfo) ->
+ *                      CKM_SHA256_KEY_DERIVATION -> AES key; nothing of the
+ *                      key or of Z is ever in host memory.
+ *   HSM_PATH_DIGEST_KEY hsm_apple_kdf, then hsm_secret_import; the key is in
+ *                      host memory for that long and wiped.
+ * |out_path| (may be NULL) tells which ran. Z must come from hsm_ecdh_derive
+ * of this hsm (it is derivable only when a path needs it to be). */
+HSM_WUR int hsm_apple_kdf_key(hsm_session *s, hsm_obj z, const uint8_t *other_info,
+                              size_t other_len, hsm_secret_use use, hsm_obj *out_key,
+                              hsm_path *out_path);
+
+/* hsm_hkdf_sha256_keys: HKDF-SHA256 (IKM = |ikm_prefix| || Z, salt NULL =
+ * 32 zero bytes, |info|) into two per-message keys of |key_len| bytes (16 or
+ * 32), as Google Pay splits its output: the first for AES-CTR decryption,
+ * the second for HMAC-SHA256 verification. A 16-byte MAC key is zero-padded
+ * to 32 bytes, which HMAC treats as the same key (RFC 2104: keys shorter
+ * than the block are zero-padded) and which every token accepts. By the
+ * probe's path (hsm_probe.google_hkdf):
+ *   HSM_PATH_IN_TOKEN  Z -> CKM_CONCATENATE_DATA_AND_BASE(prefix) ->
+ *                      CKM_HKDF_DERIVE (extract and expand) ->
+ *                      CKM_EXTRACT_KEY_FROM_KEY at bit 0 and at bit
+ *                      8*key_len (-> CKM_CONCATENATE_BASE_AND_DATA(zeros)
+ *                      for a short MAC key); no key in host memory.
+ *   HSM_PATH_DIGEST_KEY hsm_hkdf_sha256, then two hsm_secret_import; PRK
+ *                      and both keys are in host memory that long, wiped.
+ * Both objects are the caller's to destroy. */
+HSM_WUR int hsm_hkdf_sha256_keys(hsm_session *s, hsm_obj z, const uint8_t *salt, size_t salt_len,
+                                 const uint8_t *ikm_prefix, size_t prefix_len,
+                                 const uint8_t *info, size_t info_len, size_t key_len,
+                                 hsm_obj *out_aes, hsm_obj *out_mac, hsm_path *out_path);
 
 /* hsm_ec_p256_spki_point takes the point out of a P-256 SubjectPublicKeyInfo
  * in its one canonical form (named curve, uncompressed point, 91 bytes) and
@@ -539,14 +593,12 @@ HSM_WUR int hsm_key_digest_kcv(hsm_session *s, hsm_key *key, uint8_t out[HSM_KCV
 
 /* ---- Mechanism probe ------------------------------------------------------ */
 
-/* Which path each key derivation takes on this token, chosen at hsm_open. */
-typedef enum hsm_path {
-    HSM_PATH_NONE = 0,            /* the token cannot do it at all */
-    HSM_PATH_IN_TOKEN,            /* every step in the token, no key on the host */
-    HSM_PATH_DIGEST_KEY,          /* Z in the token, KDF output on the host (C_DigestKey) */
-    HSM_PATH_HOST_DECODE,         /* raw RSA in the token, OAEP decoding on the host */
-} hsm_path;
-
+/* What hsm_open found the token can do. The wallet derivations' paths are
+ * decided by running them: each all-in-token chain runs once on known
+ * values and its keys must decrypt and verify what OpenSSL made with the
+ * expected keys; a token may list a mechanism it refuses, or (NSS softokn's
+ * key slot) take one it does not list. */
+#define HSM_PROBE_DETAIL_MAX 160
 typedef struct hsm_probe {
     hsm_path apple_ec_kdf;        /* ECDH + SHA-256 concatenation KDF */
     hsm_path google_hkdf;         /* ECDH + HKDF-SHA256 */
@@ -556,6 +608,16 @@ typedef struct hsm_probe {
     int has_gcm, has_ctr, has_kwp, has_hmac_sha256, has_ecdsa, has_ecdh, has_digest_key;
     int has_concatenate, has_sha256_key_derivation, has_hkdf, has_extract_key;
     char missing[256];            /* names of needed mechanisms the token lacks */
+    bool reduced_key_attributes;  /* hsm_config.reduced_key_attributes was set */
+    /* What C_Verify(CKM_SHA256_HMAC) returned for a wrong MAC: CKR_SIGNATURE_INVALID
+     * (0xC0) per the specification; NSS softokn 3.87 says CKR_DEVICE_ERROR.
+     * hsm_obj_hmac_verify and hsm_hmac_verify read exactly this code as a
+     * failed check. */
+    unsigned long hmac_wrong_mac_ckr;
+    /* Why the all-in-token chain is not taken ("" when it is): the failing
+     * call and its CKR_, or the known answer that did not match. */
+    char apple_in_token_why[HSM_PROBE_DETAIL_MAX];
+    char google_in_token_why[HSM_PROBE_DETAIL_MAX];
 } hsm_probe;
 
 /* The probe result from hsm_open (borrowed; constant until hsm_close). */

@@ -47,8 +47,31 @@
 #define CKM_HKDF_DERIVE 0x0000402aUL
 #endif
 #ifndef CKM_SHA256_KEY_DERIVATION
-#define CKM_SHA256_KEY_DERIVATION 0x00000395UL
+#define CKM_SHA256_KEY_DERIVATION 0x00000393UL
 #endif
+#ifndef CKM_CONCATENATE_BASE_AND_DATA
+#define CKM_CONCATENATE_BASE_AND_DATA 0x00000362UL
+#endif
+#ifndef CKM_CONCATENATE_DATA_AND_BASE
+#define CKM_CONCATENATE_DATA_AND_BASE 0x00000363UL
+#endif
+#ifndef CKM_EXTRACT_KEY_FROM_KEY
+#define CKM_EXTRACT_KEY_FROM_KEY 0x00000365UL
+#endif
+/* CK_HKDF_PARAMS of PKCS#11 3.0 (section 2.43.3), which the 2.40 header
+ * lacks; the field order is the specification's. */
+struct hsm__hkdf_params {
+    CK_BBOOL bExtract;
+    CK_BBOOL bExpand;
+    CK_MECHANISM_TYPE prfHashMechanism;
+    CK_ULONG ulSaltType;
+    CK_BYTE_PTR pSalt;
+    CK_ULONG ulSaltLen;
+    CK_OBJECT_HANDLE hSaltKey;
+    CK_BYTE_PTR pInfo;
+    CK_ULONG ulInfoLen;
+};
+#define HSM__HKDF_SALT_DATA 0x00000002UL
 
 /* Template helpers: every file builds CK_ATTRIBUTE arrays the same way. */
 extern CK_BBOOL hsm__true, hsm__false;
@@ -91,6 +114,7 @@ struct hsm {
     char *token_label;
     char *token_uri;
     char *init_args;                 /* C_Initialize pReserved, kept for re-init */
+    bool reduced_attrs;              /* hsm_config.reduced_key_attributes */
     unsigned max_sessions, backoff_initial_ms, backoff_max_ms;
 
     pthread_mutex_t lock;            /* guards everything below */
@@ -167,6 +191,33 @@ struct hsm__key_tmpl {
 };
 void hsm__key_tmpl_build(struct hsm__key_tmpl *k, hsm_key_kind kind, const char *label, bool unwrap);
 bool hsm__kind_is_ec(hsm_key_kind kind);
+/* The template of a token object as this token can store it: with
+ * hsm_config.reduced_key_attributes, CKA_COPYABLE and CKA_ALLOWED_MECHANISMS
+ * are taken out of |t| in place. Returns the new count. */
+CK_ULONG hsm__token_tmpl(const struct hsm *h, CK_ATTRIBUTE *t, CK_ULONG n);
+
+/* ops_sym.c: the template of a transient secret key for |use|: with
+ * CKA_VALUE when |value| is not NULL (import), with CKA_VALUE_LEN = |len|
+ * otherwise (derivation in the token). Sensitive, not extractable, one
+ * usage, one mechanism. HSM_ERR_INPUT for a length the use does not take. */
+#define HSM__SECRET_TMPL_MAX 20
+struct hsm__secret_tmpl {
+    CK_KEY_TYPE type;
+    CK_ULONG len;
+    CK_ATTRIBUTE a[HSM__SECRET_TMPL_MAX];
+    CK_ULONG n;
+};
+int hsm__secret_tmpl_build(struct hsm__secret_tmpl *t, hsm_secret_use use, const uint8_t *value,
+                           size_t len);
+
+/* kdf.c: the all-in-token wallet derivations, exposed for the probe (which
+ * runs them on known values) and used by hsm_apple_kdf_key and
+ * hsm_hkdf_sha256_keys when the probe found them working. */
+int hsm__apple_kdf_in_token(hsm_session *s, CK_OBJECT_HANDLE z, const uint8_t *other_info,
+                            size_t other_len, hsm_secret_use use, hsm_obj *out_key);
+int hsm__hkdf_in_token(hsm_session *s, CK_OBJECT_HANDLE z, const uint8_t *salt, size_t salt_len,
+                       const uint8_t *ikm_prefix, size_t prefix_len, const uint8_t *info,
+                       size_t info_len, size_t key_len, hsm_obj *out_aes, hsm_obj *out_mac);
 
 /* probe.c */
 int hsm__probe(struct hsm *h, hsm_session *s);

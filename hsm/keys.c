@@ -615,7 +615,13 @@ hsm__key_tmpl_build(struct hsm__key_tmpl *k, hsm_key_kind kind, const char *labe
     k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_TOKEN, 1);
     k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_PRIVATE, 0);
     k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_MODIFIABLE, 0);
-    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_VERIFY, kind == HSM_KIND_EC_SIGN);
+    /* A pair whose private half signs has a public half that verifies:
+     * NSS softokn checks a new pair's consistency with the pair's own usages
+     * and refuses a signing key whose public key may not verify
+     * (CKR_KEY_TYPE_INCONSISTENT). Verifying grants nothing secret. */
+    k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_VERIFY, kind == HSM_KIND_EC_SIGN ||
+                                                          kind == HSM_KIND_EC_DERIVE_SIGN ||
+                                                          kind == HSM_KIND_RSA_UNWRAP_SIGN);
     k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_ENCRYPT, !ec);
     k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_WRAP, !ec);
     k->pub[n++] = (CK_ATTRIBUTE)BOOL_ATTR(CKA_DERIVE, 0);
@@ -631,6 +637,26 @@ hsm__key_tmpl_build(struct hsm__key_tmpl *k, hsm_key_kind kind, const char *labe
     k->pub_n = n;
 }
 
+CK_ULONG
+hsm__token_tmpl(const struct hsm *h, CK_ATTRIBUTE *t, CK_ULONG n)
+{
+    CK_ULONG kept = 0;
+
+    if (!h->reduced_attrs)
+        return n;
+    for (CK_ULONG i = 0; i < n; i++) {
+        if (t[i].type == CKA_COPYABLE || t[i].type == CKA_ALLOWED_MECHANISMS)
+            continue;
+        /* Such a token does not enforce CKA_WRAP_WITH_TRUSTED either (NSS
+         * softokn wraps the key under any user key), so nothing may leave:
+         * no clone, the key is never extractable. */
+        if (t[i].type == CKA_EXTRACTABLE)
+            t[i].pValue = &hsm__false;
+        t[kept++] = t[i];
+    }
+    return kept;
+}
+
 static int
 generate(hsm_session *s, hsm_key_kind kind, const char *label, CK_OBJECT_HANDLE *out)
 {
@@ -640,6 +666,7 @@ generate(hsm_session *s, hsm_key_kind kind, const char *label, CK_OBJECT_HANDLE 
     CK_RV rv;
 
     hsm__key_tmpl_build(&k, kind, label, false);
+    k.priv_n = hsm__token_tmpl(s->h, k.priv, k.priv_n);
     mech.mechanism = k.gen_mech;
     if (k.secret) {
         rv = s->h->p11->C_GenerateKey(s->handle, &mech, k.priv, k.priv_n, out);

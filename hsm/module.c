@@ -231,6 +231,7 @@ hsm_open(hsm **out, const hsm_config *cfg, hsm_pin_source *pin)
     h->token_label = dup_or_null(cfg->token_label);
     h->token_uri = dup_or_null(cfg->token_uri);
     h->init_args = dup_or_null(cfg->init_args);
+    h->reduced_attrs = cfg->reduced_key_attributes;
     if (h->module_path == NULL || (cfg->token_label != NULL && h->token_label == NULL) ||
         (cfg->token_uri != NULL && h->token_uri == NULL) ||
         (cfg->init_args != NULL && h->init_args == NULL)) {

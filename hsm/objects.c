@@ -141,7 +141,8 @@ cert_create(hsm_session *s, X509 *x, const uint8_t *der, size_t der_len, CK_ULON
         ATTR(CKA_SERIAL_NUMBER, f.serial, (CK_ULONG)f.serial_len),
         ATTR(CKA_VALUE, der, der_len),
     };
-    rv = s->h->p11->C_CreateObject(s->handle, t, sizeof(t) / sizeof(t[0]), &o);
+    rv = s->h->p11->C_CreateObject(s->handle, t, hsm__token_tmpl(s->h, t, sizeof(t) / sizeof(t[0])),
+                                   &o);
     r = hsm__ckr(s, "C_CreateObject(certificate)", rv);
     cert_fields_free(&f);
     return r;
@@ -371,7 +372,8 @@ hsm_anchor_key_store(hsm_session *s, const char *label, const char *set, const u
             ATTR(CKA_APPLICATION, app, app_len),
             ATTR(CKA_VALUE, rec, api_writer_len(&w)),
         };
-        rv = s->h->p11->C_CreateObject(s->handle, t, sizeof(t) / sizeof(t[0]), &o);
+        rv = s->h->p11->C_CreateObject(s->handle, t,
+                                       hsm__token_tmpl(s->h, t, sizeof(t) / sizeof(t[0])), &o);
         r = hsm__ckr(s, "C_CreateObject(anchor key)", rv);
     }
 out:

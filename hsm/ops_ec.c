@@ -1,6 +1,6 @@
 /*
- * ops_ec.c - EC operations: ECDH into a sensitive secret, the two wallet KDFs
- * over that secret with C_DigestKey, ECDSA sign and verify, EC key import;
+ * ops_ec.c - EC operations: ECDH into a sensitive secret (the wallet KDFs
+ * over it are in kdf.c), ECDSA sign and verify, EC key import;
  * and beside it the RSA wallet-key import and the undo of either import.
  */
 #include <stdlib.h>
@@ -12,13 +12,9 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/sha.h>
 
 #include "hsm/internal.h"
 
-/* HMAC-SHA256 block size: the key is padded to it (RFC 2104). */
-#define SHA256_BLOCK 64
 #define P256_SCALAR_LEN 32
 #define P384_SCALAR_LEN 48
 
@@ -31,16 +27,20 @@ hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point
     CK_ULONG z_len = HSM_ECDH_P256_Z_LEN;
     CK_ECDH1_DERIVE_PARAMS p;
     CK_MECHANISM mech = { CKM_ECDH1_DERIVE, &p, sizeof(p) };
-    /* Z: a session object the host cannot read, fit only for digesting and
-     * HMAC (SoftHSM cannot forbid a later extractable derive: HSM-NOTES Q1 -
-     * that is why only this code path derives from wallet keys). */
+    /* Z: a session object the host cannot read, fit only for digesting, or
+     * for deriving where a KDF runs in the token (kdf.c). SoftHSM cannot
+     * forbid a later extractable derive (HSM-NOTES Q1): that is why only
+     * this code path derives from wallet keys, and why Z is derivable only
+     * on a token whose probe chose an in-token KDF. */
+    bool derive = s != NULL && (s->h->probe.apple_ec_kdf == HSM_PATH_IN_TOKEN ||
+                                s->h->probe.google_hkdf == HSM_PATH_IN_TOKEN);
     CK_ATTRIBUTE t[] = {
         ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &generic, sizeof(generic)),
         ATTR(CKA_VALUE_LEN, &z_len, sizeof(z_len)), BOOL_ATTR(CKA_TOKEN, 0),
         BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0),
         BOOL_ATTR(CKA_ENCRYPT, 0), BOOL_ATTR(CKA_DECRYPT, 0), BOOL_ATTR(CKA_WRAP, 0),
         BOOL_ATTR(CKA_UNWRAP, 0), BOOL_ATTR(CKA_SIGN, 0), BOOL_ATTR(CKA_VERIFY, 0),
-        BOOL_ATTR(CKA_DERIVE, 0),
+        BOOL_ATTR(CKA_DERIVE, derive),
     };
     CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, z = CK_INVALID_HANDLE;
     CK_RV rv;
@@ -65,146 +65,6 @@ hsm_ecdh_derive(hsm_session *s, hsm_key *key, const uint8_t *point, size_t point
         return r;
     *out_z = z;
     return HSM_OK;
-}
-
-/* Ends a digest operation left open by a failed step, so the session can run
- * the next operation (PKCS#11: an error from C_DigestFinal ends it). */
-static void
-digest_abort(hsm_session *s)
-{
-    uint8_t junk[SHA256_DIGEST_LENGTH];
-    CK_ULONG n = sizeof(junk);
-
-    (void)s->h->p11->C_DigestFinal(s->handle, junk, &n);
-    OPENSSL_cleanse(junk, sizeof(junk));
-}
-
-/* SHA-256(pre || Z || post) in the token. */
-static int
-digest_around_key(hsm_session *s, CK_OBJECT_HANDLE z, const uint8_t *pre, size_t pre_len,
-                  const uint8_t *post, size_t post_len, uint8_t out[SHA256_DIGEST_LENGTH])
-{
-    CK_MECHANISM mech = { CKM_SHA256, NULL, 0 };
-    CK_ULONG n = SHA256_DIGEST_LENGTH;
-    CK_RV rv;
-    int r;
-
-    rv = s->h->p11->C_DigestInit(s->handle, &mech);
-    if ((r = hsm__ckr(s, "C_DigestInit", rv)) != HSM_OK)
-        return r;
-    rv = s->h->p11->C_DigestUpdate(s->handle, (CK_BYTE_PTR)pre, pre_len);
-    if ((r = hsm__ckr(s, "C_DigestUpdate", rv)) != HSM_OK)
-        goto fail;
-    rv = s->h->p11->C_DigestKey(s->handle, z);
-    if ((r = hsm__ckr(s, "C_DigestKey", rv)) != HSM_OK)
-        goto fail;
-    if (post_len > 0) {
-        rv = s->h->p11->C_DigestUpdate(s->handle, (CK_BYTE_PTR)post, post_len);
-        if ((r = hsm__ckr(s, "C_DigestUpdate", rv)) != HSM_OK)
-            goto fail;
-    }
-    rv = s->h->p11->C_DigestFinal(s->handle, out, &n);
-    if ((r = hsm__ckr(s, "C_DigestFinal", rv)) != HSM_OK)
-        return r;
-    if (n != SHA256_DIGEST_LENGTH) {
-        OPENSSL_cleanse(out, SHA256_DIGEST_LENGTH);
-        return hsm__fail(HSM_ERR_INTERNAL, "digest of %lu bytes", (unsigned long)n);
-    }
-    return HSM_OK;
-fail:
-    digest_abort(s);
-    return r;
-}
-
-/* otherInfo for Apple is 1 + 13 + 5 + 32 bytes; Google's prefix is a 65-byte
- * point. Bounds keep a caller's mistake from becoming a huge token call. */
-#define KDF_INPUT_MAX 1024
-
-int
-hsm_apple_kdf(hsm_session *s, hsm_obj z, const uint8_t *other_info, size_t other_len,
-              uint8_t out_key[32])
-{
-    /* NIST SP 800-56A concatenation KDF, one round: counter = 1, big-endian. */
-    static const uint8_t counter[4] = { 0, 0, 0, 1 };
-
-    if (s == NULL || z == HSM_OBJ_NONE || other_info == NULL || out_key == NULL ||
-        other_len == 0 || other_len > KDF_INPUT_MAX)
-        return HSM_ERR_INVALID_ARG;
-    return digest_around_key(s, z, counter, sizeof(counter), other_info, other_len, out_key);
-}
-
-int
-hsm_hkdf_sha256(hsm_session *s, hsm_obj z, const uint8_t *salt, size_t salt_len,
-                const uint8_t *ikm_prefix, size_t prefix_len, const uint8_t *info, size_t info_len,
-                uint8_t *out, size_t out_len)
-{
-    uint8_t pad[SHA256_BLOCK + KDF_INPUT_MAX];
-    uint8_t inner[SHA256_DIGEST_LENGTH], prk[SHA256_DIGEST_LENGTH];
-    EVP_KDF *kdf = NULL;
-    EVP_KDF_CTX *kctx = NULL;
-    OSSL_PARAM params[5];
-    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
-    EVP_MD_CTX *outer = NULL;
-    unsigned int prk_len = 0;
-    int r;
-
-    if (s == NULL || z == HSM_OBJ_NONE || (salt == NULL && salt_len != 0) ||
-        salt_len > SHA256_BLOCK || (ikm_prefix == NULL && prefix_len != 0) ||
-        prefix_len > KDF_INPUT_MAX || (info == NULL && info_len != 0) ||
-        info_len > KDF_INPUT_MAX || out == NULL || out_len == 0 || out_len > HSM_HKDF_OUT_MAX)
-        return HSM_ERR_INVALID_ARG;
-    /* Extract = HMAC(salt, prefix || Z). The inner hash covers Z and runs in
-     * the token: SHA-256((K0 ^ ipad) || prefix || Z). */
-    memset(pad, 0, SHA256_BLOCK);
-    if (salt_len > 0)
-        memcpy(pad, salt, salt_len);
-    for (size_t i = 0; i < SHA256_BLOCK; i++)
-        pad[i] ^= 0x36;
-    if (prefix_len > 0)
-        memcpy(pad + SHA256_BLOCK, ikm_prefix, prefix_len);
-    r = digest_around_key(s, z, pad, SHA256_BLOCK + prefix_len, NULL, 0, inner);
-    if (r != HSM_OK)
-        goto out;
-    /* Outer hash on the host: SHA-256((K0 ^ opad) || inner) = PRK. */
-    memset(pad, 0, SHA256_BLOCK);
-    if (salt_len > 0)
-        memcpy(pad, salt, salt_len);
-    for (size_t i = 0; i < SHA256_BLOCK; i++)
-        pad[i] ^= 0x5c;
-    outer = EVP_MD_CTX_new();
-    if (outer == NULL || EVP_DigestInit_ex(outer, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(outer, pad, SHA256_BLOCK) != 1 ||
-        EVP_DigestUpdate(outer, inner, sizeof(inner)) != 1 ||
-        EVP_DigestFinal_ex(outer, prk, &prk_len) != 1 || prk_len != sizeof(prk)) {
-        r = hsm__fail(HSM_ERR_INTERNAL, "SHA-256 failed");
-        goto out;
-    }
-
-    kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    kctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
-    if (kctx == NULL) {
-        r = hsm__fail(HSM_ERR_INTERNAL, "OpenSSL HKDF unavailable");
-        goto out;
-    }
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, prk, sizeof(prk));
-    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
-    params[4] = OSSL_PARAM_construct_end();
-    if (EVP_KDF_derive(kctx, out, out_len, params) != 1) {
-        OPENSSL_cleanse(out, out_len);
-        r = hsm__fail(HSM_ERR_INTERNAL, "HKDF-Expand failed");
-        goto out;
-    }
-    r = HSM_OK;
-out:
-    EVP_MD_CTX_free(outer);
-    EVP_KDF_CTX_free(kctx);
-    EVP_KDF_free(kdf);
-    OPENSSL_cleanse(pad, sizeof(pad));
-    OPENSSL_cleanse(inner, sizeof(inner));
-    OPENSSL_cleanse(prk, sizeof(prk));
-    return r;
 }
 
 /* Scalar length of the curve of a public key object, from its point. */
@@ -402,7 +262,8 @@ hsm_ec_private_import(hsm_session *s, const char *label, const uint8_t *der, siz
         }
         if (r != HSM_ERR_KEY_NOT_FOUND)
             goto out;
-        rv = s->h->p11->C_CreateObject(s->handle, t, sizeof(t) / sizeof(t[0]), &o);
+        rv = s->h->p11->C_CreateObject(s->handle, t,
+                                       hsm__token_tmpl(s->h, t, sizeof(t) / sizeof(t[0])), &o);
         if ((r = hsm__ckr(s, "C_CreateObject", rv)) != HSM_OK)
             goto out;
         rv = s->h->p11->C_CreateObject(s->handle, pt, sizeof(pt) / sizeof(pt[0]), &pub);
@@ -582,6 +443,7 @@ hsm_rsa_private_import(hsm_session *s, hsm_key_kind kind, const char *label, con
     pt[pn++] = (CK_ATTRIBUTE)ATTR(CKA_MODULUS, parts.v[0], parts.len[0]);
     pt[pn++] = (CK_ATTRIBUTE)ATTR(CKA_PUBLIC_EXPONENT, parts.v[1], parts.len[1]);
 
+    n = hsm__token_tmpl(s->h, t, n);
     r = hsm__ckr(s, "C_CreateObject(private key)",
                  s->h->p11->C_CreateObject(s->handle, t, n, &o));
     if (r != HSM_OK) {

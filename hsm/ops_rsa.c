@@ -135,6 +135,14 @@ hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, const uint8_t 
     if (rv != CKR_OK) {
         r = hsm__ckr_verify(s, "C_UnwrapKey", rv);
         cek = CK_INVALID_HANDLE;
+        /* Modules disagree on how a bad block fails (SoftHSM:
+         * CKR_GENERAL_ERROR; NSS softokn: CKR_KEY_SIZE_RANGE for PKCS#1 v1.5,
+         * CKR_ARGUMENTS_BAD for OAEP). The probe showed this padding works
+         * on this token, so whatever is not a lost device or a key that may
+         * not unwrap is a bad block, one failure for all (RFC 7516 11.5). */
+        if (r != HSM_ERR_UNAVAILABLE && rv != CKR_KEY_FUNCTION_NOT_PERMITTED &&
+            rv != CKR_KEY_HANDLE_INVALID && rv != CKR_KEY_TYPE_INCONSISTENT)
+            r = hsm__fail(HSM_ERR_VERIFY, "C_UnwrapKey: %s (a bad block)", hsm__ckr_name(rv));
     } else if (s->h->p11->C_GetAttributeValue(s->handle, cek, &vl, 1) == CKR_OK && vlen != 0 &&
                vlen != key_len) {
         /* A token that reports the length lets us refuse a key of the wrong
@@ -216,5 +224,11 @@ hsm_rsa_sha256_verify(hsm_session *s, hsm_obj pub, const uint8_t digest[32], con
     if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
         return r;
     rv = s->h->p11->C_Verify(s->handle, info, sizeof(info), (CK_BYTE_PTR)sig, sig_len);
+    /* The signature is the only input that varies and its length is in
+     * range: NSS softokn answers CKR_ARGUMENTS_BAD (or CKR_DATA_INVALID)
+     * for a signature whose recovered block is not PKCS#1 padding. */
+    if (rv == CKR_ARGUMENTS_BAD || rv == CKR_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_INVALID)
+        return hsm__fail(HSM_ERR_VERIFY, "C_Verify: %s (a signature that is not PKCS#1)",
+                         hsm__ckr_name(rv));
     return hsm__ckr_signature(s, "C_Verify", rv);
 }

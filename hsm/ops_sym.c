@@ -71,6 +71,12 @@ hmac_verify(hsm_session *s, CK_OBJECT_HANDLE k, const uint8_t *data, size_t len,
     if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
         return r;
     rv = s->h->p11->C_Verify(s->handle, (CK_BYTE_PTR)data, len, (CK_BYTE_PTR)mac, mac_len);
+    /* The code this module was seen to give a wrong MAC at hsm_open (NSS
+     * softokn: CKR_DEVICE_ERROR, not CKR_SIGNATURE_INVALID) is a failed
+     * check here, and only here: elsewhere it still means a lost device. */
+    if (rv != CKR_OK && rv == s->h->probe.hmac_wrong_mac_ckr)
+        return hsm__fail(HSM_ERR_VERIFY, "C_Verify: %s (this module's answer to a wrong MAC)",
+                         hsm__ckr_name(rv));
     return hsm__ckr_signature(s, "C_Verify", rv);
 }
 
@@ -283,8 +289,8 @@ hsm_obj_ctr_decrypt(hsm_session *s, hsm_obj key, const uint8_t iv[16], const uin
 }
 
 int
-hsm_secret_import(hsm_session *s, hsm_secret_use use, const uint8_t *value, size_t len,
-                  hsm_obj *out)
+hsm__secret_tmpl_build(struct hsm__secret_tmpl *t, hsm_secret_use use, const uint8_t *value,
+                       size_t len)
 {
     static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
     static const CK_MECHANISM_TYPE m_gcm[] = { CKM_AES_GCM };
@@ -292,23 +298,23 @@ hsm_secret_import(hsm_session *s, hsm_secret_use use, const uint8_t *value, size
     static const CK_MECHANISM_TYPE m_hmac[] = { CKM_SHA256_HMAC };
     bool aes = use == HSM_USE_AES_GCM_DECRYPT || use == HSM_USE_AES_GCM_ENCRYPT ||
                use == HSM_USE_AES_CTR_DECRYPT;
-    CK_KEY_TYPE type = aes ? CKK_AES : CKK_GENERIC_SECRET;
     const CK_MECHANISM_TYPE *m = use == HSM_USE_AES_CTR_DECRYPT ? m_ctr : aes ? m_gcm : m_hmac;
-    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
-    CK_RV rv;
-    int r;
 
-    if (s == NULL || value == NULL || out == NULL || use < HSM_USE_AES_GCM_DECRYPT ||
-        use > HSM_USE_HMAC_SIGN)
+    if (use < HSM_USE_AES_GCM_DECRYPT || use > HSM_USE_HMAC_SIGN)
         return HSM_ERR_INVALID_ARG;
     /* AES takes 128/192/256-bit keys. HMAC keys: SoftHSM refuses keys under
      * 32 bytes at C_SignInit (HSM-NOTES Q3), so they are refused here, at
-     * import, the same way on every token. */
+     * import or derivation, the same way on every token. */
     if (aes ? (len != 16 && len != 24 && len != 32) : (len < 32 || len > HSM_SECRET_MAX))
         return hsm__fail(HSM_ERR_INPUT, "secret of %zu bytes for this use", len);
-    CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &type, sizeof(type)),
-        ATTR(CKA_VALUE, value, len), BOOL_ATTR(CKA_TOKEN, 0), BOOL_ATTR(CKA_PRIVATE, 1),
+    t->type = aes ? CKK_AES : CKK_GENERIC_SECRET;
+    t->len = len;
+    CK_ATTRIBUTE a[] = {
+        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &t->type, sizeof(t->type)),
+        ATTR(value != NULL ? CKA_VALUE : CKA_VALUE_LEN,
+             value != NULL ? (const void *)value : (const void *)&t->len,
+             value != NULL ? len : sizeof(t->len)),
+        BOOL_ATTR(CKA_TOKEN, 0), BOOL_ATTR(CKA_PRIVATE, 1),
         BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0), BOOL_ATTR(CKA_MODIFIABLE, 0),
         BOOL_ATTR(CKA_ENCRYPT, use == HSM_USE_AES_GCM_ENCRYPT),
         BOOL_ATTR(CKA_DECRYPT, use == HSM_USE_AES_GCM_DECRYPT || use == HSM_USE_AES_CTR_DECRYPT),
@@ -316,7 +322,26 @@ hsm_secret_import(hsm_session *s, hsm_secret_use use, const uint8_t *value, size
         BOOL_ATTR(CKA_WRAP, 0), BOOL_ATTR(CKA_UNWRAP, 0), BOOL_ATTR(CKA_DERIVE, 0),
         ATTR(CKA_ALLOWED_MECHANISMS, m, sizeof(CK_MECHANISM_TYPE)),
     };
-    rv = s->h->p11->C_CreateObject(s->handle, t, sizeof(t) / sizeof(t[0]), &o);
+    _Static_assert(sizeof(a) / sizeof(a[0]) <= HSM__SECRET_TMPL_MAX, "template fits");
+    memcpy(t->a, a, sizeof(a));
+    t->n = sizeof(a) / sizeof(a[0]);
+    return HSM_OK;
+}
+
+int
+hsm_secret_import(hsm_session *s, hsm_secret_use use, const uint8_t *value, size_t len,
+                  hsm_obj *out)
+{
+    struct hsm__secret_tmpl t;
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+    CK_RV rv;
+    int r;
+
+    if (s == NULL || value == NULL || out == NULL)
+        return HSM_ERR_INVALID_ARG;
+    if ((r = hsm__secret_tmpl_build(&t, use, value, len)) != HSM_OK)
+        return r;
+    rv = s->h->p11->C_CreateObject(s->handle, t.a, t.n, &o);
     if ((r = hsm__ckr(s, "C_CreateObject", rv)) != HSM_OK)
         return r;
     *out = o;

@@ -11,17 +11,12 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
-#include "hsm/internal.h"
+#include <openssl/core_names.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/sha.h>
 
-#ifndef CKM_EXTRACT_KEY_FROM_KEY
-#define CKM_EXTRACT_KEY_FROM_KEY 0x00000365UL
-#endif
-#ifndef CKM_CONCATENATE_BASE_AND_DATA
-#define CKM_CONCATENATE_BASE_AND_DATA 0x00000362UL
-#endif
-#ifndef CKM_CONCATENATE_DATA_AND_BASE
-#define CKM_CONCATENATE_DATA_AND_BASE 0x00000363UL
-#endif
+#include "hsm/internal.h"
 
 /* Mechanism lists of real HSMs run to a few hundred entries. */
 #define MECH_LIST_MAX 1024
@@ -93,6 +88,32 @@ try_digest_key(hsm_session *s)
     }
     s->h->p11->C_DestroyObject(s->handle, k);
     return ok;
+}
+
+/* What the token answers to a wrong HMAC: asked once, with a throwaway key
+ * and a MAC of zeros (PKCS#11 says CKR_SIGNATURE_INVALID; not every module
+ * does). */
+static CK_RV
+try_wrong_mac(hsm_session *s)
+{
+    uint8_t key[32], mac[32];
+    CK_MECHANISM mech = { CKM_SHA256_HMAC, NULL, 0 };
+    hsm_obj k = HSM_OBJ_NONE;
+    CK_RV rv = CKR_SIGNATURE_INVALID;
+
+    memset(mac, 0, sizeof(mac));
+    if (hsm_random(s, key, sizeof(key)) != HSM_OK ||
+        hsm_secret_import(s, HSM_USE_HMAC_VERIFY, key, sizeof(key), &k) != HSM_OK)
+        goto out;
+    if (s->h->p11->C_VerifyInit(s->handle, &mech, k) == CKR_OK)
+        rv = s->h->p11->C_Verify(s->handle, (CK_BYTE_PTR)"probe", 5, mac, sizeof(mac));
+    /* A zero MAC that verifies, or no answer: keep the specification's code. */
+    if (rv == CKR_OK || (hsm__ckr_is_loss(rv) && rv != CKR_DEVICE_ERROR))
+        rv = CKR_SIGNATURE_INVALID;
+out:
+    hsm_obj_destroy(s, k);
+    OPENSSL_cleanse(key, sizeof(key));
+    return rv;
 }
 
 /* OAEP with SHA-256 cannot be read from the mechanism list (SoftHSM lists
@@ -170,6 +191,174 @@ out:
     return ok;
 }
 
+/* ---- Known answers for the all-in-token derivations ---------------------
+ *
+ * Each chain runs once on a Z the probe made from known bytes, and the keys
+ * it derives (with the production templates and usages) must open what
+ * OpenSSL sealed with the keys the specification gives. A token that lists
+ * a mechanism but computes something else (an X9.63 KDF where SP 800-56A was
+ * meant, a different HKDF salt rule) fails here, not on a customer's packet. */
+
+#define KAT_Z_LEN 32
+#define KAT_MSG "tokenvault mechanism probe: 32B"
+#define KAT_MSG_LEN (sizeof(KAT_MSG) - 1)
+#define KAT_GCM_IV_LEN 12
+#define KAT_GCM_TAG_LEN 16
+#define KAT_OTHER_LEN 51          /* as Apple's otherInfo */
+#define KAT_PREFIX_LEN HSM_EC_P256_POINT_LEN
+
+static void
+kat_fill(uint8_t *out, size_t len, uint8_t seed)
+{
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)(seed + 7 * i);
+}
+
+/* Z as a derivable secret made from known bytes (only the probe does this:
+ * production Z comes from ECDH). */
+static int
+kat_z(hsm_session *s, const uint8_t z[KAT_Z_LEN], CK_OBJECT_HANDLE *out)
+{
+    static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
+    static const CK_KEY_TYPE generic = CKK_GENERIC_SECRET;
+    CK_ATTRIBUTE t[] = {
+        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &generic, sizeof(generic)),
+        ATTR(CKA_VALUE, z, KAT_Z_LEN), BOOL_ATTR(CKA_TOKEN, 0), BOOL_ATTR(CKA_PRIVATE, 1),
+        BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0), BOOL_ATTR(CKA_DERIVE, 1),
+        BOOL_ATTR(CKA_SIGN, 0), BOOL_ATTR(CKA_VERIFY, 0),
+    };
+
+    return hsm__ckr(s, "C_CreateObject(probe Z)",
+                    s->h->p11->C_CreateObject(s->handle, t, sizeof(t) / sizeof(t[0]), out));
+}
+
+static void
+why_set(char *why, size_t cap, const char *text)
+{
+    snprintf(why, cap, "%s", text);
+}
+
+/* OpenSSL one-shot cipher: encrypt |in| with |cipher| under |key|; for GCM
+ * the 16-byte tag is appended. */
+static bool
+host_encrypt(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t *iv, bool gcm,
+             const uint8_t *in, size_t len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+    bool ok = c != NULL && EVP_EncryptInit_ex(c, cipher, NULL, NULL, NULL) == 1 &&
+              (!gcm || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, KAT_GCM_IV_LEN, NULL) == 1) &&
+              EVP_EncryptInit_ex(c, NULL, NULL, key, iv) == 1 &&
+              EVP_EncryptUpdate(c, out, &n, in, (int)len) == 1 &&
+              EVP_EncryptFinal_ex(c, out + n, &fin) == 1 && (size_t)(n + fin) == len &&
+              (!gcm || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, KAT_GCM_TAG_LEN, out + len) == 1);
+
+    EVP_CIPHER_CTX_free(c);
+    return ok;
+}
+
+/* Apple: key = SHA-256(00000001 || Z || otherInfo), AES-256-GCM. */
+static bool
+kat_apple(hsm_session *s, char *why, size_t why_cap)
+{
+    static const uint8_t counter[4] = { 0, 0, 0, 1 };
+    uint8_t z[KAT_Z_LEN], other[KAT_OTHER_LEN], key[SHA256_DIGEST_LENGTH];
+    uint8_t iv[KAT_GCM_IV_LEN] = { 0 }, ct[KAT_MSG_LEN + KAT_GCM_TAG_LEN], pt[sizeof(ct)];
+    CK_OBJECT_HANDLE zo = CK_INVALID_HANDLE;
+    hsm_obj k = HSM_OBJ_NONE;
+    size_t pt_len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = false;
+
+    kat_fill(z, sizeof(z), 0x11);
+    kat_fill(other, sizeof(other), 0x42);
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(md, counter, sizeof(counter)) != 1 ||
+        EVP_DigestUpdate(md, z, sizeof(z)) != 1 || EVP_DigestUpdate(md, other, sizeof(other)) != 1 ||
+        EVP_DigestFinal_ex(md, key, NULL) != 1 ||
+        !host_encrypt(EVP_aes_256_gcm(), key, iv, true, (const uint8_t *)KAT_MSG, KAT_MSG_LEN, ct)) {
+        why_set(why, why_cap, "OpenSSL failed to make the known answer");
+        goto out;
+    }
+    if (kat_z(s, z, &zo) != HSM_OK ||
+        hsm__apple_kdf_in_token(s, zo, other, sizeof(other), HSM_USE_AES_GCM_DECRYPT, &k) !=
+            HSM_OK) {
+        why_set(why, why_cap, hsm_last_detail());
+        goto out;
+    }
+    if (hsm_obj_gcm_decrypt(s, k, NULL, 0, iv, sizeof(iv), ct, sizeof(ct), pt, sizeof(pt),
+                            &pt_len) != HSM_OK ||
+        pt_len != KAT_MSG_LEN || memcmp(pt, KAT_MSG, KAT_MSG_LEN) != 0) {
+        why_set(why, why_cap, "the derived key does not match SP 800-56A (known answer)");
+        goto out;
+    }
+    ok = true;
+out:
+    hsm_obj_destroy(s, k);
+    if (zo != CK_INVALID_HANDLE)
+        s->h->p11->C_DestroyObject(s->handle, zo);
+    EVP_MD_CTX_free(md);
+    OPENSSL_cleanse(key, sizeof(key));
+    return ok;
+}
+
+/* Google: OKM = HKDF-SHA256(salt 32 zeros, prefix || Z, "Google"); AES-CTR
+ * under the first |key_len| bytes, HMAC-SHA256 under the next. */
+static bool
+kat_google(hsm_session *s, size_t key_len, char *why, size_t why_cap)
+{
+    static const uint8_t zero_salt[SHA256_DIGEST_LENGTH];
+    uint8_t z[KAT_Z_LEN], ikm[KAT_PREFIX_LEN + KAT_Z_LEN], okm[2 * SHA256_DIGEST_LENGTH];
+    uint8_t iv[16] = { 0 }, ct[KAT_MSG_LEN], pt[KAT_MSG_LEN], tag[SHA256_DIGEST_LENGTH];
+    unsigned int tag_len = 0;
+    CK_OBJECT_HANDLE zo = CK_INVALID_HANDLE;
+    hsm_obj aes = HSM_OBJ_NONE, mac = HSM_OBJ_NONE;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[5];
+    bool ok = false;
+
+    kat_fill(z, sizeof(z), 0x23);
+    kat_fill(ikm, KAT_PREFIX_LEN, 0x04);
+    memcpy(ikm + KAT_PREFIX_LEN, z, sizeof(z));
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ikm, sizeof(ikm));
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)zero_salt,
+                                                  sizeof(zero_salt));
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)"Google", 6);
+    params[4] = OSSL_PARAM_construct_end();
+    if (kctx == NULL || EVP_KDF_derive(kctx, okm, 2 * key_len, params) != 1 ||
+        !host_encrypt(key_len == 16 ? EVP_aes_128_ctr() : EVP_aes_256_ctr(), okm, iv, false,
+                      (const uint8_t *)KAT_MSG, KAT_MSG_LEN, ct) ||
+        HMAC(EVP_sha256(), okm + key_len, (int)key_len, ct, sizeof(ct), tag, &tag_len) == NULL) {
+        why_set(why, why_cap, "OpenSSL failed to make the known answer");
+        goto out;
+    }
+    if (kat_z(s, z, &zo) != HSM_OK ||
+        hsm__hkdf_in_token(s, zo, NULL, 0, ikm, KAT_PREFIX_LEN, (const uint8_t *)"Google", 6,
+                           key_len, &aes, &mac) != HSM_OK) {
+        why_set(why, why_cap, hsm_last_detail());
+        goto out;
+    }
+    if (hsm_obj_hmac_verify(s, mac, ct, sizeof(ct), tag, tag_len) != HSM_OK ||
+        hsm_obj_ctr_decrypt(s, aes, iv, ct, sizeof(ct), pt, sizeof(pt)) != HSM_OK ||
+        memcmp(pt, KAT_MSG, KAT_MSG_LEN) != 0) {
+        why_set(why, why_cap, "the derived keys do not match RFC 5869 (known answer)");
+        goto out;
+    }
+    ok = true;
+out:
+    hsm_obj_destroy(s, aes);
+    hsm_obj_destroy(s, mac);
+    if (zo != CK_INVALID_HANDLE)
+        s->h->p11->C_DestroyObject(s->handle, zo);
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    OPENSSL_cleanse(okm, sizeof(okm));
+    OPENSSL_cleanse(ikm, sizeof(ikm));
+    return ok;
+}
+
 int
 hsm__probe(struct hsm *h, hsm_session *s)
 {
@@ -181,6 +370,7 @@ hsm__probe(struct hsm *h, hsm_session *s)
     bool rsa_oaep_unwrap = false, rsa_pkcs_unwrap = false, rsa_raw = false;
 
     memset(&p, 0, sizeof(p));
+    p.reduced_key_attributes = h->reduced_attrs;
     list = calloc(MECH_LIST_MAX, sizeof(*list));
     if (list == NULL)
         return HSM_ERR_NO_MEMORY;
@@ -209,6 +399,7 @@ hsm__probe(struct hsm *h, hsm_session *s)
     rsa_raw = has_mech(list, n, CKM_RSA_X_509);
     free(list);
     p.has_digest_key = try_digest_key(s);
+    p.hmac_wrong_mac_ckr = try_wrong_mac(s);
 
     if (!p.has_gcm)
         note_missing(&p, "CKM_AES_GCM");
@@ -222,6 +413,24 @@ hsm__probe(struct hsm *h, hsm_session *s)
         note_missing(&p, "CKM_ECDSA");
     if (!p.has_ecdh)
         note_missing(&p, "CKM_ECDH1_DERIVE");
+    if (!p.has_digest_key)
+        note_missing(&p, "C_DigestKey");
+
+    /* The wallet KDFs: all in the token where its known answers hold (for
+     * Google both key sizes, ECv1's and ECv2's), else Z in the token and the
+     * KDF output on the host where C_DigestKey works. A token that runs a
+     * chain has its mechanisms, listed or not. */
+    bool apple_in = kat_apple(s, p.apple_in_token_why, sizeof(p.apple_in_token_why));
+    bool google_in = kat_google(s, 16, p.google_in_token_why, sizeof(p.google_in_token_why)) &&
+                     kat_google(s, 32, p.google_in_token_why, sizeof(p.google_in_token_why));
+    if (apple_in)
+        p.apple_in_token_why[0] = '\0';
+    if (google_in)
+        p.google_in_token_why[0] = '\0';
+    p.has_concatenate |= apple_in || google_in;
+    p.has_sha256_key_derivation |= apple_in;
+    p.has_hkdf |= google_in;
+    p.has_extract_key |= google_in;
     if (!p.has_concatenate)
         note_missing(&p, "CKM_CONCATENATE_*");
     if (!p.has_sha256_key_derivation)
@@ -230,16 +439,14 @@ hsm__probe(struct hsm *h, hsm_session *s)
         note_missing(&p, "CKM_HKDF_DERIVE");
     if (!p.has_extract_key)
         note_missing(&p, "CKM_EXTRACT_KEY_FROM_KEY");
-    if (!p.has_digest_key)
-        note_missing(&p, "C_DigestKey");
-
-    /* The paths the code takes today. The all-in-token derivations that a
-     * token with CONCATENATE / SHA256_KEY_DERIVATION / HKDF_DERIVE allows are
-     * reported above (has_*) and taken once that code path exists (issue:
-     * "Prove the fully in-token path"); until then such a token also runs the
-     * digest-key path, which it supports as well. */
-    p.apple_ec_kdf = p.has_ecdh && p.has_digest_key ? HSM_PATH_DIGEST_KEY : HSM_PATH_NONE;
-    p.google_hkdf = p.has_ecdh && p.has_digest_key ? HSM_PATH_DIGEST_KEY : HSM_PATH_NONE;
+    p.apple_ec_kdf = !p.has_ecdh            ? HSM_PATH_NONE
+                     : apple_in             ? HSM_PATH_IN_TOKEN
+                     : p.has_digest_key     ? HSM_PATH_DIGEST_KEY
+                                            : HSM_PATH_NONE;
+    p.google_hkdf = !p.has_ecdh             ? HSM_PATH_NONE
+                    : google_in             ? HSM_PATH_IN_TOKEN
+                    : p.has_digest_key      ? HSM_PATH_DIGEST_KEY
+                                            : HSM_PATH_NONE;
     p.rsa_oaep_sha1 = rsa_oaep_unwrap ? HSM_PATH_IN_TOKEN : HSM_PATH_NONE;
     p.rsa_pkcs1 = rsa_pkcs_unwrap ? HSM_PATH_IN_TOKEN : HSM_PATH_NONE;
     if (rsa_oaep_unwrap && try_oaep_sha256(s))

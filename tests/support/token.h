@@ -1,11 +1,17 @@
 /*
- * token.h - the SoftHSM test fixture: every test gets a token of its own in a
- * fresh temporary directory, initialized with softhsm2-util (the real tool),
- * and a 0600 PIN file. Nothing outside the directory is touched.
+ * token.h - the token test fixture: every test gets a token of its own in a
+ * fresh temporary directory, initialized with the module's real tool, and a
+ * 0600 PIN file. Nothing outside the directory is touched.
+ *
+ * The module is SoftHSM2 (softhsm2-util --init-token) unless the environment
+ * says TV_TEST_MODULE=nss: then it is NSS softokn (libsoftokn3.so) on a
+ * database made with certutil -N, loaded with its init string, the second
+ * module the hsm/ and wallet tests run against (tests/CMakeLists.txt).
  */
 #ifndef TOKENVAULT_TESTS_SUPPORT_TOKEN_H
 #define TOKENVAULT_TESTS_SUPPORT_TOKEN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hsm/hsm.h"
@@ -15,7 +21,14 @@
 #define TV_TEST_USER_PIN "user-pin-1234"
 #define TV_TEST_LABEL "tokenvault-test"
 
+/* NSS softokn: the token of a key database is always this one. */
+#define TV_TEST_NSS_LABEL "NSS Certificate DB"
+
 typedef struct tv_token {
+    bool nss;                 /* NSS softokn instead of SoftHSM2 */
+    const char *module;       /* the module's path */
+    const char *label;        /* the token's label */
+    char init_args[400];      /* C_Initialize pReserved ("" for none) */
     char dir[256];
     char conf[300];
     char pin_file[300];
@@ -27,8 +40,17 @@ typedef struct tv_token {
  * process), the token, and the PIN file. Returns 0 or -1 with a message. */
 int tv_token_setup(tv_token *t);
 
+/* Fills |cfg| to open t's token (module, label, init string, short
+ * backoffs); the pointers are t's. */
+void tv_token_config(const tv_token *t, hsm_config *cfg);
+
 /* Opens the hsm on the token (t->h, t->pin). Returns an HSM_ERR_ code. */
 int tv_token_open(tv_token *t);
+
+/* tv_token_open_spied opens the same token through the fault-injection
+ * wrapper (p11_fault.h) with no rules, so its spy counters see every call:
+ * for tests that prove what crosses the module boundary. */
+int tv_token_open_spied(tv_token *t);
 
 /* Closes the hsm if open and removes the directory. */
 void tv_token_teardown(tv_token *t);

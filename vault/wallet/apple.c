@@ -866,7 +866,7 @@ static int
 ec_content_key(hsm_session *s, const struct wallet_apple_key *mk,
                const struct wallet_apple_packet *p, hsm_obj *out, char *why, size_t why_cap)
 {
-    uint8_t point[HSM_EC_P256_POINT_LEN], other[OTHER_INFO_LEN], key[32];
+    uint8_t point[HSM_EC_P256_POINT_LEN], other[OTHER_INFO_LEN];
     hsm_obj z = HSM_OBJ_NONE;
     int hr, r;
 
@@ -882,16 +882,16 @@ ec_content_key(hsm_session *s, const struct wallet_apple_key *mk,
         r = hsm_fail(hr, WALLET_ERR_DECRYPT, "ECDH", why, why_cap);
         goto out;
     }
-    /* On a token without the derivation mechanisms the KDF output reaches
-     * host memory here, for as long as the import takes (SECURITY.md). */
-    if ((hr = hsm_apple_kdf(s, z, other, sizeof(other), key)) != HSM_OK ||
-        (hr = hsm_secret_import(s, HSM_USE_AES_GCM_DECRYPT, key, sizeof(key), out)) != HSM_OK) {
+    /* All in the token where the probe found the derivation mechanisms; on
+     * a token without them (SoftHSM 2.6) the KDF output is in host memory for
+     * as long as its import takes (hsm.h, SECURITY.md). */
+    if ((hr = hsm_apple_kdf_key(s, z, other, sizeof(other), HSM_USE_AES_GCM_DECRYPT, out,
+                                NULL)) != HSM_OK) {
         r = hsm_fail(hr, WALLET_ERR_DECRYPT, "key derivation", why, why_cap);
         goto out;
     }
     r = WALLET_OK;
 out:
-    OPENSSL_cleanse(key, sizeof(key));
     hsm_obj_destroy(s, z);
     return r;
 }

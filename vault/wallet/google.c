@@ -33,9 +33,6 @@
  * 32-byte HMAC key (L = 64). WALLETS.md 2.3. */
 #define ECV1_KEY_LEN 16
 #define ECV2_KEY_LEN 32
-/* The HMAC key as imported into the HSM: SoftHSM refuses HMAC-SHA256 keys
- * under 32 bytes (HSM-NOTES Q3), see open_with_key. */
-#define MAC_KEY_IMPORT_LEN 32
 /* AES-CTR counter block: Google uses an all-zero IV (each key encrypts one
  * message only, so the counter never repeats under one key). */
 #define CTR_IV_LEN 16
@@ -670,13 +667,9 @@ open_with_key(hsm_session *s, hsm_key *key, const struct wallet_google_sealed *m
               uint8_t *out, char *why, size_t why_cap)
 {
     static const uint8_t zero_iv[CTR_IV_LEN];
-    /* AES key || HMAC key, as HKDF outputs them. */
-    uint8_t okm[2 * ECV2_KEY_LEN];
-    uint8_t mac_key[MAC_KEY_IMPORT_LEN];
     hsm_obj z = HSM_OBJ_NONE, mac = HSM_OBJ_NONE, aes = HSM_OBJ_NONE;
     int hr, r = WALLET_ERR_HSM;
 
-    memset(mac_key, 0, sizeof(mac_key));
     hr = hsm_ecdh_derive(s, key, m->ephemeral, sizeof(m->ephemeral), &z);
     if (hr == HSM_ERR_INPUT) {
         wallet_why(why, why_cap, "ephemeralPublicKey is not a valid P-256 point");
@@ -687,25 +680,19 @@ open_with_key(hsm_session *s, hsm_key *key, const struct wallet_google_sealed *m
         wallet_why(why, why_cap, "ECDH failed in the HSM (%s)", hsm_strerror(hr));
         goto out;
     }
-    /* IKM = ephemeral point || Z, salt none (= 32 zero bytes), info "Google". */
-    hr = hsm_hkdf_sha256(s, z, NULL, 0, m->ephemeral, sizeof(m->ephemeral),
-                         (const uint8_t *)GOOGLE_SENDER_ID, GOOGLE_SENDER_ID_LEN, okm, 2 * key_len);
+    /* IKM = ephemeral point || Z, salt none (= 32 zero bytes), info "Google";
+     * the AES key, then the MAC key. All in the token where the probe found
+     * the derivation mechanisms; elsewhere the keys pass through host memory
+     * for as long as their import takes (hsm.h, SECURITY.md). ECv1's 16-byte
+     * MAC key comes zero-padded, the same HMAC key (RFC 2104 section 2), as
+     * SoftHSM refuses shorter HMAC keys. */
+    hr = hsm_hkdf_sha256_keys(s, z, NULL, 0, m->ephemeral, sizeof(m->ephemeral),
+                              (const uint8_t *)GOOGLE_SENDER_ID, GOOGLE_SENDER_ID_LEN, key_len,
+                              &aes, &mac, NULL);
     hsm_obj_destroy(s, z);
     z = HSM_OBJ_NONE;
     if (hr != HSM_OK) {
         wallet_why(why, why_cap, "HKDF failed in the HSM (%s)", hsm_strerror(hr));
-        goto out;
-    }
-    /* ECv1's MAC key is 16 bytes, which SoftHSM refuses for HMAC-SHA256.
-     * HMAC pads any key shorter than the 64-byte block with zeros (RFC 2104
-     * section 2), so HMAC(K) == HMAC(K || 16 zero bytes): importing the
-     * zero-padded 32 bytes gives the same MAC, and ECv1 and ECv2 share one
-     * path. */
-    memcpy(mac_key, okm + key_len, key_len);
-    hr = hsm_secret_import(s, HSM_USE_HMAC_VERIFY, mac_key, sizeof(mac_key), &mac);
-    OPENSSL_cleanse(mac_key, sizeof(mac_key));
-    if (hr != HSM_OK) {
-        wallet_why(why, why_cap, "MAC key import failed (%s)", hsm_strerror(hr));
         goto out;
     }
     /* The tag is checked (constant time, in the HSM) before anything is
@@ -716,13 +703,7 @@ open_with_key(hsm_session *s, hsm_key *key, const struct wallet_google_sealed *m
         goto out;
     }
     if (hr != HSM_OK) {
-        wallet_why(why, why_cap, "HMAC verify failed in the HSM (%s)", hsm_strerror(hr));
-        goto out;
-    }
-    hr = hsm_secret_import(s, HSM_USE_AES_CTR_DECRYPT, okm, key_len, &aes);
-    OPENSSL_cleanse(okm, sizeof(okm));
-    if (hr != HSM_OK) {
-        wallet_why(why, why_cap, "AES key import failed (%s)", hsm_strerror(hr));
+        wallet_why(why, why_cap, "HMAC verify failed in the HSM (%s) %s", hsm_strerror(hr), hsm_last_detail());
         goto out;
     }
     hr = hsm_obj_ctr_decrypt(s, aes, zero_iv, m->ciphertext, m->ciphertext_len, out,
@@ -734,8 +715,6 @@ open_with_key(hsm_session *s, hsm_key *key, const struct wallet_google_sealed *m
     }
     r = WALLET_OK;
 out:
-    OPENSSL_cleanse(okm, sizeof(okm));
-    OPENSSL_cleanse(mac_key, sizeof(mac_key));
     hsm_obj_destroy(s, z);
     hsm_obj_destroy(s, mac);
     hsm_obj_destroy(s, aes);

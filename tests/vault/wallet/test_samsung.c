@@ -727,13 +727,19 @@ test_cek_length(void **state)
 
             /* AES-192 content under "A128GCM": opens where the token takes
              * the key as it comes, never fails any other way. */
+            /* A content key of the other AES size opens on a token that
+             * cannot tell an unwrapped key's length (SoftHSM 2.6 reads
+             * CKA_VALUE_LEN 0) and is refused, like any wrong key, on one
+             * that can (NSS softokn). */
+            int want_other = tok.nss ? WALLET_ERR_DECRYPT : WALLET_OK;
+
             if (r24 == WALLET_OK)
                 wallet_card_wipe(&card);
             else
                 assert_wallet(r24, WALLET_ERR_DECRYPT);
-            assert_wallet(open_packet(&ctx, p32, &card, why), WALLET_OK);
+            assert_wallet(open_packet(&ctx, p32, &card, why), want_other);
             wallet_card_wipe(&card);
-            assert_wallet(open_packet(&ctx, p16, &card, why), WALLET_OK);
+            assert_wallet(open_packet(&ctx, p16, &card, why), want_other);
             wallet_card_wipe(&card);
             free(p24);
             free(p32);
