@@ -98,6 +98,16 @@ struct api_status_resp {
     uint64_t reencrypt_remaining;
     bool has_reencrypt_total;
     uint64_t reencrypt_total;
+    /* Where the wallet derivations run on this HSM (enum api_kdf_path), as
+     * its mechanism probe found at start: Apple EC_v1's KDF, Google's HKDF,
+     * RSA-OAEP-SHA256 (Apple RSA_v1, JWE RSA-OAEP-256). Absent while the
+     * HSM is not open. */
+    bool has_apple_kdf_path;
+    uint8_t apple_kdf_path;
+    bool has_google_kdf_path;
+    uint8_t google_kdf_path;
+    bool has_oaep256_path;
+    uint8_t oaep256_path;
 };
 
 /* ---- cards ------------------------------------------------------------------ */

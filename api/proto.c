@@ -136,6 +136,7 @@ ENUM_NAMES(CANCELLED_BY)
 ENUM_NAMES(QR_STATE)
 ENUM_NAMES(KEY_STATE)
 ENUM_NAMES(KEY_CLASS)
+ENUM_NAMES(KDF_PATH)
 #define NONE_names NULL
 
 /* In number order (tests check it), so lookup is a binary search. */

@@ -397,6 +397,15 @@ enum api_type {
     X(HMAC, 2, "hmac")        \
     X(EC, 3, "ec")            \
     X(RSA, 4, "rsa")
+/* Where a wallet key derivation or decoding runs on this HSM (hsm_path):
+ * every step in the token; Z in the token and the KDF output on the host
+ * (C_DigestKey); raw RSA in the token and OAEP decoding on the host; not
+ * possible on this token. */
+#define API_KDF_PATH_LIST(X)            \
+    X(IN_TOKEN, 1, "in-token")          \
+    X(DIGEST_KEY, 2, "digest-key")      \
+    X(HOST_DECODE, 3, "host-decode")    \
+    X(UNAVAILABLE, 4, "unavailable")
 
 /* Values run 1..n without gaps (tested), so the count is the largest value. */
 #define API__ENUM_ONE(name, num, str) +1
@@ -416,6 +425,7 @@ enum api_type {
 #define API__QR_STATE(name, num, str) API__ENUM_MEMBER(API_QR_, name, num, str)
 #define API__KEY_STATE(name, num, str) API__ENUM_MEMBER(API_KEY_STATE_, name, num, str)
 #define API__KEY_CLASS(name, num, str) API__ENUM_MEMBER(API_KEY_CLASS_, name, num, str)
+#define API__KDF_PATH(name, num, str) API__ENUM_MEMBER(API_KDF_PATH_, name, num, str)
 enum api_verification { API_VERIFICATION_LIST(API__VERIFICATION) };
 enum api_brand { API_BRAND_LIST(API__BRAND) };
 enum api_card_kind { API_CARD_KIND_LIST(API__CARD_KIND) };
@@ -429,6 +439,7 @@ enum api_cancelled_by { API_CANCELLED_BY_LIST(API__CANCELLED_BY) };
 enum api_qr_state { API_QR_STATE_LIST(API__QR_STATE) };
 enum api_key_state { API_KEY_STATE_LIST(API__KEY_STATE) };
 enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
+enum api_kdf_path { API_KDF_PATH_LIST(API__KDF_PATH) };
 
 /* ---- field tags ----------------------------------------------------------- */
 
@@ -530,7 +541,10 @@ enum api_key_class { API_KEY_CLASS_LIST(API__KEY_CLASS) };
     X(REENCRYPT_PENDING, 0x0611, BOOL, 0, 1, 0, NONE, "reencryptPending")                      \
     X(REENCRYPTED, 0x0612, U64, 0, API_COUNT_MAX, 0, NONE, "reencrypted")                       \
     X(REENCRYPT_REMAINING, 0x0613, U64, 0, API_COUNT_MAX, 0, NONE, "reencryptRemaining")        \
-    X(REENCRYPT_TOTAL, 0x0614, U64, 0, API_COUNT_MAX, 0, NONE, "reencryptTotal")
+    X(REENCRYPT_TOTAL, 0x0614, U64, 0, API_COUNT_MAX, 0, NONE, "reencryptTotal")              \
+    X(APPLE_KDF_PATH, 0x0615, ENUM, 1, API_ENUM_MAX(KDF_PATH), 0, KDF_PATH, "appleKdfPath")     \
+    X(GOOGLE_KDF_PATH, 0x0616, ENUM, 1, API_ENUM_MAX(KDF_PATH), 0, KDF_PATH, "googleKdfPath")   \
+    X(OAEP256_PATH, 0x0617, ENUM, 1, API_ENUM_MAX(KDF_PATH), 0, KDF_PATH, "rsaOaepSha256Path")
 
 enum api_tag {
 #define API__TAG_ENUM(name, num, type, min, max, flags, enums, wire) API_TAG_##name = num,

@@ -52,7 +52,10 @@ SCHEMA(api_status_resp,
        OPT(api_status_resp, reencrypt_pending, REENCRYPT_PENDING),
        OPT(api_status_resp, reencrypted, REENCRYPTED),
        OPT(api_status_resp, reencrypt_remaining, REENCRYPT_REMAINING),
-       OPT(api_status_resp, reencrypt_total, REENCRYPT_TOTAL))
+       OPT(api_status_resp, reencrypt_total, REENCRYPT_TOTAL),
+       OPT(api_status_resp, apple_kdf_path, APPLE_KDF_PATH),
+       OPT(api_status_resp, google_kdf_path, GOOGLE_KDF_PATH),
+       OPT(api_status_resp, oaep256_path, OAEP256_PATH))
 
 SCHEMA(api_card_store_req,
        REQ(api_card_store_req, merchant, MERCHANT),

@@ -78,6 +78,7 @@ struct key_def {
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const pin_sources[] = {"file", "sealed", NULL};
+static const char *const no_yes[] = {"no", "yes", NULL};
 static const char *const token_formats[] = {"opaque", "pan", NULL};
 
 #define F(m) offsetof(struct vault_config, m), sizeof(((struct vault_config *)0)->m)
@@ -96,6 +97,8 @@ static const struct key_def keys[] = {
     {"tls", "client_ca", K_PATH, F(tls_client_ca), 0, 0, NULL, true},
     {"hsm", "module", K_PATH, F(hsm_module), 0, 0, NULL, true},
     {"hsm", "token", K_STR, F(hsm_token), 0, 0, NULL, true},
+    {"hsm", "module_args", K_STR, F(hsm_module_args), 0, 0, NULL, false},
+    {"hsm", "reduced_key_attributes", K_ENUM, F(hsm_reduced_key_attributes), 0, 0, no_yes, false},
     {"hsm", "pin_source", K_ENUM, F(pin_source), 0, 0, pin_sources, false},
     {"hsm", "pin_file", K_PATH, F(pin_file), 0, 0, NULL, false},
     {"hsm", "share_set", K_PATH, F(share_set), 0, 0, NULL, false},

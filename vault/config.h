@@ -118,6 +118,8 @@ struct vault_config {
     /* [hsm] */
     char hsm_module[PATH_MAX];
     char hsm_token[PATH_MAX]; /* a token label or an RFC 7512 pkcs11: URI */
+    char hsm_module_args[PATH_MAX]; /* the module's C_Initialize init string, "" for none */
+    int hsm_reduced_key_attributes; /* 1: hsm_config.reduced_key_attributes */
     enum vault_pin_source pin_source;
     char pin_file[PATH_MAX];
     char share_set[PATH_MAX]; /* sealed start: the public share set file */

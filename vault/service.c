@@ -422,6 +422,8 @@ vault_service_open_hsm(struct vault_service *svc, char *reason, size_t reason_le
         hc.token_uri = c->hsm_token;
     else
         hc.token_label = c->hsm_token;
+    hc.init_args = c->hsm_module_args[0] != '\0' ? c->hsm_module_args : NULL;
+    hc.reduced_key_attributes = c->hsm_reduced_key_attributes == 1;
     hc.max_sessions = c->workers + EXTRA_SESSIONS;
     if ((e = hsm_open(&svc->hsm, &hc, svc->pin)) != 0) {
         snprintf(reason, reason_len, "%s (%s)", hsm_strerror(e), hsm_last_detail());

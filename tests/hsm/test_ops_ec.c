@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -63,6 +64,89 @@ load_json(const char *rel)
     return j;
 }
 
+/* ---- The derivation into key objects, by the probe's path ---------------- */
+
+#define KAT_MSG "a card's worth of payment data"
+#define KAT_MSG_LEN (sizeof(KAT_MSG) - 1)
+
+/* The path each module must take: all in the token where the token has the
+ * derivation mechanisms (NSS softokn), C_DigestKey where not (SoftHSM). */
+static hsm_path
+want_path(void)
+{
+    return tok.nss ? HSM_PATH_IN_TOKEN : HSM_PATH_DIGEST_KEY;
+}
+
+/* A derived key is sensitive and not extractable. On the digest-key path
+ * the token says it was made from host bytes (not ALWAYS_SENSITIVE, not
+ * NEVER_EXTRACTABLE); on the in-token path those two are inherited down the
+ * chain from the merchant key (PKCS#11 2.40 4.14.2), which an imported
+ * test key never had, so they prove nothing there and are not asserted. */
+static void
+assert_message_key(hsm_session *s, hsm_obj k, hsm_path path)
+{
+    int v = -1;
+
+    assert_hsm(hsm__key_attr_bool(s, k, CKA_SENSITIVE, &v), HSM_OK);
+    assert_int_equal(v, 1);
+    assert_hsm(hsm__key_attr_bool(s, k, CKA_EXTRACTABLE, &v), HSM_OK);
+    assert_int_equal(v, 0);
+    if (path == HSM_PATH_DIGEST_KEY) {
+        assert_hsm(hsm__key_attr_bool(s, k, CKA_ALWAYS_SENSITIVE, &v), HSM_OK);
+        assert_int_equal(v, 0);
+        assert_hsm(hsm__key_attr_bool(s, k, CKA_NEVER_EXTRACTABLE, &v), HSM_OK);
+        assert_int_equal(v, 0);
+    }
+}
+
+/* OpenSSL seals KAT_MSG under the expected key; the derived key object must
+ * open it in the token. */
+static void
+assert_gcm_key_is(hsm_session *s, hsm_obj k, const uint8_t want[32])
+{
+    static const uint8_t iv[12];
+    uint8_t ct[KAT_MSG_LEN + 16], pt[sizeof(ct)];
+    size_t pt_len = 0;
+    int n = 0, fin = 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+
+    assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, want, iv), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, ct, &n, (const uint8_t *)KAT_MSG, (int)KAT_MSG_LEN), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(c, ct + n, &fin), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, ct + KAT_MSG_LEN), 1);
+    EVP_CIPHER_CTX_free(c);
+    assert_hsm(hsm_obj_gcm_decrypt(s, k, NULL, 0, iv, sizeof(iv), ct, sizeof(ct), pt, sizeof(pt),
+                                   &pt_len),
+               HSM_OK);
+    assert_int_equal(pt_len, KAT_MSG_LEN);
+    assert_memory_equal(pt, KAT_MSG, KAT_MSG_LEN);
+}
+
+/* The CTR key decrypts what OpenSSL encrypted under |aes|; the MAC key
+ * verifies OpenSSL's HMAC under |mac| (|len| bytes each) and nothing else. */
+static void
+assert_google_keys_are(hsm_session *s, hsm_obj ka, hsm_obj km, const uint8_t *aes,
+                       const uint8_t *mac, size_t len)
+{
+    static const uint8_t iv[16];
+    uint8_t ct[KAT_MSG_LEN], pt[KAT_MSG_LEN], tag[32];
+    unsigned int tag_len = 0;
+    int n = 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+
+    assert_int_equal(EVP_EncryptInit_ex(c, len == 16 ? EVP_aes_128_ctr() : EVP_aes_256_ctr(), NULL,
+                                        aes, iv),
+                     1);
+    assert_int_equal(EVP_EncryptUpdate(c, ct, &n, (const uint8_t *)KAT_MSG, (int)KAT_MSG_LEN), 1);
+    EVP_CIPHER_CTX_free(c);
+    assert_non_null(HMAC(EVP_sha256(), mac, (int)len, ct, sizeof(ct), tag, &tag_len));
+    assert_hsm(hsm_obj_hmac_verify(s, km, ct, sizeof(ct), tag, tag_len), HSM_OK);
+    tag[0] ^= 1;
+    assert_hsm(hsm_obj_hmac_verify(s, km, ct, sizeof(ct), tag, tag_len), HSM_ERR_VERIFY);
+    assert_hsm(hsm_obj_ctr_decrypt(s, ka, iv, ct, sizeof(ct), pt, sizeof(pt)), HSM_OK);
+    assert_memory_equal(pt, KAT_MSG, KAT_MSG_LEN);
+}
+
 static void
 test_apple_kdf_gala_2023(void **state)
 {
@@ -103,6 +187,23 @@ test_apple_kdf_gala_2023(void **state)
     assert_int_equal(hsm_apple_kdf(s, z, other, other_len, got), HSM_OK);
     assert_int_equal(want_len, 32);
     assert_memory_equal(got, want, 32);
+    /* The same key as an object, by the path the probe chose. */
+    {
+        hsm_obj k = HSM_OBJ_NONE;
+        hsm_path path = HSM_PATH_NONE;
+
+        assert_int_equal(hsm_probe_get(tok.h)->apple_ec_kdf, want_path());
+        assert_hsm(hsm_apple_kdf_key(s, z, other, other_len, HSM_USE_AES_GCM_DECRYPT, &k, &path),
+                   HSM_OK);
+        assert_int_equal(path, want_path());
+        assert_message_key(s, k, path);
+        assert_gcm_key_is(s, k, want);
+        hsm_obj_destroy(s, k);
+        assert_hsm(hsm_apple_kdf_key(s, z, other, 0, HSM_USE_AES_GCM_DECRYPT, &k, &path),
+                   HSM_ERR_INVALID_ARG);
+        assert_hsm(hsm_apple_kdf_key(s, z, other, other_len, HSM_USE_HMAC_VERIFY, &k, &path),
+                   HSM_ERR_INVALID_ARG);
+    }
     /* A different otherInfo (another merchant id) gives another key. */
     other[other_len - 1] ^= 1;
     assert_int_equal(hsm_apple_kdf(s, z, other, other_len, got), HSM_OK);
@@ -166,6 +267,25 @@ google_kat(const char *token_file, const char *inter_file, const char *label, si
                                          (const uint8_t *)"Google", 6, again, 2 * key_len),
                          HSM_OK);
         assert_memory_equal(again, out, 2 * key_len);
+    }
+    /* The same keys as objects, by the path the probe chose. */
+    {
+        hsm_obj ka = HSM_OBJ_NONE, km = HSM_OBJ_NONE;
+        hsm_path path = HSM_PATH_NONE;
+
+        assert_int_equal(hsm_probe_get(tok.h)->google_hkdf, want_path());
+        assert_hsm(hsm_hkdf_sha256_keys(s, z, NULL, 0, eph, eph_len, (const uint8_t *)"Google", 6,
+                                        key_len, &ka, &km, &path),
+                   HSM_OK);
+        assert_int_equal(path, want_path());
+        assert_message_key(s, ka, path);
+        assert_message_key(s, km, path);
+        assert_google_keys_are(s, ka, km, aes, mac, key_len);
+        hsm_obj_destroy(s, ka);
+        hsm_obj_destroy(s, km);
+        assert_hsm(hsm_hkdf_sha256_keys(s, z, NULL, 0, eph, eph_len, (const uint8_t *)"Google", 6,
+                                        24, &ka, &km, &path),
+                   HSM_ERR_INVALID_ARG);
     }
     assert_int_equal(hsm_hkdf_sha256(s, z, NULL, 0, eph, eph_len, NULL, 0, out, 0),
                      HSM_ERR_INVALID_ARG);

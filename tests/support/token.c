@@ -187,14 +187,14 @@ tv_token_teardown(tv_token *t)
         nftw(t->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int
-tv_token_session_setup(tv_token *t, hsm_session **s)
+static int
+session_setup(tv_token *t, hsm_session **s, bool spied)
 {
     int r;
 
     if (tv_token_setup(t) != 0)
         return -1;
-    r = tv_token_open(t);
+    r = spied ? tv_token_open_spied(t) : tv_token_open(t);
     if (r == HSM_OK)
         r = hsm_session_acquire(t->h, s);
     if (r != HSM_OK) {
@@ -202,6 +202,18 @@ tv_token_session_setup(tv_token *t, hsm_session **s)
         return -1;
     }
     return 0;
+}
+
+int
+tv_token_session_setup(tv_token *t, hsm_session **s)
+{
+    return session_setup(t, s, false);
+}
+
+int
+tv_token_session_setup_spied(tv_token *t, hsm_session **s)
+{
+    return session_setup(t, s, true);
 }
 
 void

@@ -60,6 +60,8 @@ void tv_token_teardown(tv_token *t);
  * session back (if any) and removes the token. */
 int tv_token_session_setup(tv_token *t, hsm_session **s);
 void tv_token_session_teardown(tv_token *t, hsm_session **s);
+/* The same fixture with the token opened by tv_token_open_spied. */
+int tv_token_session_setup_spied(tv_token *t, hsm_session **s);
 
 /* assert_hsm(expr, want): fails the cmocka test with both codes' names and
  * the layer's detail when an hsm call returns something else. For files that

@@ -440,6 +440,11 @@ test_ping_status(void **state)
     assert_true(st.has_appliance_id);
     assert_int_equal(strlen(st.appliance_id), KEYS_APPLIANCE_ID_LEN);
     assert_true(st.store_size > 0 && st.store_used > 0 && st.store_used <= st.store_size);
+    /* Where the wallet derivations run, as SoftHSM 2.6's probe finds. */
+    assert_true(st.has_apple_kdf_path && st.has_google_kdf_path && st.has_oaep256_path);
+    assert_int_equal(st.apple_kdf_path, API_KDF_PATH_DIGEST_KEY);
+    assert_int_equal(st.google_kdf_path, API_KDF_PATH_DIGEST_KEY);
+    assert_int_equal(st.oaep256_path, API_KDF_PATH_HOST_DECODE);
     api_client_free(c);
 }
 

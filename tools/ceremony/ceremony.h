@@ -25,6 +25,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_HSM = 3, EXIT_NOT_FOUND 
 
 struct ceremony_opts {
     const char *module;
+    const char *module_args; /* --module-args: the module's init string */
+    int reduced_key_attributes; /* --reduced-key-attributes (hsm_config) */
+    int markdown;           /* probe --markdown: the SECURITY.md table rows */
     const char *token;
     const char *token_uri;
     const char *pin_file;
@@ -137,7 +140,9 @@ int transcript_end(struct transcript *t, hsm *h, hsm_session *s, const struct ce
 /* The subcommands. Those given |s| run with an open, logged-in HSM. */
 int cmd_init(hsm_session *s, const struct ceremony_opts *o);
 int cmd_keys(hsm_session *s, const struct ceremony_opts *o);
-int cmd_probe(hsm *h);
+/* probe: what the token can do and where each wallet step runs; with
+ * |markdown|, the rows of SECURITY.md's per-module table (scripts/hsm-table). */
+int cmd_probe(hsm *h, bool markdown);
 int cmd_wallet_keygen(hsm_session *s, const struct ceremony_opts *o);
 int cmd_audit_key(hsm_session *s);
 int cmd_audit_verify(const struct ceremony_opts *o);

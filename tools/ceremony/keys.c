@@ -198,20 +198,108 @@ cmd_keys(hsm_session *s, const struct ceremony_opts *o)
     return ceremony_print_key(s, dek, NULL);
 }
 
+/* CKR_SIGNATURE_INVALID (PKCS#11): what a wrong MAC should give. Tools do
+ * not include the PKCS#11 header; hsm.h reports codes as numbers. */
+#define CKR_SIGNATURE_INVALID_CODE 0xC0UL
+
+/* Where one step of a wallet format runs on this token, as the probe found:
+ * the words of SECURITY.md's per-module table. */
+static const char *
+where_kdf(hsm_path p)
+{
+    switch (p) {
+    case HSM_PATH_IN_TOKEN: return "token";
+    case HSM_PATH_DIGEST_KEY: return "token hashes Z (C_DigestKey); **key in host memory**";
+    default: return "not available";
+    }
+}
+
+static const char *
+where_message_key(hsm_path p)
+{
+    switch (p) {
+    case HSM_PATH_IN_TOKEN: return "token (derived key)";
+    case HSM_PATH_DIGEST_KEY: return "token (key imported from host memory, then wiped)";
+    default: return "not available";
+    }
+}
+
+static const char *
+where_unwrap(hsm_path p)
+{
+    switch (p) {
+    case HSM_PATH_IN_TOKEN: return "token";
+    case HSM_PATH_HOST_DECODE: return "token (raw RSA); **OAEP decoding and key in host memory**";
+    default: return "not available";
+    }
+}
+
+static const char *
+where_if(int has, const char *yes)
+{
+    return has ? yes : "not available";
+}
+
+/* The rows of SECURITY.md's table, in its order: format, step, where. */
+static void
+probe_rows(const hsm_probe *p)
+{
+    const struct {
+        const char *format, *step, *where;
+    } rows[] = {
+        { "all", "signatures (CMS, ECDSA, RSA), trust anchors", where_if(p->has_ecdsa, "token") },
+        { "Apple EC_v1", "ECDH with the merchant key: Z", where_if(p->has_ecdh, "token") },
+        { "Apple EC_v1", "KDF (SP 800-56A, SHA-256)", where_kdf(p->apple_ec_kdf) },
+        { "Apple EC_v1", "AES-256-GCM", where_message_key(p->apple_ec_kdf) },
+        { "Apple RSA_v1", "RSA-OAEP-SHA256 unwrap", where_unwrap(p->rsa_oaep_sha256) },
+        { "Google ECv1/ECv2", "ECDH with the recipient key: Z", where_if(p->has_ecdh, "token") },
+        { "Google ECv1/ECv2", "HKDF-SHA256", where_kdf(p->google_hkdf) },
+        { "Google ECv1/ECv2", "HMAC-SHA256 verify, AES-CTR", where_message_key(p->google_hkdf) },
+        { "Samsung JWE", "RSA1_5 / RSA-OAEP unwrap of the CEK",
+          where_unwrap(p->rsa_pkcs1 == HSM_PATH_IN_TOKEN && p->rsa_oaep_sha1 == HSM_PATH_IN_TOKEN
+                           ? HSM_PATH_IN_TOKEN
+                           : HSM_PATH_NONE) },
+        { "Samsung JWE", "RSA-OAEP-256 unwrap of the CEK",
+          /* JWE keys are unwrap-only: no host decoding for them. */
+          p->rsa_oaep_sha256 == HSM_PATH_IN_TOKEN ? "token" : "not available (refused)" },
+        { "Samsung JWE", "AES-GCM content", where_if(p->has_gcm, "token") },
+    };
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        printf("| %s | %s | %s |\n", rows[i].format, rows[i].step, rows[i].where);
+}
+
 int
-cmd_probe(hsm *h)
+cmd_probe(hsm *h, bool markdown)
 {
     const hsm_probe *p = hsm_probe_get(h);
     hsm_token_info ti;
 
     hsm_token_info_get(h, &ti);
+    if (markdown) {
+        printf("token: %s %s, Cryptoki %u.%u%s\n", ti.manufacturer, ti.model, ti.cryptoki_major,
+               ti.cryptoki_minor, p->reduced_key_attributes ? ", reduced key attributes" : "");
+        probe_rows(p);
+        return EXIT_OK;
+    }
     printf("token:            %s (%s %s, serial %s, Cryptoki %u.%u)\n", ti.label, ti.manufacturer,
            ti.model, ti.serial, ti.cryptoki_major, ti.cryptoki_minor);
     printf("Apple Pay EC_v1:  %s\n", hsm_path_name(p->apple_ec_kdf));
+    if (p->apple_in_token_why[0] != '\0')
+        printf("  not in token:   %s\n", p->apple_in_token_why);
     printf("Google Pay ECv2:  %s\n", hsm_path_name(p->google_hkdf));
+    if (p->google_in_token_why[0] != '\0')
+        printf("  not in token:   %s\n", p->google_in_token_why);
     printf("RSA-OAEP-SHA256:  %s\n", hsm_path_name(p->rsa_oaep_sha256));
     printf("RSA-OAEP-SHA1:    %s\n", hsm_path_name(p->rsa_oaep_sha1));
     printf("RSA PKCS#1 v1.5:  %s\n", hsm_path_name(p->rsa_pkcs1));
+    printf("wrong HMAC says:  0x%lx%s\n", p->hmac_wrong_mac_ckr,
+           p->hmac_wrong_mac_ckr == CKR_SIGNATURE_INVALID_CODE ? " (CKR_SIGNATURE_INVALID)"
+                                                               : " (not CKR_SIGNATURE_INVALID)");
+    printf("key attributes:   %s\n",
+           p->reduced_key_attributes
+               ? "reduced (no CKA_COPYABLE, CKA_ALLOWED_MECHANISMS; never extractable)"
+               : "full");
     printf("missing:          %s\n", p->missing[0] != '\0' ? p->missing : "(none)");
     return EXIT_OK;
 }

@@ -47,8 +47,7 @@ static int
 run_probe(hsm *h, hsm_session *s, const struct ceremony_opts *o)
 {
     (void)s;
-    (void)o;
-    return cmd_probe(h);
+    return cmd_probe(h, o->markdown != 0);
 }
 
 static int
@@ -224,6 +223,10 @@ usage(FILE *f)
             "\n"
             "options:\n"
             "  --module PATH     PKCS#11 module (default " CEREMONY_DEFAULT_MODULE ")\n"
+            "  --module-args S   the module's init string (C_Initialize pReserved), as NSS\n"
+            "                    softokn needs: \"configdir='sql:DIR' ...\" (OPERATIONS.md)\n"
+            "  --reduced-key-attributes  for a module that cannot store CKA_COPYABLE and\n"
+            "                    CKA_ALLOWED_MECHANISMS on token objects (NSS softokn)\n"
             "  --token LABEL     token label, or --token-uri 'pkcs11:token=...'\n"
             "  --pin-file FILE   user PIN, in a file of mode 0600 owned by you\n"
             "  --officer NAME    an officer present (repeat for each); recorded\n"
@@ -268,7 +271,7 @@ parse_count(const char *arg, unsigned *out)
 
 /* wallet-check's long options. */
 enum { OPT_WC_CONFIG = 0x1000, OPT_WC_PACKET, OPT_WC_MERCHANT, OPT_WC_WALLET, OPT_WC_AT,
-       OPT_WC_JSON };
+       OPT_WC_JSON, OPT_MODULE_ARGS, OPT_REDUCED, OPT_MARKDOWN };
 
 static int
 parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
@@ -294,6 +297,9 @@ parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
         {"wallet", required_argument, NULL, OPT_WC_WALLET},
         {"at", required_argument, NULL, OPT_WC_AT},
         {"json", no_argument, NULL, OPT_WC_JSON},
+        {"module-args", required_argument, NULL, OPT_MODULE_ARGS},
+        {"reduced-key-attributes", no_argument, NULL, OPT_REDUCED},
+        {"markdown", no_argument, NULL, OPT_MARKDOWN},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -301,6 +307,9 @@ parse_args(int argc, char **argv, struct ceremony_opts *o, const char **cmd)
     while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         switch (c) {
         case 'm': o->module = optarg; break;
+        case OPT_MODULE_ARGS: o->module_args = optarg; break;
+        case OPT_REDUCED: o->reduced_key_attributes = 1; break;
+        case OPT_MARKDOWN: o->markdown = 1; break;
         case 't': o->token = optarg; break;
         case 'u': o->token_uri = optarg; break;
         case 'p': o->pin_file = optarg; break;
@@ -388,6 +397,8 @@ main(int argc, char **argv)
     }
     memset(&cfg, 0, sizeof(cfg));
     cfg.module_path = o.module;
+    cfg.init_args = o.module_args;
+    cfg.reduced_key_attributes = o.reduced_key_attributes != 0;
     cfg.token_label = o.token;
     cfg.token_uri = o.token_uri;
     /* The command's session, the store writer's, and one for a helper. */

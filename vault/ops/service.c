@@ -9,6 +9,19 @@
 
 #include "vault/ops/ops.h"
 
+/* The wire name of a probe's path (api/proto.h, KDF_PATH). */
+static uint8_t
+kdf_path(hsm_path p)
+{
+    switch (p) {
+    case HSM_PATH_IN_TOKEN: return API_KDF_PATH_IN_TOKEN;
+    case HSM_PATH_DIGEST_KEY: return API_KDF_PATH_DIGEST_KEY;
+    case HSM_PATH_HOST_DECODE: return API_KDF_PATH_HOST_DECODE;
+    case HSM_PATH_NONE: break;
+    }
+    return API_KDF_PATH_UNAVAILABLE;
+}
+
 void
 ops_status(struct op_job *j)
 {
@@ -43,6 +56,14 @@ ops_status(struct op_job *j)
     resp.reencrypt_pending = ops_reencrypt_pending(svc);
     resp.has_reencrypt_remaining = resp.has_reencrypt_total =
         ops_reencrypt_progress(svc, &resp.reencrypt_remaining, &resp.reencrypt_total);
+    {
+        const hsm_probe *p = hsm_probe_get(svc->hsm);
+
+        resp.has_apple_kdf_path = resp.has_google_kdf_path = resp.has_oaep256_path = true;
+        resp.apple_kdf_path = kdf_path(p->apple_ec_kdf);
+        resp.google_kdf_path = kdf_path(p->google_hkdf);
+        resp.oaep256_path = kdf_path(p->rsa_oaep_sha256);
+    }
     op_reply(j, &resp);
 }
 

@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "tests/support/gen_apple.h"
+#include "tests/support/spy.h"
 #include "tests/support/token.h"
 #include "vault/wallet/anchors.h"
 #include "vault/wallet/apple.h"
@@ -38,7 +39,7 @@ static int
 setup(void **state)
 {
     (void)state;
-    return tv_token_session_setup(&tok, &s);
+    return tv_token_session_setup_spied(&tok, &s);
 }
 
 static int
@@ -197,12 +198,17 @@ test_gala_2023(void **state)
     json_t *want_json = json_loads(want, 0, NULL), *got_json;
     uint8_t plain[1024];
     size_t plain_len = 0;
+    tv_spy spy;
     (void)state;
 
     merchant_load(&m, "gala-2023", "gala-2023", GALA_2023_SIGNED_S);
+    /* Opened by the path the probe chose, and nothing more crosses the
+     * module boundary than that path allows (spy.h). */
+    tv_spy_begin(&spy);
     assert_int_equal(wallet_apple_unseal(s, &m.ctx, token, strlen(token), plain, sizeof(plain),
                                          &plain_len, why, sizeof(why)),
                      WALLET_OK);
+    tv_spy_check(&spy, hsm_probe_get(tok.h)->apple_ec_kdf, true);
     got_json = json_loadb((const char *)plain, plain_len, 0, NULL);
     assert_non_null(got_json);
     assert_true(json_equal(got_json, want_json));

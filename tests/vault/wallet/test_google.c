@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "tests/support/gen_google.h"
+#include "tests/support/spy.h"
 #include "tests/support/token.h"
 #include "vault/wallet/codec.h"
 #include "vault/wallet/google.h"
@@ -52,7 +53,7 @@ setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
 
-    if (f == NULL || tv_token_session_setup(&f->tok, &f->s) != 0) {
+    if (f == NULL || tv_token_session_setup_spied(&f->tok, &f->s) != 0) {
         free(f);
         return -1;
     }
@@ -164,6 +165,21 @@ unseal(struct fx *f, const struct wallet_google_ctx *c, const char *packet, uint
     why[0] = '\0';
     return wallet_google_unseal(f->s, c, packet, strlen(packet), pt, BUF_MAX, pt_len, why,
                                 WALLET_WHY_MAX);
+}
+
+/* unseal, watched: the packet opens, by the path the probe chose, and no
+ * more crosses the module boundary than that path allows (spy.h). */
+static int
+unseal_spied(struct fx *f, const struct wallet_google_ctx *c, const char *packet, uint8_t *pt,
+             size_t *pt_len, char *why)
+{
+    tv_spy spy;
+    int r;
+
+    tv_spy_begin(&spy);
+    r = unseal(f, c, packet, pt, pt_len, why);
+    tv_spy_check(&spy, hsm_probe_get(f->tok.h)->google_hkdf, true);
+    return r;
 }
 
 /* ---- pure parsers --------------------------------------------------------------- */
@@ -435,7 +451,7 @@ test_dotnet_ecv1(void **state)
     roots_file(&roots, "googlepay-dotnet/ecv1_root_keys.json");
     /* ECv1 roots have no keyExpiration and the message none: valid today. */
     c = ctx_of("someRecipient", &roots, keys, 1, now_ms());
-    assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_OK);
+    assert_wallet(unseal_spied(f, &c, packet, pt, &n, why), WALLET_OK);
     assert_int_equal(n, 9);
     assert_memory_equal(pt, "plaintext", 9);
     /* "plaintext" is no payment message. */
@@ -465,7 +481,7 @@ test_tink_ecv1(void **state)
     keys[0] = import_key(f->s, "tink-paymentmethodtoken/MERCHANT_PRIVATE_KEY_PKCS8_BASE64.txt", "t-merchant");
     roots_tink(&roots, now_ms() + 24 * HOUR_MS);
     c = ctx_of("someRecipient", &roots, keys, 1, now_ms());
-    assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_OK);
+    assert_wallet(unseal_spied(f, &c, packet, pt, &n, why), WALLET_OK);
     assert_int_equal(n, 9);
     assert_memory_equal(pt, "plaintext", 9);
     free(packet);
@@ -487,7 +503,7 @@ test_dotnet_ecv2(void **state)
     keys[0] = import_key(f->s, "googlepay-dotnet/merchant_private_key_pkcs8.b64", "g-merchant");
     roots_file(&roots, "googlepay-dotnet/ecv2_root_keys.json");
     c = ctx_of("gateway:ariane", &roots, keys, 1, ARIANE_NOW);
-    assert_wallet(unseal(f, &c, ariane, pt, &n, why), WALLET_OK);
+    assert_wallet(unseal_spied(f, &c, ariane, pt, &n, why), WALLET_OK);
     assert_int_equal(n, 9);
     assert_memory_equal(pt, "plaintext", 9);
     /* The intermediate key's last valid millisecond, then its expiry. */
@@ -503,7 +519,7 @@ test_dotnet_ecv2(void **state)
     assert_wallet(unseal(f, &c, ariane, pt, &n, why), WALLET_ERR_SIGNATURE);
 
     c = ctx_of("merchant:12345", &roots, keys, 1, SIGTEST_NOW);
-    assert_wallet(unseal(f, &c, sigtest, pt, &n, why), WALLET_OK);
+    assert_wallet(unseal_spied(f, &c, sigtest, pt, &n, why), WALLET_OK);
     assert_int_equal(n, 9);
     assert_memory_equal(pt, "plaintext", 9);
     c.now_ms = now_ms();
@@ -535,7 +551,7 @@ test_moov(void **state)
     roots_file(&test_roots, "google-test-root-keys/keys.json");
     assert_int_equal(roots.num, test_roots.num);
     c = ctx_of("merchant:12345678901234567890", &roots, keys, 1, MOOV_NOW);
-    assert_wallet(unseal(f, &c, packet, pt, &n, why), WALLET_OK);
+    assert_wallet(unseal_spied(f, &c, packet, pt, &n, why), WALLET_OK);
     assert_true(n > sizeof(want));
     assert_memory_equal(pt, want, sizeof(want) - 1);
     assert_non_null(memmem(pt, n, "\"pan\":\"4111111111111111\"", 24));

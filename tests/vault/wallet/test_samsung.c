@@ -25,6 +25,7 @@
 
 #include "hsm/internal.h"
 #include "tests/support/gen_samsung.h"
+#include "tests/support/spy.h"
 #include "tests/support/token.h"
 #include "vault/wallet/codec.h"
 #include "vault/wallet/samsung.h"
@@ -73,7 +74,7 @@ static int
 group_setup(void **state)
 {
     (void)state;
-    if (tv_token_session_setup(&tok, &s) != 0)
+    if (tv_token_session_setup_spied(&tok, &s) != 0)
         return -1;
     if (hsm_key_generate(s, HSM_KIND_RSA_UNWRAP_SIGN, "spay-a", &key_a) != HSM_OK ||
         hsm_key_generate(s, HSM_KIND_RSA_UNWRAP_SIGN, "spay-b", &key_b) != HSM_OK ||
@@ -448,9 +449,15 @@ test_open_each_alg_enc(void **state)
             char *packet = make((struct make){ .alg = cases[i].alg, .enc = cases[i].enc,
                                                .cred = cred });
 
+            tv_spy spy;
+
             keys_fill(keys);
             ctx = ctx_of(keys, 2);
+            /* The content key is unwrapped into the token and used there:
+             * no key value crosses the module boundary (spy.h). */
+            tv_spy_begin(&spy);
             assert_wallet(open_packet(&ctx, packet, &card, why), WALLET_OK);
+            tv_spy_check(&spy, HSM_PATH_IN_TOKEN, false);
             check_card(&card, packet, cases[i].version);
             wallet_card_wipe(&card);
             assert_int_equal(card.pan[0], '\0');
