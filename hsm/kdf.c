@@ -32,6 +32,22 @@
 /* Wallet message keys: AES-128 (Google ECv1) or AES-256. */
 #define MSG_KEY_MAX 32
 
+/* RFC 2104's pads. */
+#define HMAC_IPAD 0x36
+#define HMAC_OPAD 0x5c
+
+/* K0 ^ pad: the salt as HMAC key (at most one block), zero-padded to the
+ * SHA-256 block, each byte XORed with |pad|. */
+static void
+hmac_key_block(uint8_t out[SHA256_BLOCK], const uint8_t *salt, size_t salt_len, uint8_t pad)
+{
+    memset(out, 0, SHA256_BLOCK);
+    if (salt_len > 0)
+        memcpy(out, salt, salt_len);
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        out[i] ^= pad;
+}
+
 /* SP 800-56A concatenation KDF, one round: counter = 1, big-endian. */
 static const uint8_t kdf_counter[4] = { 0, 0, 0, 1 };
 
@@ -116,22 +132,14 @@ hsm_hkdf_sha256(hsm_session *s, hsm_obj z, const uint8_t *salt, size_t salt_len,
         return HSM_ERR_INVALID_ARG;
     /* Extract = HMAC(salt, prefix || Z). The inner hash covers Z and runs in
      * the token: SHA-256((K0 ^ ipad) || prefix || Z). */
-    memset(pad, 0, SHA256_BLOCK);
-    if (salt_len > 0)
-        memcpy(pad, salt, salt_len);
-    for (size_t i = 0; i < SHA256_BLOCK; i++)
-        pad[i] ^= 0x36;
+    hmac_key_block(pad, salt, salt_len, HMAC_IPAD);
     if (prefix_len > 0)
         memcpy(pad + SHA256_BLOCK, ikm_prefix, prefix_len);
     r = digest_around_key(s, z, pad, SHA256_BLOCK + prefix_len, NULL, 0, inner);
     if (r != HSM_OK)
         goto out;
     /* Outer hash on the host: SHA-256((K0 ^ opad) || inner) = PRK. */
-    memset(pad, 0, SHA256_BLOCK);
-    if (salt_len > 0)
-        memcpy(pad, salt, salt_len);
-    for (size_t i = 0; i < SHA256_BLOCK; i++)
-        pad[i] ^= 0x5c;
+    hmac_key_block(pad, salt, salt_len, HMAC_OPAD);
     outer = EVP_MD_CTX_new();
     if (outer == NULL || EVP_DigestInit_ex(outer, EVP_sha256(), NULL) != 1 ||
         EVP_DigestUpdate(outer, pad, SHA256_BLOCK) != 1 ||

@@ -300,6 +300,7 @@ hsm__secret_tmpl_build(struct hsm__secret_tmpl *t, hsm_secret_use use, const uin
                use == HSM_USE_AES_CTR_DECRYPT;
     const CK_MECHANISM_TYPE *m = use == HSM_USE_AES_CTR_DECRYPT ? m_ctr : aes ? m_gcm : m_hmac;
 
+    t->n = 0;
     if (use < HSM_USE_AES_GCM_DECRYPT || use > HSM_USE_HMAC_SIGN)
         return HSM_ERR_INVALID_ARG;
     /* AES takes 128/192/256-bit keys. HMAC keys: SoftHSM refuses keys under

@@ -250,7 +250,7 @@ host_encrypt(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t *iv, bo
               (!gcm || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, KAT_GCM_IV_LEN, NULL) == 1) &&
               EVP_EncryptInit_ex(c, NULL, NULL, key, iv) == 1 &&
               EVP_EncryptUpdate(c, out, &n, in, (int)len) == 1 &&
-              EVP_EncryptFinal_ex(c, out + n, &fin) == 1 && (size_t)(n + fin) == len &&
+              EVP_EncryptFinal_ex(c, out + n, &fin) == 1 && (size_t)n + (size_t)fin == len &&
               (!gcm || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, KAT_GCM_TAG_LEN, out + len) == 1);
 
     EVP_CIPHER_CTX_free(c);

@@ -94,6 +94,7 @@
 #include "vault/wallets.h"
 
 #define PROG "tokenvault-bench"
+#include "tools/bench_recipes.h"
 #include "tools/tool_err.h"
 
 extern char **environ;
@@ -349,7 +350,7 @@ out:
 enum opt_id {
     O_MODULE, O_TOKEN, O_PIN_FILE, O_STATE, O_VECTORS, O_CONFIG, O_TLS, O_WALLET, O_PACKETS,
     O_CONNECTIONS, O_IN_FLIGHT, O_RATE, O_RAW_THREADS, O_SMOKE, O_COUNT, O_DAEMON_PID,
-    O_PERF, O_NUM
+    O_PERF, O_MODULE_ARGS, O_REDUCED, O_NUM
 };
 #define B(id) (1u << (id))
 
@@ -371,6 +372,8 @@ static const struct option long_opts[] = {
     { "count", required_argument, NULL, O_COUNT },
     { "daemon-pid", required_argument, NULL, O_DAEMON_PID },
     { "perf", required_argument, NULL, O_PERF },
+    { "module-args", required_argument, NULL, O_MODULE_ARGS },
+    { "reduced-key-attributes", no_argument, NULL, O_REDUCED },
     { NULL, 0, NULL, 0 },
 };
 
@@ -384,6 +387,7 @@ static int cmd_run(const struct opts *o);
 static int cmd_sessions(const struct opts *o);
 static int cmd_mit(const struct opts *o);
 static int cmd_cards(const struct opts *o);
+static int cmd_recipes(const struct opts *o);
 
 static const struct command {
     const char *name;
@@ -406,6 +410,8 @@ static const struct command {
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
           B(O_DAEMON_PID) | B(O_PERF),
       cmd_cards },
+    { "recipes", B(O_MODULE) | B(O_TOKEN) | B(O_PIN_FILE),
+      B(O_MODULE_ARGS) | B(O_REDUCED) | B(O_COUNT) | B(O_SMOKE), cmd_recipes },
 };
 
 static void
@@ -434,9 +440,15 @@ usage(FILE *f)
             "         CARD_REVEAL of each, beside the raw limits of the same HSM calls, the\n"
             "         same write transactions and the same reads\n"
             "         --daemon-pid: tokenvaultd's, for its CPU time per request; --perf: a\n"
-            "         perf record of it during the pairs (sessions), MIT or CARD_STORE phase into FILE\n",
+            "         perf record of it during the pairs (sessions), MIT or CARD_STORE phase into FILE\n"
+            "       " PROG " recipes --module SO --token LABEL --pin-file F [--module-args S]\n"
+            "                [--reduced-key-attributes] [--count N] [--smoke]\n"
+            "  recipes: the token's part of each wallet format (default %u messages each,\n"
+            "         --smoke %u), one thread, by the path the module's probe chose; makes\n"
+            "         two keys in the token (use a scratch one)\n",
             PACKETS_DEFAULT, PACKETS_SMOKE, CONNECTIONS_DEFAULT, IN_FLIGHT_DEFAULT,
-            SESSIONS_DEFAULT, COUNT_SMOKE, CHARGES_DEFAULT, CARDS_DEFAULT);
+            SESSIONS_DEFAULT, COUNT_SMOKE, CHARGES_DEFAULT, CARDS_DEFAULT, RECIPES_DEFAULT,
+            RECIPES_SMOKE);
 }
 
 /* A decimal in [lo, hi]. */
@@ -3537,6 +3549,25 @@ out:
     cards_free(cards, lo.count);
     vault_config_free(cfg);
     return r;
+}
+
+/* ---- recipes ------------------------------------------------------------------------ */
+
+static int
+cmd_recipes(const struct opts *o)
+{
+    struct recipes_opts r = {
+        .module = o->v[O_MODULE],
+        .module_args = (o->given & B(O_MODULE_ARGS)) != 0 ? o->v[O_MODULE_ARGS] : NULL,
+        .reduced_key_attributes = (o->given & B(O_REDUCED)) != 0,
+        .token = o->v[O_TOKEN],
+        .pin_file = o->v[O_PIN_FILE],
+        .count = (o->given & B(O_SMOKE)) != 0 ? RECIPES_SMOKE : RECIPES_DEFAULT,
+    };
+
+    if ((o->given & B(O_COUNT)) != 0 && parse_uint("count", o->v[O_COUNT], 1, 1000000, &r.count) != 0)
+        return EXIT_USAGE;
+    return bench_recipes(&r) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 int

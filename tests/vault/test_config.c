@@ -179,6 +179,8 @@ test_valid_with_defaults(void **state)
     assert_int_equal(c->pin_source, VAULT_PIN_FILE);
     assert_true(c->map_size == 1024ull * 1024 * 1024);
     assert_string_equal(c->hsm_token, "vault");
+    assert_string_equal(c->hsm_module_args, "");
+    assert_int_equal(c->hsm_reduced_key_attributes, 0);
     assert_int_equal(c->num_clients, 2);
 
     cl = vault_config_client(c, "CN=gateway-a,O=Example", NULL);
@@ -351,6 +353,28 @@ test_file_errors(void **state)
     assert_int_equal(vault_config_load(&c, path, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "missing.conf:2: NUL byte"));
     assert_null(c);
+}
+
+/* A module's init string and the reduced key attributes (NSS softokn). */
+static void
+test_hsm_module_args(void **state)
+{
+    struct vault_config *c = NULL;
+    char err[VAULT_CONFIG_ERR_MAX] = "";
+    (void)state;
+
+    if (load_variant(&c, "token = vault\n",
+                     "token = vault\nmodule_args = configdir='sql:/var/lib/nss' flags=noModDB\n"
+                     "reduced_key_attributes = yes\n",
+                     client_ok, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(c->hsm_module_args, "configdir='sql:/var/lib/nss' flags=noModDB");
+    assert_int_equal(c->hsm_reduced_key_attributes, 1);
+    vault_config_free(c);
+    expect_variant_error("token = vault\n", "token = vault\nreduced_key_attributes = maybe\n",
+                         client_ok, "reduced_key_attributes: 'maybe' is not one of");
+    expect_variant_error("token = vault\n", "token = vault\nmodule_args =\n", client_ok,
+                         "module_args");
 }
 
 static void
@@ -564,6 +588,7 @@ main(void)
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_client_errors),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_hsm_module_args),
         cmocka_unit_test(test_sealed_start),
         cmocka_unit_test(test_wallets),
         cmocka_unit_test(test_qr),

@@ -703,7 +703,8 @@ open_with_key(hsm_session *s, hsm_key *key, const struct wallet_google_sealed *m
         goto out;
     }
     if (hr != HSM_OK) {
-        wallet_why(why, why_cap, "HMAC verify failed in the HSM (%s) %s", hsm_strerror(hr), hsm_last_detail());
+        wallet_why(why, why_cap, "HMAC verify failed in the HSM (%s: %s)", hsm_strerror(hr),
+                   hsm_last_detail());
         goto out;
     }
     hr = hsm_obj_ctr_decrypt(s, aes, zero_iv, m->ciphertext, m->ciphertext_len, out,
