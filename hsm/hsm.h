@@ -328,7 +328,8 @@ typedef enum hsm_secret_use {
     HSM_USE_AES_GCM_DECRYPT = 1, /* CKK_AES, DECRYPT only, GCM only */
     HSM_USE_AES_GCM_ENCRYPT,     /* CKK_AES, ENCRYPT only (tests, wallet fixtures) */
     HSM_USE_AES_CTR_DECRYPT,     /* CKK_AES, DECRYPT only, CTR only */
-    HSM_USE_HMAC_VERIFY,         /* CKK_GENERIC_SECRET, VERIFY only */
+    HSM_USE_HMAC_VERIFY,         /* CKK_GENERIC_SECRET, VERIFY (and SIGN: a verify
+                                  * recomputes the MAC to check a token's failure) */
     HSM_USE_HMAC_SIGN,           /* CKK_GENERIC_SECRET, SIGN only */
 } hsm_secret_use;
 /* HMAC keys are 32..HSM_SECRET_MAX bytes (longer than the SHA-256 block is
@@ -609,11 +610,6 @@ typedef struct hsm_probe {
     int has_concatenate, has_sha256_key_derivation, has_hkdf, has_extract_key;
     char missing[256];            /* names of needed mechanisms the token lacks */
     bool reduced_key_attributes;  /* hsm_config.reduced_key_attributes was set */
-    /* What C_Verify(CKM_SHA256_HMAC) returned for a wrong MAC: CKR_SIGNATURE_INVALID
-     * (0xC0) per the specification; NSS softokn 3.87 says CKR_DEVICE_ERROR.
-     * hsm_obj_hmac_verify and hsm_hmac_verify read exactly this code as a
-     * failed check. */
-    unsigned long hmac_wrong_mac_ckr;
     /* Why the all-in-token chain is not taken ("" when it is): the failing
      * call and its CKR_, or the known answer that did not match. */
     char apple_in_token_why[HSM_PROBE_DETAIL_MAX];

@@ -71,12 +71,24 @@ hmac_verify(hsm_session *s, CK_OBJECT_HANDLE k, const uint8_t *data, size_t len,
     if ((r = hsm__ckr(s, "C_VerifyInit", rv)) != HSM_OK)
         return r;
     rv = s->h->p11->C_Verify(s->handle, (CK_BYTE_PTR)data, len, (CK_BYTE_PTR)mac, mac_len);
-    /* The code this module was seen to give a wrong MAC at hsm_open (NSS
-     * softokn: CKR_DEVICE_ERROR, not CKR_SIGNATURE_INVALID) is a failed
-     * check here, and only here: elsewhere it still means a lost device. */
-    if (rv != CKR_OK && rv == s->h->probe.hmac_wrong_mac_ckr)
-        return hsm__fail(HSM_ERR_VERIFY, "C_Verify: %s (this module's answer to a wrong MAC)",
-                         hsm__ckr_name(rv));
+    if (rv == CKR_OK || rv == CKR_SIGNATURE_INVALID || rv == CKR_SIGNATURE_LEN_RANGE ||
+        (hsm__ckr_is_loss(rv) && rv != CKR_DEVICE_ERROR))
+        return hsm__ckr_signature(s, "C_Verify", rv);
+    /* Any other answer is checked, not believed: NSS softokn answers a wrong
+     * MAC with whatever error its thread last recorded (CKR_DEVICE_ERROR
+     * among them). The token computes the MAC and the host compares it in
+     * constant time: a MAC that differs is a failed check; a right one, or
+     * a token that cannot compute it, leaves the token's own error. */
+    {
+        uint8_t own[HSM_HMAC_SHA256_LEN];
+        bool differs = hmac_sign(s, k, data, len, own) == HSM_OK &&
+                       CRYPTO_memcmp(own, mac, sizeof(own)) != 0;
+
+        OPENSSL_cleanse(own, sizeof(own));
+        if (differs)
+            return hsm__fail(HSM_ERR_VERIFY, "C_Verify: %s; the token's own MAC differs",
+                             hsm__ckr_name(rv));
+    }
     return hsm__ckr_signature(s, "C_Verify", rv);
 }
 
@@ -319,7 +331,10 @@ hsm__secret_tmpl_build(struct hsm__secret_tmpl *t, hsm_secret_use use, const uin
         BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0), BOOL_ATTR(CKA_MODIFIABLE, 0),
         BOOL_ATTR(CKA_ENCRYPT, use == HSM_USE_AES_GCM_ENCRYPT),
         BOOL_ATTR(CKA_DECRYPT, use == HSM_USE_AES_GCM_DECRYPT || use == HSM_USE_AES_CTR_DECRYPT),
-        BOOL_ATTR(CKA_SIGN, use == HSM_USE_HMAC_SIGN), BOOL_ATTR(CKA_VERIFY, use == HSM_USE_HMAC_VERIFY),
+        /* A verifying MAC key may also sign: hmac_verify recomputes the MAC
+         * when a token's failure code cannot be taken at its word. */
+        BOOL_ATTR(CKA_SIGN, use == HSM_USE_HMAC_SIGN || use == HSM_USE_HMAC_VERIFY),
+        BOOL_ATTR(CKA_VERIFY, use == HSM_USE_HMAC_VERIFY),
         BOOL_ATTR(CKA_WRAP, 0), BOOL_ATTR(CKA_UNWRAP, 0), BOOL_ATTR(CKA_DERIVE, 0),
         ATTR(CKA_ALLOWED_MECHANISMS, m, sizeof(CK_MECHANISM_TYPE)),
     };

@@ -90,32 +90,6 @@ try_digest_key(hsm_session *s)
     return ok;
 }
 
-/* What the token answers to a wrong HMAC: asked once, with a throwaway key
- * and a MAC of zeros (PKCS#11 says CKR_SIGNATURE_INVALID; not every module
- * does). */
-static CK_RV
-try_wrong_mac(hsm_session *s)
-{
-    uint8_t key[32], mac[32];
-    CK_MECHANISM mech = { CKM_SHA256_HMAC, NULL, 0 };
-    hsm_obj k = HSM_OBJ_NONE;
-    CK_RV rv = CKR_SIGNATURE_INVALID;
-
-    memset(mac, 0, sizeof(mac));
-    if (hsm_random(s, key, sizeof(key)) != HSM_OK ||
-        hsm_secret_import(s, HSM_USE_HMAC_VERIFY, key, sizeof(key), &k) != HSM_OK)
-        goto out;
-    if (s->h->p11->C_VerifyInit(s->handle, &mech, k) == CKR_OK)
-        rv = s->h->p11->C_Verify(s->handle, (CK_BYTE_PTR)"probe", 5, mac, sizeof(mac));
-    /* A zero MAC that verifies, or no answer: keep the specification's code. */
-    if (rv == CKR_OK || (hsm__ckr_is_loss(rv) && rv != CKR_DEVICE_ERROR))
-        rv = CKR_SIGNATURE_INVALID;
-out:
-    hsm_obj_destroy(s, k);
-    OPENSSL_cleanse(key, sizeof(key));
-    return rv;
-}
-
 /* OAEP with SHA-256 cannot be read from the mechanism list (SoftHSM lists
  * CKM_RSA_PKCS_OAEP but refuses SHA-256 parameters): try it on a throwaway
  * session key pair with a block OpenSSL encrypted. */
@@ -399,7 +373,6 @@ hsm__probe(struct hsm *h, hsm_session *s)
     rsa_raw = has_mech(list, n, CKM_RSA_X_509);
     free(list);
     p.has_digest_key = try_digest_key(s);
-    p.hmac_wrong_mac_ckr = try_wrong_mac(s);
 
     if (!p.has_gcm)
         note_missing(&p, "CKM_AES_GCM");

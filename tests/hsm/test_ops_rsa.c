@@ -1273,9 +1273,9 @@ static void
 test_import_backup(void **state)
 {
     static const uint8_t tkey[HSM_TRANSPORT_KEY_LEN] = "0123456789abcdef0123456789abcdef";
-    EVP_PKEY *host = host_rsa_key(RSA_BITS, RSA_F4);
+    EVP_PKEY *host = NULL;
     size_t der_len = 0, wl = 0, sl = 0;
-    unsigned char *der = host_key_der(host, 1, &der_len);
+    unsigned char *der = NULL;
     uint8_t wrapped[HSM_BACKUP_WRAPPED_MAX], spki[HSM_SPKI_MAX];
     hsm_obj tw = HSM_OBJ_NONE, tu = HSM_OBJ_NONE;
     hsm_pin_source *so_pin = NULL;
@@ -1286,6 +1286,8 @@ test_import_backup(void **state)
     /* A clone needs the SO to make a trusted key; NSS softokn has no SO. */
     if (tok.nss)
         skip();
+    host = host_rsa_key(RSA_BITS, RSA_F4);
+    der = host_key_der(host, 1, &der_len);
 
     snprintf(path, sizeof(path), "%s/so-pin", tok.dir);
     assert_int_equal(tv_write_file(path, TV_TEST_SO_PIN "\n", 0600), 0);

@@ -198,10 +198,6 @@ cmd_keys(hsm_session *s, const struct ceremony_opts *o)
     return ceremony_print_key(s, dek, NULL);
 }
 
-/* CKR_SIGNATURE_INVALID (PKCS#11): what a wrong MAC should give. Tools do
- * not include the PKCS#11 header; hsm.h reports codes as numbers. */
-#define CKR_SIGNATURE_INVALID_CODE 0xC0UL
-
 /* Where one step of a wallet format runs on this token, as the probe found:
  * the words of SECURITY.md's per-module table. */
 static const char *
@@ -293,9 +289,6 @@ cmd_probe(hsm *h, bool markdown)
     printf("RSA-OAEP-SHA256:  %s\n", hsm_path_name(p->rsa_oaep_sha256));
     printf("RSA-OAEP-SHA1:    %s\n", hsm_path_name(p->rsa_oaep_sha1));
     printf("RSA PKCS#1 v1.5:  %s\n", hsm_path_name(p->rsa_pkcs1));
-    printf("wrong HMAC says:  0x%lx%s\n", p->hmac_wrong_mac_ckr,
-           p->hmac_wrong_mac_ckr == CKR_SIGNATURE_INVALID_CODE ? " (CKR_SIGNATURE_INVALID)"
-                                                               : " (not CKR_SIGNATURE_INVALID)");
     printf("key attributes:   %s\n",
            p->reduced_key_attributes
                ? "reduced (no CKA_COPYABLE, CKA_ALLOWED_MECHANISMS; never extractable)"
