@@ -350,7 +350,7 @@ out:
 enum opt_id {
     O_MODULE, O_TOKEN, O_PIN_FILE, O_STATE, O_VECTORS, O_CONFIG, O_TLS, O_WALLET, O_PACKETS,
     O_CONNECTIONS, O_IN_FLIGHT, O_RATE, O_RAW_THREADS, O_SMOKE, O_COUNT, O_DAEMON_PID,
-    O_PERF, O_MODULE_ARGS, O_REDUCED, O_NUM
+    O_PERF, O_MODULE_ARGS, O_REDUCED, O_SWEEP, O_NUM
 };
 #define B(id) (1u << (id))
 
@@ -374,6 +374,7 @@ static const struct option long_opts[] = {
     { "perf", required_argument, NULL, O_PERF },
     { "module-args", required_argument, NULL, O_MODULE_ARGS },
     { "reduced-key-attributes", no_argument, NULL, O_REDUCED },
+    { "sweep", no_argument, NULL, O_SWEEP },
     { NULL, 0, NULL, 0 },
 };
 
@@ -408,7 +409,7 @@ static const struct command {
       cmd_mit },
     { "cards", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
-          B(O_DAEMON_PID) | B(O_PERF),
+          B(O_DAEMON_PID) | B(O_PERF) | B(O_SWEEP),
       cmd_cards },
     { "recipes", B(O_MODULE) | B(O_TOKEN) | B(O_PIN_FILE),
       B(O_MODULE_ARGS) | B(O_REDUCED) | B(O_COUNT) | B(O_SMOKE), cmd_recipes },
@@ -439,6 +440,8 @@ usage(FILE *f)
             "  cards: N new cards (default %u): CARD_STORE, then CARD_GET, CARD_LIST and\n"
             "         CARD_REVEAL of each, beside the raw limits of the same HSM calls, the\n"
             "         same write transactions and the same reads\n"
+            "         --sweep: then STORE (of new cards), GET and REVEAL offered open loop at\n"
+            "         25..110 %% of what the closed loop did: the latency curve\n"
             "         --daemon-pid: tokenvaultd's, for its CPU time per request; --perf: a\n"
             "         perf record of it during the pairs (sessions), MIT or CARD_STORE phase into FILE\n"
             "       " PROG " recipes --module SO --token LABEL --pin-file F [--module-args S]\n"
@@ -802,21 +805,21 @@ cmp_u64(const void *a, const void *b)
 }
 
 struct lat_stats {
-    double p50, p95, p99, max; /* ms */
+    double p50, p95, p99, p999, max; /* ms */
 };
 
 /* Nearest-rank percentiles of |n| samples (ns); sorts |v|. */
 static void
 lat_stats_get(uint64_t *v, size_t n, struct lat_stats *out)
 {
-    double q[] = { 0.50, 0.95, 0.99 };
-    double *dst[] = { &out->p50, &out->p95, &out->p99 };
+    double q[] = { 0.50, 0.95, 0.99, 0.999 };
+    double *dst[] = { &out->p50, &out->p95, &out->p99, &out->p999 };
 
     memset(out, 0, sizeof(*out));
     if (n == 0)
         return;
     qsort(v, n, sizeof(*v), cmp_u64);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
         size_t rank = (size_t)(q[i] * (double)n + 0.999999);
 
         *dst[i] = (double)v[(rank == 0 ? 1 : rank) - 1] / (double)NS_PER_MS;
@@ -1716,6 +1719,11 @@ struct drv {
     uint64_t *init_sent;      /* pairs: when each session's SESSION_INIT went out */
     uint64_t *pair_lat;       /* pairs: from then until its SESSION_CHECK was answered */
     const char *perf_out;     /* a perf record of tokenvaultd during the phase, or NULL */
+    /* Open loop: requests offered at |rate| per second in all (0: closed
+     * loop), request j due at t0 + j / rate over the connections, latency
+     * counted from when it was due (one request per item: not DRV_PAIRS). */
+    unsigned rate;
+    uint64_t t0;
     pthread_barrier_t start;
 };
 
@@ -1734,6 +1742,7 @@ struct drv_conn {
     size_t ready_head, ready_tail;
     uint64_t counts[STATUS_SLOTS];
     uint64_t wrong;           /* OK answers that do not say what they should */
+    uint64_t lag_max;         /* open loop: the latest a request went out after it was due, ns */
     int client_err;
     bool reported;
 };
@@ -1996,9 +2005,29 @@ drv_thread(void *arg)
 
     pthread_barrier_wait(&d->start);
     while (c->done < c->expected && c->client_err == 0) {
-        if (api_client_in_flight(c->client) < d->in_flight &&
-            drv_next(c, &q, &opcode, &item, &kind)) {
+        bool can_send = api_client_in_flight(c->client) < d->in_flight;
+        uint64_t due = 0;
+
+        if (can_send && d->rate != 0 && c->next_k < c->n_items) {
+            /* Items are dealt round-robin: this connection's next one is
+             * item index + next_k * connections of the whole run. */
+            due = d->t0 + (uint64_t)((double)(c->index + c->next_k * d->connections) *
+                                     (double)NS_PER_S / (double)d->rate);
+            if (due > mono_ns()) {
+                can_send = false;
+                if (api_client_in_flight(c->client) == 0) {
+                    sleep_until_ns(due); /* nothing to wait for but the clock */
+                    continue;
+                }
+            }
+        }
+        if (can_send && drv_next(c, &q, &opcode, &item, &kind)) {
             now = mono_ns();
+            if (d->rate != 0) {
+                if (now - due > c->lag_max)
+                    c->lag_max = now - due;
+                now = due;
+            }
             r = api_client_submit(c->client, opcode, &q, &id);
             if (kind == RK_CARD)
                 OPENSSL_cleanse(&q.card, sizeof(q.card)); /* the PAN */
@@ -2044,6 +2073,7 @@ struct drv_result {
     double items_per_s, requests_per_s;
     double client_cpu;     /* the driver's CPU / wall time: cores */
     double daemon_cpu_ms;  /* tokenvaultd's CPU per item, ms; < 0 when unknown */
+    double lag_max_ms;     /* open loop: the latest any request went out after it was due */
     struct lat_stats lat[RK_NUM], pair;
     struct store_counts before, after;
     uint64_t counts[STATUS_SLOTS];
@@ -2118,6 +2148,10 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
     int e, r = -1;
 
     memset(out, 0, sizeof(*out));
+    if (d->rate != 0 && d->mode == DRV_PAIRS) {
+        err("an open-loop rate needs one request per item");
+        return -1;
+    }
     if (client_config_fill(&cc, &cf, cfg, tls, d->in_flight) != 0)
         return -1;
     for (unsigned k = 0; k < RK_NUM; k++)
@@ -2167,6 +2201,7 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
     dcpu0 = daemon_cpu_seconds(daemon_pid);
     cpu0 = cpu_seconds();
     t0 = mono_ns();
+    d->t0 = t0; /* the threads read it after the barrier */
     pthread_barrier_wait(&d->start);
     for (unsigned i = 0; i < started; i++)
         pthread_join(th[i], NULL);
@@ -2188,6 +2223,8 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
             out->counts[s] += cs[i].counts[s];
         out->wrong += cs[i].wrong;
         out->requests += cs[i].n_items * drv_requests_per_item(d);
+        if ((double)cs[i].lag_max / (double)NS_PER_MS > out->lag_max_ms)
+            out->lag_max_ms = (double)cs[i].lag_max / (double)NS_PER_MS;
     }
     out->ok = out->counts[API_STATUS_OK];
     for (unsigned s = 1; s < STATUS_SLOTS; s++)
@@ -2262,8 +2299,8 @@ print_statuses(const struct drv_result *res)
 static void
 print_lat(const char *what, const struct lat_stats *l)
 {
-    printf("  %-14s latency p50 %.2f ms p95 %.2f p99 %.2f max %.2f\n", what, l->p50, l->p95,
-           l->p99, l->max);
+    printf("  %-14s latency p50 %.2f ms p95 %.2f p99 %.2f p99.9 %.2f max %.2f\n", what, l->p50,
+           l->p95, l->p99, l->p999, l->max);
 }
 
 /* The service side of a phase: the CPU, the group commit, the driver. */
@@ -3462,7 +3499,8 @@ raw_bound(const struct raw_result *a, const struct raw_result *b)
 static int
 cards_phase(const struct vault_config *cfg, const char *tls, const struct load_opts *lo,
             struct drv *d, enum drv_mode mode, enum req_kind kind, const char *phase,
-            const struct raw_result *raw_hsm, const struct raw_result *raw_store, double jpc)
+            const struct raw_result *raw_hsm, const struct raw_result *raw_store, double jpc,
+            double *out_rate)
 {
     struct drv_result res;
     const struct raw_result *bound = raw_hsm != NULL ? raw_bound(raw_hsm, raw_store) : raw_store;
@@ -3483,7 +3521,69 @@ cards_phase(const struct vault_config *cfg, const char *tls, const struct load_o
     print_result("cards", phase, lo, &res, res.items_per_s, &res.lat[kind],
                  raw_hsm != NULL ? raw_hsm : &none, raw_store, jpc);
     fflush(stdout);
+    *out_rate = res.items_per_s;
     return drv_judge(phase, &res);
+}
+
+/* Offered load as a share of what the closed loop did, in percent. */
+static const unsigned sweep_levels[] = { 25, 50, 75, 90, 100, 110 };
+
+/* One operation offered open loop at each sweep level; STORE gets new cards
+ * at each level (a stored card would dedup). A line per level: offered,
+ * achieved, latency from when each request was due, and how late the
+ * driver itself was (when that is large, the driver, not the service, is
+ * the bound). */
+static int
+cards_sweep(const struct vault_config *cfg, const char *tls, const struct load_opts *lo,
+            struct drv *d, enum drv_mode mode, enum req_kind kind, double closed)
+{
+    struct card_item *fresh = NULL;
+    struct card_item *stored = d->cards;
+    int r = -1;
+
+    printf("sweep, %s: open loop, %u connections x %u in flight, %zu requests per level; closed "
+           "loop did %.0f/s\n",
+           req_kind_name[kind], lo->conns, lo->in_flight, d->n, closed);
+    printf("  %8s %9s %9s %8s %8s %8s %8s %9s\n", "offered", "req/s", "achieved", "p50 ms",
+           "p99 ms", "p99.9 ms", "max ms", "late ms");
+    for (size_t l = 0; l < sizeof(sweep_levels) / sizeof(sweep_levels[0]); l++) {
+        struct drv_result res;
+
+        if (mode == DRV_CARDS) {
+            cards_free(fresh, d->n);
+            if ((fresh = calloc(d->n, sizeof(*fresh))) == NULL)
+                goto out;
+            for (size_t i = 0; i < d->n; i++) {
+                /* The run's tag, the level, the card: a customer of its own. */
+                snprintf(fresh[i].customer, sizeof(fresh[i].customer), "k%.16s%02x-%u", d->tag,
+                         (unsigned)(uint8_t)sweep_levels[l], (unsigned)i);
+                if (pan_random(fresh[i].pan) != 0)
+                    goto out;
+            }
+            d->cards = fresh;
+        }
+        d->mode = mode;
+        d->perf_out = NULL;
+        d->rate = (unsigned)(closed * sweep_levels[l] / 100.0);
+        if (d->rate == 0)
+            d->rate = 1;
+        if (drv_run(cfg, tls, lo->daemon_pid, d, &res) != 0 || drv_judge(req_kind_name[kind], &res) != 0)
+            goto out;
+        printf("  %7u%% %9u %9.0f %8.2f %8.2f %8.2f %8.2f %9.2f\n", sweep_levels[l], d->rate,
+               res.items_per_s, res.lat[kind].p50, res.lat[kind].p99, res.lat[kind].p999,
+               res.lat[kind].max, res.lag_max_ms);
+        printf("SWEEP bench=cards op=%s level=%u offered=%u achieved=%.0f p50_ms=%.2f p99_ms=%.2f "
+               "p999_ms=%.2f max_ms=%.2f late_ms=%.2f\n",
+               req_kind_name[kind], sweep_levels[l], d->rate, res.items_per_s, res.lat[kind].p50,
+               res.lat[kind].p99, res.lat[kind].p999, res.lat[kind].max, res.lag_max_ms);
+        fflush(stdout);
+    }
+    r = 0;
+out:
+    d->rate = 0;
+    d->cards = stored;
+    cards_free(fresh, d->n);
+    return r;
 }
 
 static int
@@ -3495,6 +3595,7 @@ cmd_cards(const struct opts *o)
     struct drv d;
     struct card_item *cards = NULL;
     char cerr[VAULT_CONFIG_ERR_MAX], tag[17];
+    double closed[4]; /* what the closed loop did: store, get, list, reveal */
     int r = EXIT_FAIL;
 
     if (vault_config_load(&cfg, o->v[O_CONFIG], cerr, sizeof(cerr)) != 0) {
@@ -3537,12 +3638,18 @@ cmd_cards(const struct opts *o)
     d.in_flight = lo.in_flight;
     d.cards = cards;
     if (cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_CARDS, RK_CARD, "store", &raw.hsm_store,
-                    &raw.st_store, raw.st_store_jpc) != 0 ||
-        cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_GET, RK_GET, "get", NULL, &raw.rd_get, 0) != 0 ||
+                    &raw.st_store, raw.st_store_jpc, &closed[0]) != 0 ||
+        cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_GET, RK_GET, "get", NULL, &raw.rd_get, 0,
+                    &closed[1]) != 0 ||
         cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_LIST, RK_LIST, "list", NULL, &raw.rd_list,
-                    0) != 0 ||
+                    0, &closed[2]) != 0 ||
         cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_REVEAL, RK_REVEAL, "reveal", &raw.hsm_reveal,
-                    &raw.st_reveal, raw.st_reveal_jpc) != 0)
+                    &raw.st_reveal, raw.st_reveal_jpc, &closed[3]) != 0)
+        goto out;
+    if ((o->given & B(O_SWEEP)) != 0 &&
+        (cards_sweep(cfg, o->v[O_TLS], &lo, &d, DRV_CARDS, RK_CARD, closed[0]) != 0 ||
+         cards_sweep(cfg, o->v[O_TLS], &lo, &d, DRV_GET, RK_GET, closed[1]) != 0 ||
+         cards_sweep(cfg, o->v[O_TLS], &lo, &d, DRV_REVEAL, RK_REVEAL, closed[3]) != 0))
         goto out;
     r = EXIT_OK;
 out:
