@@ -184,6 +184,10 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define SESSIONS_DEFAULT 40000u
 #define CHARGES_DEFAULT 50000u
 #define CARDS_DEFAULT 20000u
+#define QR_REQUESTS_DEFAULT 40000u
+/* A QR payment request's lifetime in the run (or [qr] max_lifetime_seconds
+ * when that is shorter): long enough that none expires before its redeem. */
+#define QR_LIFETIME_S 900u
 #define COUNT_SMOKE 300u
 #define COUNT_MAX 1000000u
 /* The scratch store of the raw store limit (in the --state directory, on
@@ -388,6 +392,7 @@ static int cmd_run(const struct opts *o);
 static int cmd_sessions(const struct opts *o);
 static int cmd_mit(const struct opts *o);
 static int cmd_cards(const struct opts *o);
+static int cmd_qr(const struct opts *o);
 static int cmd_recipes(const struct opts *o);
 
 static const struct command {
@@ -411,6 +416,10 @@ static const struct command {
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
           B(O_DAEMON_PID) | B(O_PERF) | B(O_SWEEP),
       cmd_cards },
+    { "qr", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
+      B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
+          B(O_DAEMON_PID) | B(O_PERF),
+      cmd_qr },
     { "recipes", B(O_MODULE) | B(O_TOKEN) | B(O_PIN_FILE),
       B(O_MODULE_ARGS) | B(O_REDUCED) | B(O_COUNT) | B(O_SMOKE), cmd_recipes },
 };
@@ -429,7 +438,7 @@ usage(FILE *f)
             "         (default: the config's workers), then through tokenvaultd over C TLS\n"
             "         connections (default %u) with up to P in flight each (default %u);\n"
             "         --rate offers them at a fixed rate instead (open loop)\n"
-            "       " PROG " sessions|mit|cards --config CONF --state DIR --tls DIR [--count N]\n"
+            "       " PROG " sessions|mit|cards|qr --config CONF --state DIR --tls DIR [--count N]\n"
             "                [--connections C] [--in-flight P] [--raw-threads T]\n"
             "                [--daemon-pid PID [--perf FILE]] [--smoke]\n"
             "  sessions: N SESSION_INIT + SESSION_CHECK pairs (default %u, --smoke %u), then N\n"
@@ -442,15 +451,19 @@ usage(FILE *f)
             "         same write transactions and the same reads\n"
             "         --sweep: then STORE (of new cards), GET and REVEAL offered open loop at\n"
             "         25..110 %% of what the closed loop did: the latency curve\n"
+            "  qr:    N QR_ISSUE + QR_REDEEM pairs (default %u), then N of each alone, beside\n"
+            "         the same kinds of raw limits\n"
             "         --daemon-pid: tokenvaultd's, for its CPU time per request; --perf: a\n"
-            "         perf record of it during the pairs (sessions), MIT or CARD_STORE phase into FILE\n"
+            "         perf record of it during the pairs (sessions, qr), MIT or CARD_STORE phase\n"
+            "         into FILE\n"
             "       " PROG " recipes --module SO --token LABEL --pin-file F [--module-args S]\n"
             "                [--reduced-key-attributes] [--count N] [--smoke]\n"
             "  recipes: the token's part of each wallet format (default %u messages each,\n"
             "         --smoke %u), one thread, by the path the module's probe chose; makes\n"
             "         two keys in the token (use a scratch one)\n",
             PACKETS_DEFAULT, PACKETS_SMOKE, CONNECTIONS_DEFAULT, IN_FLIGHT_DEFAULT,
-            SESSIONS_DEFAULT, COUNT_SMOKE, CHARGES_DEFAULT, CARDS_DEFAULT, RECIPES_DEFAULT,
+            SESSIONS_DEFAULT, COUNT_SMOKE, CHARGES_DEFAULT, CARDS_DEFAULT, QR_REQUESTS_DEFAULT,
+            RECIPES_DEFAULT,
             RECIPES_SMOKE);
 }
 
@@ -1437,10 +1450,11 @@ cmd_run(const struct opts *o)
     printf("\n  service/raw: %.2f\n", svc.pps / raw.pps);
     /* One line for scripts/bench to tabulate. */
     printf("RESULT wallet=%s mode=%s packets=%u connections=%u in_flight=%u rate=%u "
-           "service_pps=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f raw_pps=%.0f "
-           "raw_threads=%u raw_cpu_ms=%.3f ratio=%.2f client_cpu=%.2f ok=%" PRIu64 " not_ok=%" PRIu64 "\n",
+           "service_pps=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f "
+           "raw_pps=%.0f raw_threads=%u raw_cpu_ms=%.3f ratio=%.2f client_cpu=%.2f ok=%" PRIu64
+           " not_ok=%" PRIu64 "\n",
            wname, rate == 0 ? "closed" : "rate", packets, conns, in_flight, rate, svc.pps,
-           svc.lat.p50, svc.lat.p95, svc.lat.p99, svc.lat.max, raw.pps, raw_threads,
+           svc.lat.p50, svc.lat.p95, svc.lat.p99, svc.lat.p999, svc.lat.max, raw.pps, raw_threads,
            raw.cpu_ms, svc.pps / raw.pps, svc.client_cpu, svc.ok, svc.not_ok);
     if (svc.not_ok != 0 || svc.wrong != 0 || svc.ok != packets) {
         err("FAILED: %" PRIu64 " answers not OK, %" PRIu64 " OK answers not %s %s", svc.not_ok,
@@ -1458,10 +1472,11 @@ out:
 /* ---- sessions and charges: shared ------------------------------------------------- */
 
 /* What the service answered for one kind of request; what a phase sends. */
-enum req_kind { RK_INIT, RK_CHECK, RK_CARD, RK_MANDATE, RK_MIT, RK_GET, RK_LIST, RK_REVEAL, RK_NUM };
+enum req_kind { RK_INIT, RK_CHECK, RK_CARD, RK_MANDATE, RK_MIT, RK_GET, RK_LIST, RK_REVEAL,
+                RK_QR_ISSUE, RK_QR_REDEEM, RK_NUM };
 static const char *const req_kind_name[RK_NUM] = {
     "SESSION_INIT", "SESSION_CHECK", "CARD_STORE", "MANDATE_CREATE", "MIT_AUTHORIZE",
-    "CARD_GET", "CARD_LIST", "CARD_REVEAL",
+    "CARD_GET", "CARD_LIST", "CARD_REVEAL", "QR_ISSUE", "QR_REDEEM",
 };
 
 /* A sale session of the run: what its SESSION_INIT sent and got back. */
@@ -1479,6 +1494,37 @@ struct card_item {
     char mandate[API_ID_MAX + 1];
     struct card_record *rec;   /* cards: the raw limit's sealed record, or NULL */
 };
+
+/* A QR payment request of the run: the token its QR_ISSUE got back, and
+ * the raw limit's own (request id and tag made by the HSM pass). */
+struct qr_item {
+    char token[API_QR_TOKEN_MAX + 1];
+    struct qr_token raw;
+};
+
+/* QR payment request |i| of a run: its order id and amount (distinct per
+ * request; a redeem's answer must give them back). */
+static void
+qr_order_of(const char *tag, size_t i, char order[API_ID_MAX + 1], uint64_t *amount)
+{
+    snprintf(order, API_ID_MAX + 1, "qr-%s-%zu", tag, i);
+    *amount = SALE_AMOUNT_BASE + i % SALE_AMOUNT_SPAN;
+}
+
+/* The record QR_ISSUE files for request |i| issued at |created_s| (vault/
+ * ops/qr.c ops_qr_issue): what its tag covers. */
+static void
+qr_record_of(const char *tag, size_t i, uint64_t created_s, unsigned lifetime_s,
+             struct qr_record *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->state = API_QR_ISSUED;
+    out->created_at = created_s;
+    out->expires_at = created_s + lifetime_s;
+    qr_order_of(tag, i, out->order_id, &out->amount);
+    snprintf(out->currency, sizeof(out->currency), "%s", BENCH_CURRENCY);
+    snprintf(out->merchant, sizeof(out->merchant), "%s", BENCH_MERCHANT);
+}
 
 /* Session |i| of a run: the sale fields its SESSION_INIT and SESSION_CHECK
  * both carry (distinct per session; the check sends the same ones). */
@@ -1640,6 +1686,37 @@ daemon_cpu_seconds(long pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* tokenvaultd's peak resident set so far (VmHWM in /proc/PID/status), in
+ * kB; 0 when unknown (no --daemon-pid). The kernel keeps the peak over the
+ * process's life, so after a phase it is the peak of that phase and all
+ * before it. */
+static unsigned long long
+daemon_peak_rss_kb(long pid)
+{
+    char path[64], line[256];
+    unsigned long long kb = 0;
+    FILE *f;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *end = NULL;
+
+        if (strncmp(line, "VmHWM:", 6) != 0)
+            continue;
+        errno = 0;
+        kb = strtoull(line + 6, &end, 10);
+        if (errno != 0 || end == line + 6)
+            kb = 0;
+        break;
+    }
+    fclose(f);
+    return kb;
+}
+
 /* The store's group-commit counters, from the service's metrics file. */
 struct store_counts {
     uint64_t commits, jobs;
@@ -1705,7 +1782,7 @@ metrics_counts(const struct vault_config *cfg, struct store_counts *out)
 /* What one phase sends: SESSION_INIT then SESSION_CHECK of each session
  * (pairs), each alone, or the steps of the MIT benchmark. */
 enum drv_mode { DRV_PAIRS, DRV_INITS, DRV_CHECKS, DRV_CARDS, DRV_MANDATES, DRV_MIT, DRV_GET,
-                DRV_LIST, DRV_REVEAL };
+                DRV_LIST, DRV_REVEAL, DRV_QR_PAIRS, DRV_QR_ISSUES, DRV_QR_REDEEMS };
 
 struct drv {
     enum drv_mode mode;
@@ -1714,10 +1791,12 @@ struct drv {
     unsigned connections, in_flight;
     struct sess_item *sess;   /* DRV_PAIRS, DRV_INITS, DRV_CHECKS */
     struct card_item *cards;  /* DRV_CARDS, DRV_MANDATES, DRV_MIT */
+    struct qr_item *qr;       /* DRV_QR_* */
+    unsigned qr_lifetime_s;
     struct api_date charge_date, end_date;
     uint64_t *lat[RK_NUM];    /* per item, ns, for the kinds this phase sends */
-    uint64_t *init_sent;      /* pairs: when each session's SESSION_INIT went out */
-    uint64_t *pair_lat;       /* pairs: from then until its SESSION_CHECK was answered */
+    uint64_t *init_sent;      /* pairs: when each item's first request (SESSION_INIT, QR_ISSUE) went out */
+    uint64_t *pair_lat;       /* pairs: from then until its second (SESSION_CHECK, QR_REDEEM) was answered */
     const char *perf_out;     /* a perf record of tokenvaultd during the phase, or NULL */
     /* Open loop: requests offered at |rate| per second in all (0: closed
      * loop), request j due at t0 + j / rate over the connections, latency
@@ -1756,12 +1835,28 @@ union drv_req {
     struct api_card_ref get;
     struct api_customer_ref list;
     struct api_card_reveal_req reveal;
+    struct api_qr_issue_req qr_issue;
+    struct api_qr_redeem_req qr_redeem;
 };
+
+/* Pairs: each item's second request goes out once its first is answered
+ * (a sale session checked, a QR payment request redeemed). */
+static bool
+drv_is_pairs(const struct drv *d)
+{
+    return d->mode == DRV_PAIRS || d->mode == DRV_QR_PAIRS;
+}
+
+static bool
+is_first_of_pair(uint8_t kind)
+{
+    return kind == RK_INIT || kind == RK_QR_ISSUE;
+}
 
 static unsigned
 drv_requests_per_item(const struct drv *d)
 {
-    return d->mode == DRV_PAIRS ? 2u : 1u;
+    return drv_is_pairs(d) ? 2u : 1u;
 }
 
 static void
@@ -1790,6 +1885,25 @@ fill_check(const struct drv *d, size_t i, struct api_session_check_req *q)
     snprintf(q->currency, sizeof(q->currency), "%s", BENCH_CURRENCY);
 }
 
+static void
+fill_qr_issue(const struct drv *d, size_t i, struct api_qr_issue_req *q)
+{
+    memset(q, 0, sizeof(*q));
+    snprintf(q->merchant, sizeof(q->merchant), "%s", BENCH_MERCHANT);
+    qr_order_of(d->tag, i, q->order_id, &q->amount);
+    snprintf(q->currency, sizeof(q->currency), "%s", BENCH_CURRENCY);
+    q->lifetime = d->qr_lifetime_s;
+}
+
+static void
+fill_qr_redeem(const struct drv *d, size_t i, struct api_qr_redeem_req *q)
+{
+    memset(q, 0, sizeof(*q));
+    snprintf(q->merchant, sizeof(q->merchant), "%s", BENCH_MERCHANT);
+    memcpy(q->qr_token, d->qr[i].token, sizeof(q->qr_token));
+    snprintf(q->payer_ref, sizeof(q->payer_ref), "payer-%zu", i);
+}
+
 /* The next request of connection |c| into |q|: true with it filled, false
  * when it has nothing to send now. */
 static bool
@@ -1798,12 +1912,19 @@ drv_next(struct drv_conn *c, union drv_req *q, uint16_t *opcode, size_t *item, u
     struct drv *d = c->d;
     size_t i;
 
-    /* Pairs: a session whose INIT is back is checked before a new one starts. */
-    if (d->mode == DRV_PAIRS && c->ready_head != c->ready_tail) {
+    /* Pairs: a session whose INIT is back is checked (a request whose ISSUE
+     * is back is redeemed) before a new one starts. */
+    if (drv_is_pairs(d) && c->ready_head != c->ready_tail) {
         i = c->ready[c->ready_head++];
-        fill_check(d, i, &q->check);
-        *opcode = API_OP_SESSION_CHECK;
-        *kind = RK_CHECK;
+        if (d->mode == DRV_QR_PAIRS) {
+            fill_qr_redeem(d, i, &q->qr_redeem);
+            *opcode = API_OP_QR_REDEEM;
+            *kind = RK_QR_REDEEM;
+        } else {
+            fill_check(d, i, &q->check);
+            *opcode = API_OP_SESSION_CHECK;
+            *kind = RK_CHECK;
+        }
         *item = i;
         return true;
     }
@@ -1880,6 +2001,17 @@ drv_next(struct drv_conn *c, union drv_req *q, uint16_t *opcode, size_t *item, u
         *opcode = API_OP_CARD_REVEAL;
         *kind = RK_REVEAL;
         break;
+    case DRV_QR_PAIRS:
+    case DRV_QR_ISSUES:
+        fill_qr_issue(d, i, &q->qr_issue);
+        *opcode = API_OP_QR_ISSUE;
+        *kind = RK_QR_ISSUE;
+        break;
+    case DRV_QR_REDEEMS:
+        fill_qr_redeem(d, i, &q->qr_redeem);
+        *opcode = API_OP_QR_REDEEM;
+        *kind = RK_QR_REDEEM;
+        break;
     }
     return true;
 }
@@ -1950,6 +2082,27 @@ drv_keep(struct drv_conn *c, size_t i, uint8_t kind, const struct api_reply *rep
         return rep->opcode == API_OP_CARD_REVEAL &&
                CRYPTO_memcmp(r->pan, d->cards[i].pan, sizeof(r->pan)) == 0;
     }
+    case RK_QR_ISSUE: {
+        const struct api_qr_issue_resp *r = rep->msg;
+
+        if (rep->opcode != API_OP_QR_ISSUE || strlen(r->qr_token) != QR_TOKEN_TEXT_LEN)
+            return false;
+        memcpy(d->qr[i].token, r->qr_token, sizeof(d->qr[i].token));
+        if (d->mode == DRV_QR_PAIRS)
+            c->ready[c->ready_tail++] = i;
+        return true;
+    }
+    case RK_QR_REDEEM: {
+        const struct api_qr_redeem_resp *r = rep->msg;
+        char order[API_ID_MAX + 1];
+        uint64_t amount;
+
+        if (d->mode == DRV_QR_PAIRS)
+            d->pair_lat[i] = now - d->init_sent[i];
+        qr_order_of(d->tag, i, order, &amount);
+        return rep->opcode == API_OP_QR_REDEEM && strcmp(r->order_id, order) == 0 &&
+               r->amount == amount && strcmp(r->currency, BENCH_CURRENCY) == 0;
+    }
     }
     return false;
 }
@@ -1985,8 +2138,9 @@ drv_reply(struct drv_conn *c, const struct api_reply *rep, uint64_t now)
         else
             err("%s %zu: an OK answer that says something else", req_kind_name[kind], i);
     }
-    /* A session whose INIT failed is never checked. */
-    if (!good && kind == RK_INIT && d->mode == DRV_PAIRS)
+    /* A session whose INIT failed is never checked (a request whose ISSUE
+     * failed never redeemed). */
+    if (!good && is_first_of_pair(kind) && drv_is_pairs(d))
         c->expected--;
 }
 
@@ -2044,7 +2198,7 @@ drv_thread(void *arg)
             c->item_of[c->sent] = item;
             c->kind_of[c->sent] = kind;
             c->sent_at[c->sent] = now;
-            if (kind == RK_INIT && d->mode == DRV_PAIRS)
+            if (is_first_of_pair(kind) && drv_is_pairs(d))
                 d->init_sent[item] = now;
             c->sent++;
             continue;
@@ -2073,6 +2227,7 @@ struct drv_result {
     double items_per_s, requests_per_s;
     double client_cpu;     /* the driver's CPU / wall time: cores */
     double daemon_cpu_ms;  /* tokenvaultd's CPU per item, ms; < 0 when unknown */
+    double daemon_peak_mb; /* tokenvaultd's peak RSS so far, MiB; 0 when unknown */
     double lag_max_ms;     /* open loop: the latest any request went out after it was due */
     struct lat_stats lat[RK_NUM], pair;
     struct store_counts before, after;
@@ -2148,7 +2303,7 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
     int e, r = -1;
 
     memset(out, 0, sizeof(*out));
-    if (d->rate != 0 && d->mode == DRV_PAIRS) {
+    if (d->rate != 0 && drv_is_pairs(d)) {
         err("an open-loop rate needs one request per item");
         return -1;
     }
@@ -2160,7 +2315,7 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
     for (unsigned k = 0; k < RK_NUM; k++)
         if ((d->lat[k] = calloc(d->n, sizeof(uint64_t))) == NULL)
             goto out;
-    if (d->mode == DRV_PAIRS && ((d->init_sent = calloc(d->n, sizeof(uint64_t))) == NULL ||
+    if (drv_is_pairs(d) && ((d->init_sent = calloc(d->n, sizeof(uint64_t))) == NULL ||
                                  (d->pair_lat = calloc(d->n, sizeof(uint64_t))) == NULL))
         goto out;
     if ((cs = calloc(conns, sizeof(*cs))) == NULL || (th = calloc(conns, sizeof(*th))) == NULL)
@@ -2212,6 +2367,7 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
     out->seconds = (double)(t1 - t0) / (double)NS_PER_S;
     out->client_cpu = (cpu_seconds() - cpu0) / out->seconds;
     out->daemon_cpu_ms = dcpu0 < 0 || dcpu1 < 0 ? -1 : (dcpu1 - dcpu0) * 1e3 / (double)d->n;
+    out->daemon_peak_mb = (double)daemon_peak_rss_kb(daemon_pid) / 1024.0;
     metrics_counts(cfg, &out->after);
     r = 0;
     for (unsigned i = 0; i < conns; i++) {
@@ -2246,6 +2402,17 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
         case DRV_GET: lat_stats_get(d->lat[RK_GET], d->n, &out->lat[RK_GET]); break;
         case DRV_LIST: lat_stats_get(d->lat[RK_LIST], d->n, &out->lat[RK_LIST]); break;
         case DRV_REVEAL: lat_stats_get(d->lat[RK_REVEAL], d->n, &out->lat[RK_REVEAL]); break;
+        case DRV_QR_PAIRS:
+            lat_stats_get(d->lat[RK_QR_ISSUE], d->n, &out->lat[RK_QR_ISSUE]);
+            lat_stats_get(d->lat[RK_QR_REDEEM], d->n, &out->lat[RK_QR_REDEEM]);
+            lat_stats_get(d->pair_lat, d->n, &out->pair);
+            break;
+        case DRV_QR_ISSUES:
+            lat_stats_get(d->lat[RK_QR_ISSUE], d->n, &out->lat[RK_QR_ISSUE]);
+            break;
+        case DRV_QR_REDEEMS:
+            lat_stats_get(d->lat[RK_QR_REDEEM], d->n, &out->lat[RK_QR_REDEEM]);
+            break;
         }
     }
 out:
@@ -2310,7 +2477,8 @@ print_costs(const struct drv_result *res, const char *unit)
     double jpc = jobs_per_commit(&res->before, &res->after);
 
     if (res->daemon_cpu_ms >= 0)
-        printf("  tokenvaultd CPU %.3f ms/%s;", res->daemon_cpu_ms, unit);
+        printf("  tokenvaultd CPU %.3f ms/%s, peak RSS so far %.1f MiB;", res->daemon_cpu_ms, unit,
+               res->daemon_peak_mb);
     else
         printf("  tokenvaultd CPU unknown (no --daemon-pid);");
     if (jpc > 0)
@@ -2329,8 +2497,13 @@ print_costs(const struct drv_result *res, const char *unit)
  *   RH_MIT   MIT_AUTHORIZE for a caller without the reveal role: hsm_random
  *            (16 bytes, the approval id; vault/ops/mandates.c random_id) */
 /*   RH_GET, RH_LIST  the reads of CARD_GET and CARD_LIST (no HSM call; run by
- *            the same pass for the same measurement, see cards_read) */
-enum rh_kind { RH_INIT, RH_CHECK, RH_MIT, RH_STORE, RH_REVEAL, RH_GET, RH_LIST };
+ *            the same pass for the same measurement, see cards_read)
+ *   RH_QR_ISSUE  QR_ISSUE: hsm_random (the 16-byte request id) + hsm_hmac_sign
+ *            of the tag, the token encoded (vault/ops/qr.c ops_qr_issue)
+ *   RH_QR_REDEEM QR_REDEEM: the token parsed, hsm_hmac_verify of its tag
+ *            (ops_qr_redeem; its read of the record is left out: no store) */
+enum rh_kind { RH_INIT, RH_CHECK, RH_MIT, RH_STORE, RH_REVEAL, RH_GET, RH_LIST, RH_QR_ISSUE,
+               RH_QR_REDEEM };
 
 struct rh_ctx {
     hsm *h;
@@ -2344,6 +2517,7 @@ struct rh_ctx {
     uint64_t created_ms;
     unsigned lifetime_s;
     struct sess_item *sess; /* RH_INIT fills, RH_CHECK verifies */
+    struct qr_item *qr;     /* RH_QR_ISSUE fills raw and token, RH_QR_REDEEM verifies */
     size_t n;
     uint64_t *lat;
     atomic_size_t next;
@@ -2453,6 +2627,38 @@ rh_card(struct rh_ctx *c, hsm_session *s, size_t i)
     return e;
 }
 
+/* What a worker does for a QR payment request: the issue's random id, tag
+ * and token text, or the redeem's parse and tag check. */
+static int
+rh_qr(struct rh_ctx *c, hsm_session *s, size_t i)
+{
+    struct qr_item *qi = &c->qr[i];
+    struct qr_token *t = &qi->raw;
+    struct qr_record rec;
+    uint8_t in[QR_MAC_INPUT_MAX];
+    size_t len = 0;
+    int e;
+
+    qr_record_of(c->tag, i, c->created_ms / MS_PER_S, c->lifetime_s, &rec);
+    if (c->kind == RH_QR_REDEEM) {
+        struct qr_token parsed;
+
+        if (qr_token_parse(&parsed, qi->token, strlen(qi->token)) != 0 ||
+            qr_mac_input(in, &len, parsed.version, parsed.id, &rec) != 0)
+            return HSM_ERR_INTERNAL;
+        return hsm_hmac_verify(s, c->smk, in, len, parsed.tag, sizeof(parsed.tag));
+    }
+    t->version = QR_TOKEN_VERSION;
+    t->expires_at = rec.expires_at;
+    if ((e = hsm_random(s, t->id, sizeof(t->id))) != HSM_OK)
+        return e;
+    if (qr_mac_input(in, &len, t->version, t->id, &rec) != 0)
+        return HSM_ERR_INTERNAL;
+    if ((e = hsm_hmac_sign(s, c->smk, in, len, t->tag)) != HSM_OK)
+        return e;
+    return qr_token_encode(qi->token, t) == 0 ? HSM_OK : HSM_ERR_INTERNAL;
+}
+
 static int
 rh_one(struct rh_ctx *c, hsm_session *s, size_t i)
 {
@@ -2472,6 +2678,8 @@ rh_one(struct rh_ctx *c, hsm_session *s, size_t i)
         return rh_card(c, s, i);
     if (c->kind == RH_GET || c->kind == RH_LIST)
         return cards_read(c, i) == 0 ? HSM_OK : HSM_ERR_INTERNAL;
+    if (c->kind == RH_QR_ISSUE || c->kind == RH_QR_REDEEM)
+        return rh_qr(c, s, i);
     if (c->kind == RH_INIT && (e = hsm_random(s, c->sess[i].nonce, OPS_NONCE_LEN)) != HSM_OK)
         return e;
     sale_session_of(c->tag, i, c->created_ms, c->lifetime_s, &sess);
@@ -2572,10 +2780,15 @@ raw_sum(const struct raw_result *a, const struct raw_result *b, size_t n, struct
  *            the audit entry (check_apply)
  *   RS_MIT   MIT_AUTHORIZE: the card read and decoded, the mandate read,
  *            checked, put back with the charge, the audit entry (mit_apply)
+ *   RS_QR_ISSUE  QR_ISSUE: the order index looked up, the request record put
+ *            new, the index entry, the sweeper's entry, the audit entry
+ *            (issue_apply)
+ *   RS_QR_REDEEM QR_REDEEM: the record read, checked (merchant, paid,
+ *            expiry), put back paid, the audit entry (redeem_apply)
  * Records, keys and audit entries are the service's, made by its encoders,
  * so every write has the service's size. No RPC, no TLS, no HSM but the
  * audit checkpoints the writer signs, as the service's does. */
-enum rs_kind { RS_INIT, RS_CHECK, RS_MIT, RS_STORE, RS_REVEAL };
+enum rs_kind { RS_INIT, RS_CHECK, RS_MIT, RS_STORE, RS_REVEAL, RS_QR_ISSUE, RS_QR_REDEEM };
 
 struct rs_ctx {
     struct vault_store *store;
@@ -2588,6 +2801,8 @@ struct rs_ctx {
     unsigned lifetime_s;
     struct sess_item *sess;    /* RS_INIT, RS_CHECK: the nonces */
     struct card_item *cards;   /* RS_MIT: tokens and mandate ids */
+    struct qr_item *qr;        /* RS_QR_*: the request ids (raw) */
+    uint64_t qr_retention_s;
     struct api_date charge_date;
     uint64_t *lat;
     atomic_size_t failed;
@@ -2653,6 +2868,48 @@ rs_card(struct rs_ctx *c, struct store_txn *t, size_t i)
     return rs_audit(c, t, API_OP_CARD_STORE, i, ci->token, "new");
 }
 
+/* The writer's part of a QR payment request, as the service's. */
+static int
+rs_qr(struct rs_ctx *c, struct store_txn *t, size_t i)
+{
+    const struct qr_token *tok = &c->qr[i].raw;
+    uint8_t key[QR_ORDER_KEY_MAX], rkey[QR_RECORD_KEY_LEN];
+    char idt[QR_REQUEST_ID_TEXT_LEN + 1];
+    struct qr_record rec;
+    uint64_t now = (uint64_t)time(NULL);
+    size_t klen;
+    MDB_val v;
+    int r;
+
+    qr_request_id_text(idt, tok->id);
+    if (c->kind == RS_QR_REDEEM) {
+        if ((r = ops_qr_load(t, tok->id, &rec)) != 0)
+            return r;
+        if (strcmp(rec.merchant, BENCH_MERCHANT) != 0)
+            return -API_STATUS_NOT_FOUND;
+        if (rec.state == API_QR_PAID)
+            return -API_STATUS_REPLAYED;
+        if (now >= rec.expires_at)
+            return -API_STATUS_EXPIRED;
+        rec.state = API_QR_PAID;
+        rec.paid_at = now;
+        snprintf(rec.payer_ref, sizeof(rec.payer_ref), "payer-%zu", i);
+        if ((r = ops_qr_save(t, tok->id, &rec, 0)) != 0)
+            return r;
+        return rs_audit(c, t, API_OP_QR_REDEEM, i, idt, "paid");
+    }
+    qr_record_of(c->tag, i, c->created_ms / MS_PER_S, c->lifetime_s, &rec);
+    klen = qr_order_key(key, rec.merchant, rec.order_id);
+    if ((r = store_get(t, STORE_DB_QR, key, klen, &v)) != -API_STATUS_NOT_FOUND)
+        return r == 0 ? -API_STATUS_CONFLICT : r;
+    if ((r = ops_qr_save(t, tok->id, &rec, STORE_PUT_NEW)) != 0 ||
+        (r = store_put(t, STORE_DB_QR, key, klen, tok->id, QR_REQUEST_ID_LEN, 0)) != 0 ||
+        (r = ops_sweep_schedule(t, (rec.expires_at + c->qr_retention_s) * MS_PER_S, SWEEP_QR,
+                                rkey, qr_record_key(rkey, tok->id))) != 0)
+        return r;
+    return rs_audit(c, t, API_OP_QR_ISSUE, i, idt, "issued");
+}
+
 static int
 rs_apply(struct store_write *w, struct store_txn *t)
 {
@@ -2688,6 +2945,8 @@ rs_apply(struct store_write *w, struct store_txn *t)
     }
     if (c->kind == RS_STORE || c->kind == RS_REVEAL)
         return rs_card(c, t, j->i);
+    if (c->kind == RS_QR_ISSUE || c->kind == RS_QR_REDEEM)
+        return rs_qr(c, t, j->i);
     /* RS_MIT */
     {
         const struct card_item *ci = &c->cards[j->i];
@@ -3078,14 +3337,15 @@ print_result(const char *bench, const char *phase, const struct load_opts *lo,
              double raw_store_jpc)
 {
     printf("RESULT bench=%s phase=%s count=%u connections=%u in_flight=%u service_ops=%.0f "
-           "requests_per_s=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+           "requests_per_s=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f "
            "raw_hsm_ops=%.0f raw_hsm_cpu_ms=%.3f raw_threads=%u raw_store_ops=%.0f "
            "raw_store_jpc=%.1f ratio_hsm=%.2f ratio_store=%.2f daemon_cpu_ms=%.3f "
-           "service_jpc=%.1f client_cpu=%.2f ok=%" PRIu64 " not_ok=%" PRIu64 "\n",
+           "daemon_peak_mb=%.1f service_jpc=%.1f client_cpu=%.2f ok=%" PRIu64 " not_ok=%" PRIu64
+           "\n",
            bench, phase, lo->count, lo->conns, lo->in_flight, ops, res->requests_per_s, l->p50,
-           l->p95, l->p99, l->max, raw_hsm->pps, raw_hsm->cpu_ms, lo->raw_threads, raw_store->pps,
-           raw_store_jpc, raw_hsm->pps > 0 ? ops / raw_hsm->pps : 0, ops / raw_store->pps,
-           res->daemon_cpu_ms,
+           l->p95, l->p99, l->p999, l->max, raw_hsm->pps, raw_hsm->cpu_ms, lo->raw_threads,
+           raw_store->pps, raw_store_jpc, raw_hsm->pps > 0 ? ops / raw_hsm->pps : 0,
+           ops / raw_store->pps, res->daemon_cpu_ms, res->daemon_peak_mb,
            jobs_per_commit(&res->before, &res->after), res->client_cpu, res->ok, res->not_ok);
 }
 
@@ -3205,6 +3465,211 @@ out:
     if (sess != NULL)
         OPENSSL_cleanse(sess, lo.count * sizeof(*sess)); /* live sessions */
     free(sess);
+    vault_config_free(cfg);
+    return r;
+}
+
+/* ---- QR payment requests ---------------------------------------------------------- */
+
+struct qr_raw {
+    struct raw_result hsm_issue, hsm_redeem, hsm_pair;
+    struct raw_result st_issue, st_redeem, st_pair;
+    double st_issue_jpc, st_redeem_jpc;
+};
+
+/* The raw limits of QR_ISSUE and QR_REDEEM: the HSM calls on the workers'
+ * count of threads, then the store's transactions with the service run's
+ * requests outstanding, as sessions_raw does for the sale sessions. */
+static int
+qr_raw(const struct vault_config *cfg, const char *state, const struct load_opts *lo,
+       const char *tag, unsigned lifetime_s, struct qr_raw *out)
+{
+    struct rh_ctx h;
+    struct rs_ctx st;
+    struct qr_item *qr = NULL;
+    hsm_pin_source *pin = NULL;
+    hsm_session *s = NULL;
+    char dir[PATH_MAX];
+    bool made = false;
+    int e, r = -1;
+
+    memset(&h, 0, sizeof(h));
+    memset(&st, 0, sizeof(st));
+    memset(out, 0, sizeof(*out));
+    if ((qr = calloc(lo->count, sizeof(*qr))) == NULL)
+        return -1;
+    if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
+        goto out;
+    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK ||
+        (e = hsm_key_find(s, "vault-session-mac", &h.smk)) != HSM_OK) {
+        err_hsm("raw: the session MAC key", e);
+        goto out;
+    }
+    h.tag = tag;
+    h.created_ms = now_ms();
+    h.lifetime_s = lifetime_s;
+    h.qr = qr;
+    h.n = lo->count;
+    h.kind = RH_QR_ISSUE;
+    if (rh_pass(&h, lo->raw_threads, &out->hsm_issue) != 0)
+        goto out;
+    h.kind = RH_QR_REDEEM;
+    if (rh_pass(&h, lo->raw_threads, &out->hsm_redeem) != 0)
+        goto out;
+    raw_sum(&out->hsm_issue, &out->hsm_redeem, lo->count, &out->hsm_pair);
+
+    if (path_join(dir, sizeof(dir), state, RAW_STORE_DIR) != 0)
+        goto out;
+    rs_remove(dir); /* one a failed run left */
+    made = true;
+    if (rs_open(&st, cfg, h.h, s, dir) != 0)
+        goto out;
+    st.client = config_client_name(cfg);
+    st.n = lo->count;
+    st.tag = tag;
+    st.created_ms = h.created_ms;
+    st.lifetime_s = lifetime_s;
+    st.qr = qr;
+    st.qr_retention_s = cfg->qr_retention_seconds;
+    st.kind = RS_QR_ISSUE;
+    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_issue, &out->st_issue_jpc) != 0)
+        goto out;
+    st.kind = RS_QR_REDEEM;
+    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_redeem, &out->st_redeem_jpc) != 0)
+        goto out;
+    raw_sum(&out->st_issue, &out->st_redeem, lo->count, &out->st_pair);
+    r = 0;
+out:
+    store_close(st.store);
+    if (made)
+        rs_remove(dir);
+    hsm_session_release(s);
+    hsm_close(h.h);
+    hsm_pin_source_free(pin);
+    free(qr);
+    return r;
+}
+
+/* One phase of the QR benchmark through the service, printed and judged. */
+static int
+qr_phase(const struct vault_config *cfg, const struct opts *o, const struct load_opts *lo,
+         struct drv *d, const char *phase, const struct raw_result *raw_hsm,
+         const struct raw_result *raw_st, double raw_jpc)
+{
+    struct drv_result res;
+    const struct lat_stats *l;
+    const char *unit;
+
+    if (drv_run(cfg, o->v[O_TLS], lo->daemon_pid, d, &res) != 0)
+        return -1;
+    printf("service, %s: %u connections x %u in flight, closed loop%s\n", phase, lo->conns,
+           lo->in_flight, d->mode == DRV_QR_PAIRS ? "; each request redeemed once its ISSUE "
+                                                    "is answered" : "");
+    switch (d->mode) {
+    case DRV_QR_PAIRS:
+        unit = "pair";
+        l = &res.pair;
+        printf("  %.0f pairs/s = %.0f redeems/s, %.0f requests/s (%.2f s)\n", res.items_per_s,
+               res.items_per_s, res.requests_per_s, res.seconds);
+        print_lat("QR_ISSUE", &res.lat[RK_QR_ISSUE]);
+        print_lat("QR_REDEEM", &res.lat[RK_QR_REDEEM]);
+        print_lat("pair", &res.pair);
+        break;
+    case DRV_QR_ISSUES:
+        unit = "issue";
+        l = &res.lat[RK_QR_ISSUE];
+        printf("  %.0f issues/s (%.2f s)\n", res.items_per_s, res.seconds);
+        print_lat("QR_ISSUE", l);
+        break;
+    default:
+        unit = "redeem";
+        l = &res.lat[RK_QR_REDEEM];
+        printf("  %.0f redeems/s (%.2f s)\n", res.items_per_s, res.seconds);
+        print_lat("QR_REDEEM", l);
+        break;
+    }
+    print_costs(&res, unit);
+    print_statuses(&res);
+    printf("  service/raw: %.2f of the HSM %s limit, %.2f of the store %s limit\n",
+           res.items_per_s / raw_hsm->pps, unit, res.items_per_s / raw_st->pps, unit);
+    print_result("qr", phase, lo, &res, res.items_per_s, l, raw_hsm, raw_st, raw_jpc);
+    fflush(stdout);
+    return drv_judge(phase, &res);
+}
+
+static int
+cmd_qr(const struct opts *o)
+{
+    struct vault_config *cfg = NULL;
+    struct load_opts lo;
+    struct qr_raw raw;
+    struct drv d;
+    struct qr_item *qr = NULL;
+    char cerr[VAULT_CONFIG_ERR_MAX], tag[17], tag2[20];
+    unsigned lifetime_s;
+    int r = EXIT_FAIL;
+
+    if (vault_config_load(&cfg, o->v[O_CONFIG], cerr, sizeof(cerr)) != 0) {
+        err("%s", cerr);
+        return EXIT_FAIL;
+    }
+    if (load_opts_parse(o, cfg, QR_REQUESTS_DEFAULT, &lo) != 0) {
+        r = EXIT_USAGE;
+        goto out;
+    }
+    if (run_tag_make(tag) != 0)
+        goto out;
+    lifetime_s = cfg->qr_max_lifetime_seconds < QR_LIFETIME_S ? cfg->qr_max_lifetime_seconds
+                                                              : QR_LIFETIME_S;
+    printf("qr: %u QR_ISSUE + QR_REDEEM pairs, then %u QR_ISSUE and %u QR_REDEEM each alone "
+           "(merchant %s, lifetime %u s)\n",
+           lo.count, lo.count, lo.count, BENCH_MERCHANT, lifetime_s);
+
+    if (qr_raw(cfg, o->v[O_STATE], &lo, tag, lifetime_s, &raw) != 0)
+        goto out;
+    printf("raw limits, in process, no RPC/TLS:\n");
+    print_raw("HSM issue (random + HMAC sign)", &raw.hsm_issue, "issue");
+    print_raw("HSM redeem (parse + HMAC verify)", &raw.hsm_redeem, "redeem");
+    printf("  %-34s %7.0f pair/s (%.2f s); CPU %.3f ms/pair\n", "HSM pair (the two)",
+           raw.hsm_pair.pps, raw.hsm_pair.seconds, raw.hsm_pair.cpu_ms);
+    printf("    (%u threads: the service's workers)\n", lo.raw_threads);
+    print_raw_store("store issue (index, put, audit)", &raw.st_issue, raw.st_issue_jpc, "issue");
+    print_raw_store("store redeem (get, put, audit)", &raw.st_redeem, raw.st_redeem_jpc, "redeem");
+    printf("  %-34s %7.0f pair/s\n", "store pair (the two)", raw.st_pair.pps);
+    printf("    (durable LMDB commits through vault/store.h's writer, %u jobs outstanding)\n",
+           lo.conns * lo.in_flight);
+    fflush(stdout);
+
+    if ((qr = calloc(lo.count, sizeof(*qr))) == NULL)
+        goto out;
+    memset(&d, 0, sizeof(d));
+    d.tag = tag;
+    d.n = lo.count;
+    d.connections = lo.conns;
+    d.in_flight = lo.in_flight;
+    d.qr = qr;
+    d.qr_lifetime_s = lifetime_s;
+    d.mode = DRV_QR_PAIRS;
+    d.perf_out = lo.perf_out;
+    if (qr_phase(cfg, o, &lo, &d, "pairs", &raw.hsm_pair, &raw.st_pair,
+                 (raw.st_issue_jpc + raw.st_redeem_jpc) / 2) != 0)
+        goto out;
+    d.perf_out = NULL;
+
+    /* New orders for the phases alone: the pairs paid theirs. */
+    snprintf(tag2, sizeof(tag2), "%s-2", tag);
+    d.tag = tag2;
+    memset(qr, 0, lo.count * sizeof(*qr));
+    d.mode = DRV_QR_ISSUES;
+    if (qr_phase(cfg, o, &lo, &d, "issues", &raw.hsm_issue, &raw.st_issue, raw.st_issue_jpc) != 0)
+        goto out;
+    d.mode = DRV_QR_REDEEMS;
+    if (qr_phase(cfg, o, &lo, &d, "redeems", &raw.hsm_redeem, &raw.st_redeem,
+                 raw.st_redeem_jpc) != 0)
+        goto out;
+    r = EXIT_OK;
+out:
+    free(qr);
     vault_config_free(cfg);
     return r;
 }

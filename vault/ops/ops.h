@@ -251,6 +251,13 @@ void ops_map_resolve(struct op_job *j);
 void ops_qr_issue(struct op_job *j);
 void ops_qr_redeem(struct op_job *j);
 void ops_qr_status(struct op_job *j);
+/* ops_qr_load reads the record of request |id|: 0, -API_STATUS_NOT_FOUND,
+ * a store status, or -API_STATUS_INTERNAL for a record that does not decode
+ * (logged). ops_qr_save encodes |rec| and puts it as that record (flags as
+ * store_put), inside a write job. */
+int ops_qr_load(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], struct qr_record *out);
+int ops_qr_save(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], const struct qr_record *rec,
+                unsigned flags);
 /* The sweeper's step for a SWEEP_QR entry (writer): the request record of
  * |key| and its order index entry (if it still names that request), once
  * the request has expired at |now_ms|. 0 or a negated store status. */

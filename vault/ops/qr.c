@@ -57,10 +57,8 @@ qr_tag(struct op_job *j, hsm_session *s, const uint8_t id[QR_REQUEST_ID_LEN],
     return r == 0 ? 0 : vault_hsm_status(r);
 }
 
-/* Loads the record of request |id|. 0, -API_STATUS_NOT_FOUND, a store
- * status, or -API_STATUS_INTERNAL for a record that does not decode. */
-static int
-qr_load(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], struct qr_record *out)
+int
+ops_qr_load(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], struct qr_record *out)
 {
     uint8_t key[QR_RECORD_KEY_LEN];
     MDB_val v;
@@ -77,8 +75,8 @@ qr_load(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], struct qr_reco
     return r;
 }
 
-static int
-qr_save(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], const struct qr_record *rec,
+int
+ops_qr_save(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], const struct qr_record *rec,
         unsigned flags)
 {
     uint8_t key[QR_RECORD_KEY_LEN];
@@ -186,7 +184,7 @@ issue_apply(struct store_write *w, struct store_txn *t)
     qs->detail = "issued";
     r = qr_order_get(t, rec->merchant, rec->order_id, old_id);
     if (r == 0)
-        r = qr_load(t, old_id, &old);
+        r = ops_qr_load(t, old_id, &old);
     if (r == 0) {
         switch (qr_record_state(&old, now_s())) {
         case API_QR_PAID:
@@ -208,7 +206,7 @@ issue_apply(struct store_write *w, struct store_txn *t)
         return r;
     }
     /* 128 random bits never collide; a key that exists is a fault. */
-    r = qr_save(t, qs->token.id, rec, STORE_PUT_NEW);
+    r = ops_qr_save(t, qs->token.id, rec, STORE_PUT_NEW);
     if (r == -API_STATUS_CONFLICT)
         r = -API_STATUS_INTERNAL;
     if (r != 0)
@@ -303,7 +301,7 @@ redeem_apply(struct store_write *w, struct store_txn *t)
 
     if (qs->status != API_STATUS_OK)
         return qr_audit(j, t); /* the tag did not verify: only recorded */
-    r = qr_load(t, qs->token.id, &qs->rec);
+    r = ops_qr_load(t, qs->token.id, &qs->rec);
     if (r == -API_STATUS_NOT_FOUND) {
         /* Authentic a moment ago and gone now: the sweeper removed it,
          * which it does only after the request expired. */
@@ -326,7 +324,7 @@ redeem_apply(struct store_write *w, struct store_txn *t)
     qs->rec.paid_at = now;
     memcpy(qs->rec.payer_ref, q->payer_ref, sizeof(qs->rec.payer_ref));
     qs->detail = "paid";
-    if ((r = qr_save(t, qs->token.id, &qs->rec, 0)) != 0)
+    if ((r = ops_qr_save(t, qs->token.id, &qs->rec, 0)) != 0)
         return r;
     return qr_audit(j, t);
 }
@@ -367,7 +365,7 @@ redeem_lookup(struct op_job *j, struct op_qr_state *qs)
 
     if ((r = store_read_begin(j->svc->store, &t)) != 0)
         return r;
-    r = qr_load(&t, qs->token.id, &qs->rec);
+    r = ops_qr_load(&t, qs->token.id, &qs->rec);
     store_read_end(&t);
     if (r == -API_STATUS_NOT_FOUND || (r == 0 && qs->rec.expires_at != qs->token.expires_at)) {
         qr_refuse(qs, API_STATUS_SIGNATURE_INVALID, API_TAG_QR_TOKEN, MSG_SIGNATURE, "signature");
@@ -449,7 +447,7 @@ ops_qr_status(struct op_job *j)
     }
     r = qr_order_get(&t, q->merchant, q->order_id, id);
     if (r == 0)
-        r = qr_load(&t, id, &rec);
+        r = ops_qr_load(&t, id, &rec);
     store_read_end(&t);
     /* The index is per merchant, so this only guards against a damaged one. */
     if (r == 0 && strcmp(rec.merchant, q->merchant) != 0)
@@ -484,7 +482,7 @@ ops_qr_sweep(struct store_txn *t, const uint8_t *key, size_t len, uint64_t now_m
     if (len != QR_RECORD_KEY_LEN || key[0] != QR_KEY_RECORD)
         return 0; /* never scheduled by qr.c */
     memcpy(id, key + 1, QR_REQUEST_ID_LEN);
-    r = qr_load(t, id, &rec);
+    r = ops_qr_load(t, id, &rec);
     if (r == -API_STATUS_NOT_FOUND || r == -API_STATUS_INTERNAL)
         return 0; /* gone, or damaged: left for an operator (logged) */
     if (r != 0)
