@@ -143,6 +143,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define IN_FLIGHT_DEFAULT 16u
 #define RAW_THREADS_MAX 64u
 #define RATE_MAX 1000000u
+/* --seconds: a day at most. */
+#define SECONDS_MAX 86400u
 /* Generator threads: packet generation is not measured, only made fast. */
 #define GEN_THREADS_MAX 16u
 /* Room for a key file read from --vectors (base64 of a PKCS#8 P-256 key is
@@ -354,7 +356,7 @@ out:
 enum opt_id {
     O_MODULE, O_TOKEN, O_PIN_FILE, O_STATE, O_VECTORS, O_CONFIG, O_TLS, O_WALLET, O_PACKETS,
     O_CONNECTIONS, O_IN_FLIGHT, O_RATE, O_RAW_THREADS, O_SMOKE, O_COUNT, O_DAEMON_PID,
-    O_PERF, O_MODULE_ARGS, O_REDUCED, O_SWEEP, O_NUM
+    O_PERF, O_MODULE_ARGS, O_REDUCED, O_SWEEP, O_SECONDS, O_NUM
 };
 #define B(id) (1u << (id))
 
@@ -379,6 +381,7 @@ static const struct option long_opts[] = {
     { "module-args", required_argument, NULL, O_MODULE_ARGS },
     { "reduced-key-attributes", no_argument, NULL, O_REDUCED },
     { "sweep", no_argument, NULL, O_SWEEP },
+    { "seconds", required_argument, NULL, O_SECONDS },
     { NULL, 0, NULL, 0 },
 };
 
@@ -402,23 +405,24 @@ static const struct command {
 } commands[] = {
     { "setup", B(O_MODULE) | B(O_TOKEN) | B(O_PIN_FILE) | B(O_STATE) | B(O_VECTORS), 0, cmd_setup },
     { "run", B(O_CONFIG) | B(O_STATE) | B(O_VECTORS) | B(O_TLS) | B(O_WALLET),
-      B(O_PACKETS) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RATE) | B(O_RAW_THREADS) | B(O_SMOKE),
+      B(O_PACKETS) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RATE) | B(O_RAW_THREADS) | B(O_SMOKE) |
+          B(O_SECONDS),
       cmd_run },
     { "sessions", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
-          B(O_DAEMON_PID) | B(O_PERF),
+          B(O_DAEMON_PID) | B(O_PERF) | B(O_SECONDS),
       cmd_sessions },
     { "mit", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
-          B(O_DAEMON_PID) | B(O_PERF),
+          B(O_DAEMON_PID) | B(O_PERF) | B(O_SECONDS),
       cmd_mit },
     { "cards", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
-          B(O_DAEMON_PID) | B(O_PERF) | B(O_SWEEP),
+          B(O_DAEMON_PID) | B(O_PERF) | B(O_SWEEP) | B(O_SECONDS),
       cmd_cards },
     { "qr", B(O_CONFIG) | B(O_STATE) | B(O_TLS),
       B(O_COUNT) | B(O_CONNECTIONS) | B(O_IN_FLIGHT) | B(O_RAW_THREADS) | B(O_SMOKE) |
-          B(O_DAEMON_PID) | B(O_PERF),
+          B(O_DAEMON_PID) | B(O_PERF) | B(O_SECONDS),
       cmd_qr },
     { "recipes", B(O_MODULE) | B(O_TOKEN) | B(O_PIN_FILE),
       B(O_MODULE_ARGS) | B(O_REDUCED) | B(O_COUNT) | B(O_SMOKE), cmd_recipes },
@@ -431,16 +435,17 @@ usage(FILE *f)
             "usage: " PROG " setup --module SO --token LABEL --pin-file F --state DIR --vectors DIR\n"
             "       " PROG " run --config CONF --state DIR --vectors DIR --tls DIR\n"
             "                --wallet apple|google [--packets N] [--connections C]\n"
-            "                [--in-flight P] [--rate PACKETS_PER_S] [--raw-threads T] [--smoke]\n"
+            "                [--in-flight P] [--rate PACKETS_PER_S] [--raw-threads T]\n"
+            "                [--seconds S] [--smoke]\n"
             "  setup: the vault keys, the wallet keys and anchors in the token (an empty one),\n"
             "         the test Apple CA and the public keys into DIR (new)\n"
             "  run:   N packets (default %u, --smoke %u) through the raw HSM steps on T threads\n"
             "         (default: the config's workers), then through tokenvaultd over C TLS\n"
             "         connections (default %u) with up to P in flight each (default %u);\n"
             "         --rate offers them at a fixed rate instead (open loop)\n"
-            "       " PROG " sessions|mit|cards|qr --config CONF --state DIR --tls DIR [--count N]\n"
-            "                [--connections C] [--in-flight P] [--raw-threads T]\n"
-            "                [--daemon-pid PID [--perf FILE]] [--smoke]\n"
+            "       " PROG " sessions|mit|cards|qr --config CONF --state DIR --tls DIR\n"
+            "                [--count N] [--connections C] [--in-flight P] [--raw-threads T]\n"
+            "                [--daemon-pid PID [--perf FILE]] [--seconds S] [--smoke]\n"
             "  sessions: N SESSION_INIT + SESSION_CHECK pairs (default %u, --smoke %u), then N\n"
             "         of each alone, beside the raw limits: the HSM calls on T threads, the\n"
             "         store's transactions in a scratch store in DIR\n"
@@ -458,6 +463,9 @@ usage(FILE *f)
             "         into FILE\n"
             "       " PROG " recipes --module SO --token LABEL --pin-file F [--module-args S]\n"
             "                [--reduced-key-attributes] [--count N] [--smoke]\n"
+            "  --seconds S: a time limit on each measured phase through the service: no new\n"
+            "         packet, item or pair starts after S seconds; the phase reports on what\n"
+            "         it did, and a later phase uses only what an earlier one made\n"
             "  recipes: the token's part of each wallet format (default %u messages each,\n"
             "         --smoke %u), one thread, by the path the module's probe chose; makes\n"
             "         two keys in the token (use a scratch one)\n",
@@ -821,17 +829,24 @@ struct lat_stats {
     double p50, p95, p99, p999, max; /* ms */
 };
 
-/* Nearest-rank percentiles of |n| samples (ns); sorts |v|. */
+/* Nearest-rank percentiles of the |n| samples (ns) at |v|; sorts |v|. A
+ * sample of 0 is an item that was never sent (a phase cut short by
+ * --seconds) and is left out: no request is answered in 0 ns. */
 static void
 lat_stats_get(uint64_t *v, size_t n, struct lat_stats *out)
 {
     double q[] = { 0.50, 0.95, 0.99, 0.999 };
     double *dst[] = { &out->p50, &out->p95, &out->p99, &out->p999 };
+    size_t unsent = 0;
 
     memset(out, 0, sizeof(*out));
+    qsort(v, n, sizeof(*v), cmp_u64);
+    while (unsent < n && v[unsent] == 0)
+        unsent++;
+    v += unsent;
+    n -= unsent;
     if (n == 0)
         return;
-    qsort(v, n, sizeof(*v), cmp_u64);
     for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
         size_t rank = (size_t)(q[i] * (double)n + 0.999999);
 
@@ -1097,6 +1112,7 @@ struct svc_ctx {
     unsigned in_flight;
     unsigned rate;           /* 0: closed loop */
     uint64_t t0;             /* start, monotonic ns (rate: packet j is due at t0 + j / rate) */
+    uint64_t deadline;       /* --seconds: no packet starts after it (0: none) */
     uint64_t *lat;           /* per packet, ns */
     uint64_t *lag;           /* rate: per packet, how late it was sent, ns */
     pthread_barrier_t start;
@@ -1110,6 +1126,7 @@ struct svc_thread {
     size_t *packet_of;  /* per request of this thread: the packet index */
     uint64_t counts[STATUS_SLOTS];
     uint64_t wrong;     /* OK answers that do not say what the packet holds */
+    size_t sent;        /* packets sent */
     int client_err;     /* an API_ERR_* that stopped the thread */
     bool reported;
 };
@@ -1183,9 +1200,16 @@ svc_thread(void *arg)
     pthread_barrier_wait(&c->start);
     while (done < n && t->client_err == 0) {
         uint64_t now = mono_ns();
-        size_t j = k < n ? packet_index(c, t->index, k) : 0;
-        bool can_send = k < n && api_client_in_flight(t->client) < c->in_flight;
+        size_t j;
+        bool can_send;
 
+        if (c->deadline != 0 && k < n && now >= c->deadline) {
+            n = k; /* --seconds: what was sent is answered, nothing new starts */
+            if (done >= n)
+                break;
+        }
+        j = k < n ? packet_index(c, t->index, k) : 0;
+        can_send = k < n && api_client_in_flight(t->client) < c->in_flight;
         if (can_send && (c->rate == 0 || due_ns(c, j) <= now)) {
             q.packet.data = (const uint8_t *)c->pk->p[j];
             q.packet.len = c->pk->len[j];
@@ -1218,10 +1242,12 @@ svc_thread(void *arg)
         api_reply_cleanup(&rep);
         done++;
     }
+    t->sent = k;
     return NULL;
 }
 
 struct svc_result {
+    uint64_t sent;     /* packets sent (all of them, unless --seconds cut the run short) */
     double seconds, pps;
     double client_cpu; /* this process's CPU time during the run / wall time: cores */
     struct lat_stats lat, lag;
@@ -1232,7 +1258,7 @@ struct svc_result {
 static int
 svc_run(const struct vault_config *cfg, const char *tls, int wallet, const char *version,
         const struct packets *pk, unsigned conns, unsigned in_flight, unsigned rate,
-        struct svc_result *out)
+        unsigned seconds, struct svc_result *out)
 {
     struct client_files cf;
     struct api_client_config cc;
@@ -1286,6 +1312,8 @@ svc_run(const struct vault_config *cfg, const char *tls, int wallet, const char 
         abort();
     }
     c.t0 = mono_ns() + NS_PER_MS; /* every thread is past the barrier by then */
+    if (seconds != 0)
+        c.deadline = c.t0 + (uint64_t)seconds * NS_PER_S;
     cpu0 = cpu_seconds();
     pthread_barrier_wait(&c.start);
     for (unsigned i = 0; i < started; i++)
@@ -1301,12 +1329,13 @@ svc_run(const struct vault_config *cfg, const char *tls, int wallet, const char 
         for (unsigned s = 0; s < STATUS_SLOTS; s++)
             out->counts[s] += ts[i].counts[s];
         out->wrong += ts[i].wrong;
+        out->sent += ts[i].sent;
     }
     out->ok = out->counts[API_STATUS_OK];
     for (unsigned s = 1; s < STATUS_SLOTS; s++)
         out->not_ok += out->counts[s];
     out->seconds = (double)(t1 - c.t0) / (double)NS_PER_S;
-    out->pps = (double)pk->n / out->seconds;
+    out->pps = (double)out->sent / out->seconds;
     if (r == 0) {
         lat_stats_get(c.lat, pk->n, &out->lat);
         if (rate != 0)
@@ -1357,7 +1386,7 @@ cmd_run(const struct opts *o)
     struct raw_result raw = { 0 };
     struct svc_result svc;
     unsigned packets = PACKETS_DEFAULT, conns = CONNECTIONS_DEFAULT, in_flight = IN_FLIGHT_DEFAULT;
-    unsigned rate = 0, raw_threads = 0;
+    unsigned rate = 0, raw_threads = 0, seconds = 0;
     char cerr[VAULT_CONFIG_ERR_MAX];
     const char *wname, *version;
     int wallet, r = EXIT_FAIL;
@@ -1391,7 +1420,9 @@ cmd_run(const struct opts *o)
              0) ||
         ((o->given & B(O_RATE)) != 0 && parse_uint("rate", o->v[O_RATE], 1, RATE_MAX, &rate) != 0) ||
         ((o->given & B(O_RAW_THREADS)) != 0 &&
-         parse_uint("raw-threads", o->v[O_RAW_THREADS], 1, RAW_THREADS_MAX, &raw_threads) != 0))
+         parse_uint("raw-threads", o->v[O_RAW_THREADS], 1, RAW_THREADS_MAX, &raw_threads) != 0) ||
+        ((o->given & B(O_SECONDS)) != 0 &&
+         parse_uint("seconds", o->v[O_SECONDS], 1, SECONDS_MAX, &seconds) != 0))
         return EXIT_USAGE;
     if (vault_config_load(&cfg, o->v[O_CONFIG], cerr, sizeof(cerr)) != 0) {
         err("%s", cerr);
@@ -1425,7 +1456,8 @@ cmd_run(const struct opts *o)
     fflush(stdout);
 
     if (fresh_enough(&g, cfg, "service") != 0 ||
-        svc_run(cfg, o->v[O_TLS], wallet, version, &pk, conns, in_flight, rate, &svc) != 0)
+        svc_run(cfg, o->v[O_TLS], wallet, version, &pk, conns, in_flight, rate, seconds, &svc) !=
+            0)
         goto out;
     if (rate == 0)
         printf("service: tokenvaultd (workers = %u) over TLS 1.3 mTLS, %u connections x %u in "
@@ -1435,6 +1467,8 @@ cmd_run(const struct opts *o)
         printf("service: tokenvaultd (workers = %u) over TLS 1.3 mTLS, offered %u packets/s "
                "open loop on %u connections (up to %u in flight each)\n",
                cfg->workers, rate, conns, in_flight);
+    if (svc.sent != pk.n)
+        printf("  --seconds %u: %" PRIu64 " of the %zu packets sent\n", seconds, svc.sent, pk.n);
     printf("  %.0f packets/s (%.2f s); latency p50 %.2f ms p95 %.2f p99 %.2f max %.2f%s\n",
            svc.pps, svc.seconds, svc.lat.p50, svc.lat.p95, svc.lat.p99, svc.lat.max,
            rate != 0 ? " (from when each packet was due)" : "");
@@ -1449,14 +1483,15 @@ cmd_run(const struct opts *o)
             printf(" %s %" PRIu64, api_status_name(s), svc.counts[s]);
     printf("\n  service/raw: %.2f\n", svc.pps / raw.pps);
     /* One line for scripts/bench to tabulate. */
-    printf("RESULT wallet=%s mode=%s packets=%u connections=%u in_flight=%u rate=%u "
+    printf("RESULT wallet=%s mode=%s packets=%u sent=%" PRIu64
+           " connections=%u in_flight=%u rate=%u "
            "service_pps=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f "
            "raw_pps=%.0f raw_threads=%u raw_cpu_ms=%.3f ratio=%.2f client_cpu=%.2f ok=%" PRIu64
            " not_ok=%" PRIu64 "\n",
-           wname, rate == 0 ? "closed" : "rate", packets, conns, in_flight, rate, svc.pps,
+           wname, rate == 0 ? "closed" : "rate", packets, svc.sent, conns, in_flight, rate, svc.pps,
            svc.lat.p50, svc.lat.p95, svc.lat.p99, svc.lat.p999, svc.lat.max, raw.pps, raw_threads,
            raw.cpu_ms, svc.pps / raw.pps, svc.client_cpu, svc.ok, svc.not_ok);
-    if (svc.not_ok != 0 || svc.wrong != 0 || svc.ok != packets) {
+    if (svc.not_ok != 0 || svc.wrong != 0 || svc.ok != svc.sent) {
         err("FAILED: %" PRIu64 " answers not OK, %" PRIu64 " OK answers not %s %s", svc.not_ok,
             svc.wrong, wname, version);
         goto out;
@@ -1686,35 +1721,51 @@ daemon_cpu_seconds(long pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* tokenvaultd's peak resident set so far (VmHWM in /proc/PID/status), in
- * kB; 0 when unknown (no --daemon-pid). The kernel keeps the peak over the
- * process's life, so after a phase it is the peak of that phase and all
- * before it. */
-static unsigned long long
-daemon_peak_rss_kb(long pid)
+/* tokenvaultd's memory (/proc/PID/status), MiB; all 0 when unknown (no
+ * --daemon-pid). The kernel keeps the peak resident set (VmHWM) over the
+ * process's life, so after a phase it covers that phase and all before.
+ * It counts the pages of the LMDB file the service has touched through its
+ * map (RssFile), which grow with the store; the heap (RssAnon, now) is what
+ * the service itself holds. */
+struct daemon_mem {
+    double peak_mb, anon_mb, file_mb;
+};
+
+/* The MiB of a /proc status line "NAME   VALUE kB" into *out, if |line| is
+ * that field's. */
+static void
+status_mb(const char *line, const char *name, double *out)
+{
+    size_t n = strlen(name);
+    unsigned long long kb;
+    char *end = NULL;
+
+    if (strncmp(line, name, n) != 0)
+        return;
+    errno = 0;
+    kb = strtoull(line + n, &end, 10);
+    if (errno == 0 && end != line + n)
+        *out = (double)kb / 1024.0;
+}
+
+static void
+daemon_mem_get(long pid, struct daemon_mem *out)
 {
     char path[64], line[256];
-    unsigned long long kb = 0;
     FILE *f;
 
+    memset(out, 0, sizeof(*out));
     if (pid <= 0)
-        return 0;
+        return;
     snprintf(path, sizeof(path), "/proc/%ld/status", pid);
     if ((f = fopen(path, "r")) == NULL)
-        return 0;
+        return;
     while (fgets(line, sizeof(line), f) != NULL) {
-        char *end = NULL;
-
-        if (strncmp(line, "VmHWM:", 6) != 0)
-            continue;
-        errno = 0;
-        kb = strtoull(line + 6, &end, 10);
-        if (errno != 0 || end == line + 6)
-            kb = 0;
-        break;
+        status_mb(line, "VmHWM:", &out->peak_mb);
+        status_mb(line, "RssAnon:", &out->anon_mb);
+        status_mb(line, "RssFile:", &out->file_mb);
     }
     fclose(f);
-    return kb;
 }
 
 /* The store's group-commit counters, from the service's metrics file. */
@@ -1795,14 +1846,21 @@ struct drv {
     unsigned qr_lifetime_s;
     struct api_date charge_date, end_date;
     uint64_t *lat[RK_NUM];    /* per item, ns, for the kinds this phase sends */
-    uint64_t *init_sent;      /* pairs: when each item's first request (SESSION_INIT, QR_ISSUE) went out */
-    uint64_t *pair_lat;       /* pairs: from then until its second (SESSION_CHECK, QR_REDEEM) was answered */
+    /* Pairs: when each item's first request (SESSION_INIT, QR_ISSUE) went
+     * out, and from then until its second (SESSION_CHECK, QR_REDEEM) was
+     * answered. */
+    uint64_t *init_sent;
+    uint64_t *pair_lat;
     const char *perf_out;     /* a perf record of tokenvaultd during the phase, or NULL */
     /* Open loop: requests offered at |rate| per second in all (0: closed
      * loop), request j due at t0 + j / rate over the connections, latency
      * counted from when it was due (one request per item: not DRV_PAIRS). */
     unsigned rate;
     uint64_t t0;
+    /* --seconds: no new item starts |seconds| after t0 (0: every item); a
+     * pair begun is finished. */
+    unsigned seconds;
+    uint64_t deadline;
     pthread_barrier_t start;
 };
 
@@ -1812,6 +1870,7 @@ struct drv_conn {
     struct api_client *client;
     size_t n_items;           /* items dealt to this connection */
     size_t next_k;            /* its next item to start */
+    size_t items_sent;        /* items it started (skipping those an earlier phase did not make) */
     size_t expected, sent, done; /* requests */
     uint64_t id0;             /* the client's id of this connection's first request */
     size_t *item_of;          /* per request sent: its item, kind and send time */
@@ -1857,6 +1916,51 @@ static unsigned
 drv_requests_per_item(const struct drv *d)
 {
     return drv_is_pairs(d) ? 2u : 1u;
+}
+
+/* Whether item |i| has what this phase needs from an earlier one (which
+ * --seconds may have cut short): the session opened, the card stored, its
+ * mandate made, the QR request issued. */
+static bool
+drv_item_ready(const struct drv *d, size_t i)
+{
+    switch (d->mode) {
+    case DRV_CHECKS: return d->sess[i].have;
+    case DRV_MANDATES:
+    case DRV_GET:
+    case DRV_LIST:
+    case DRV_REVEAL: return d->cards[i].token[0] != '\0';
+    case DRV_MIT: return d->cards[i].mandate[0] != '\0';
+    case DRV_QR_REDEEMS: return d->qr[i].token[0] != '\0';
+    default: return true;
+    }
+}
+
+/* Items are dealt round-robin: the k-th of connection |c| is item index +
+ * k * connections of the whole phase. */
+static size_t
+drv_item_of(const struct drv_conn *c, size_t k)
+{
+    return (size_t)c->index + k * c->d->connections;
+}
+
+/* The ready items of |c| from its k-th on. */
+static size_t
+drv_ready_from(const struct drv_conn *c, size_t k)
+{
+    size_t n = 0;
+
+    for (; k < c->n_items; k++)
+        n += drv_item_ready(c->d, drv_item_of(c, k));
+    return n;
+}
+
+/* Moves |c| past the items it cannot send in this phase. */
+static void
+drv_skip_unready(struct drv_conn *c)
+{
+    while (c->next_k < c->n_items && !drv_item_ready(c->d, drv_item_of(c, c->next_k)))
+        c->next_k++;
 }
 
 static void
@@ -1928,9 +2032,11 @@ drv_next(struct drv_conn *c, union drv_req *q, uint16_t *opcode, size_t *item, u
         *item = i;
         return true;
     }
+    drv_skip_unready(c);
     if (c->next_k >= c->n_items)
         return false;
-    i = (size_t)c->index + c->next_k++ * d->connections;
+    i = drv_item_of(c, c->next_k++);
+    c->items_sent++;
     *item = i;
     memset(q, 0, sizeof(*q));
     switch (d->mode) {
@@ -2162,11 +2268,16 @@ drv_thread(void *arg)
         bool can_send = api_client_in_flight(c->client) < d->in_flight;
         uint64_t due = 0;
 
+        drv_skip_unready(c);
+        if (d->deadline != 0 && c->next_k < c->n_items && mono_ns() >= d->deadline) {
+            /* --seconds: what was started is finished, nothing new starts. */
+            c->expected -= drv_ready_from(c, c->next_k) * drv_requests_per_item(d);
+            c->n_items = c->next_k;
+            continue;
+        }
         if (can_send && d->rate != 0 && c->next_k < c->n_items) {
-            /* Items are dealt round-robin: this connection's next one is
-             * item index + next_k * connections of the whole run. */
-            due = d->t0 + (uint64_t)((double)(c->index + c->next_k * d->connections) *
-                                     (double)NS_PER_S / (double)d->rate);
+            due = d->t0 + (uint64_t)((double)drv_item_of(c, c->next_k) * (double)NS_PER_S /
+                                     (double)d->rate);
             if (due > mono_ns()) {
                 can_send = false;
                 if (api_client_in_flight(c->client) == 0) {
@@ -2223,11 +2334,13 @@ drv_thread(void *arg)
 
 /* What one phase did. */
 struct drv_result {
+    uint64_t items;        /* items started (and finished): all ready ones unless --seconds */
+    uint64_t ready;        /* items the phase had to do */
     double seconds;
     double items_per_s, requests_per_s;
     double client_cpu;     /* the driver's CPU / wall time: cores */
     double daemon_cpu_ms;  /* tokenvaultd's CPU per item, ms; < 0 when unknown */
-    double daemon_peak_mb; /* tokenvaultd's peak RSS so far, MiB; 0 when unknown */
+    struct daemon_mem mem; /* tokenvaultd's after the phase */
     double lag_max_ms;     /* open loop: the latest any request went out after it was due */
     struct lat_stats lat[RK_NUM], pair;
     struct store_counts before, after;
@@ -2326,7 +2439,9 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
         cs[i].d = d;
         cs[i].index = i;
         cs[i].n_items = drv_conn_items(d, i);
-        cs[i].expected = nreq = cs[i].n_items * drv_requests_per_item(d);
+        nreq = cs[i].n_items * drv_requests_per_item(d);
+        cs[i].expected = drv_ready_from(&cs[i], 0) * drv_requests_per_item(d);
+        out->ready += cs[i].expected / drv_requests_per_item(d);
         if ((cs[i].item_of = calloc(nreq + 1, sizeof(size_t))) == NULL ||
             (cs[i].kind_of = calloc(nreq + 1, 1)) == NULL ||
             (cs[i].sent_at = calloc(nreq + 1, sizeof(uint64_t))) == NULL ||
@@ -2357,6 +2472,7 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
     cpu0 = cpu_seconds();
     t0 = mono_ns();
     d->t0 = t0; /* the threads read it after the barrier */
+    d->deadline = d->seconds != 0 ? t0 + (uint64_t)d->seconds * NS_PER_S : 0;
     pthread_barrier_wait(&d->start);
     for (unsigned i = 0; i < started; i++)
         pthread_join(th[i], NULL);
@@ -2366,8 +2482,12 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
     perf = -1;
     out->seconds = (double)(t1 - t0) / (double)NS_PER_S;
     out->client_cpu = (cpu_seconds() - cpu0) / out->seconds;
-    out->daemon_cpu_ms = dcpu0 < 0 || dcpu1 < 0 ? -1 : (dcpu1 - dcpu0) * 1e3 / (double)d->n;
-    out->daemon_peak_mb = (double)daemon_peak_rss_kb(daemon_pid) / 1024.0;
+    for (unsigned i = 0; i < conns; i++)
+        out->items += cs[i].items_sent;
+    out->daemon_cpu_ms = dcpu0 < 0 || dcpu1 < 0 || out->items == 0
+                             ? -1
+                             : (dcpu1 - dcpu0) * 1e3 / (double)out->items;
+    daemon_mem_get(daemon_pid, &out->mem);
     metrics_counts(cfg, &out->after);
     r = 0;
     for (unsigned i = 0; i < conns; i++) {
@@ -2378,14 +2498,14 @@ drv_run(const struct vault_config *cfg, const char *tls, long daemon_pid, struct
         for (unsigned s = 0; s < STATUS_SLOTS; s++)
             out->counts[s] += cs[i].counts[s];
         out->wrong += cs[i].wrong;
-        out->requests += cs[i].n_items * drv_requests_per_item(d);
+        out->requests += cs[i].items_sent * drv_requests_per_item(d);
         if ((double)cs[i].lag_max / (double)NS_PER_MS > out->lag_max_ms)
             out->lag_max_ms = (double)cs[i].lag_max / (double)NS_PER_MS;
     }
     out->ok = out->counts[API_STATUS_OK];
     for (unsigned s = 1; s < STATUS_SLOTS; s++)
         out->not_ok += out->counts[s];
-    out->items_per_s = (double)d->n / out->seconds;
+    out->items_per_s = (double)out->items / out->seconds;
     out->requests_per_s = (double)(out->ok + out->not_ok) / out->seconds;
     if (r == 0) {
         switch (d->mode) {
@@ -2456,6 +2576,9 @@ drv_judge(const char *phase, const struct drv_result *res)
 static void
 print_statuses(const struct drv_result *res)
 {
+    if (res->items != res->ready)
+        printf("  --seconds: %" PRIu64 " of %" PRIu64 " items started in time\n", res->items,
+               res->ready);
     printf("  statuses:");
     for (unsigned s = 0; s < STATUS_SLOTS; s++)
         if (res->counts[s] != 0)
@@ -2477,8 +2600,9 @@ print_costs(const struct drv_result *res, const char *unit)
     double jpc = jobs_per_commit(&res->before, &res->after);
 
     if (res->daemon_cpu_ms >= 0)
-        printf("  tokenvaultd CPU %.3f ms/%s, peak RSS so far %.1f MiB;", res->daemon_cpu_ms, unit,
-               res->daemon_peak_mb);
+        printf("  tokenvaultd CPU %.3f ms/%s, memory: peak RSS so far %.1f MiB, heap now %.1f "
+               "MiB, store map pages %.1f MiB;",
+               res->daemon_cpu_ms, unit, res->mem.peak_mb, res->mem.anon_mb, res->mem.file_mb);
     else
         printf("  tokenvaultd CPU unknown (no --daemon-pid);");
     if (jpc > 0)
@@ -3191,6 +3315,7 @@ config_client_name(const struct vault_config *cfg)
 /* Options shared by the sessions and mit commands. */
 struct load_opts {
     unsigned count, conns, in_flight, raw_threads;
+    unsigned seconds; /* --seconds, 0 when not given */
     long daemon_pid;
     const char *perf_out; /* NULL: no profile */
 };
@@ -3205,6 +3330,7 @@ load_opts_parse(const struct opts *o, const struct vault_config *cfg, unsigned c
     out->conns = CONNECTIONS_DEFAULT;
     out->in_flight = IN_FLIGHT_DEFAULT;
     out->raw_threads = 0;
+    out->seconds = 0;
     out->daemon_pid = 0;
     if (((o->given & B(O_COUNT)) != 0 &&
          parse_uint("count", o->v[O_COUNT], 1, COUNT_MAX, &out->count) != 0) ||
@@ -3217,7 +3343,9 @@ load_opts_parse(const struct opts *o, const struct vault_config *cfg, unsigned c
          parse_uint("raw-threads", o->v[O_RAW_THREADS], 1, RAW_THREADS_MAX,
                     &out->raw_threads) != 0) ||
         ((o->given & B(O_DAEMON_PID)) != 0 &&
-         parse_uint("daemon-pid", o->v[O_DAEMON_PID], 1, INT_MAX, &pid) != 0))
+         parse_uint("daemon-pid", o->v[O_DAEMON_PID], 1, INT_MAX, &pid) != 0) ||
+        ((o->given & B(O_SECONDS)) != 0 &&
+         parse_uint("seconds", o->v[O_SECONDS], 1, SECONDS_MAX, &out->seconds) != 0))
         return -1;
     out->daemon_pid = (long)pid;
     out->perf_out = (o->given & B(O_PERF)) != 0 ? o->v[O_PERF] : NULL;
@@ -3249,86 +3377,6 @@ print_raw_store(const char *what, const struct raw_result *r, double jpc, const 
            what, r->pps, unit, r->seconds, r->lat.p50, r->lat.p99, jpc);
 }
 
-/* ---- sessions ----------------------------------------------------------------------- */
-
-struct sessions_raw {
-    struct raw_result hsm_init, hsm_check, hsm_pair;
-    struct raw_result st_init, st_check, st_pair;
-    double st_init_jpc, st_check_jpc;
-};
-
-/* The raw limits of SESSION_INIT and SESSION_CHECK: the HSM calls on the
- * workers' count of threads, then the store's transactions with the
- * service run's requests outstanding. */
-static int
-sessions_raw(const struct vault_config *cfg, const char *state, const struct load_opts *lo,
-             const char *tag, struct sessions_raw *out)
-{
-    struct rh_ctx h;
-    struct rs_ctx st;
-    struct sess_item *sess = NULL;
-    hsm_pin_source *pin = NULL;
-    hsm_session *s = NULL;
-    char dir[PATH_MAX];
-    bool made = false;
-    int e, r = -1;
-
-    memset(&h, 0, sizeof(h));
-    memset(&st, 0, sizeof(st));
-    memset(out, 0, sizeof(*out));
-    if ((sess = calloc(lo->count, sizeof(*sess))) == NULL)
-        return -1;
-    if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
-        goto out;
-    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK ||
-        (e = hsm_key_find(s, "vault-session-mac", &h.smk)) != HSM_OK) {
-        err_hsm("raw: the session MAC key", e);
-        goto out;
-    }
-    h.tag = tag;
-    h.created_ms = now_ms();
-    h.lifetime_s = cfg->session_lifetime_seconds;
-    h.sess = sess;
-    h.n = lo->count;
-    h.kind = RH_INIT;
-    if (rh_pass(&h, lo->raw_threads, &out->hsm_init) != 0)
-        goto out;
-    h.kind = RH_CHECK;
-    if (rh_pass(&h, lo->raw_threads, &out->hsm_check) != 0)
-        goto out;
-    raw_sum(&out->hsm_init, &out->hsm_check, lo->count, &out->hsm_pair);
-
-    if (path_join(dir, sizeof(dir), state, RAW_STORE_DIR) != 0)
-        goto out;
-    rs_remove(dir); /* one a failed run left */
-    made = true;
-    if (rs_open(&st, cfg, h.h, s, dir) != 0)
-        goto out;
-    st.client = config_client_name(cfg);
-    st.n = lo->count;
-    st.tag = tag;
-    st.created_ms = h.created_ms;
-    st.lifetime_s = h.lifetime_s;
-    st.sess = sess;
-    st.kind = RS_INIT;
-    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_init, &out->st_init_jpc) != 0)
-        goto out;
-    st.kind = RS_CHECK;
-    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_check, &out->st_check_jpc) != 0)
-        goto out;
-    raw_sum(&out->st_init, &out->st_check, lo->count, &out->st_pair);
-    r = 0;
-out:
-    store_close(st.store);
-    if (made)
-        rs_remove(dir);
-    hsm_session_release(s);
-    hsm_close(h.h);
-    hsm_pin_source_free(pin);
-    free(sess);
-    return r;
-}
-
 /* One RESULT line for scripts/bench to tabulate. */
 static void
 print_result(const char *bench, const char *phase, const struct load_opts *lo,
@@ -3340,152 +3388,80 @@ print_result(const char *bench, const char *phase, const struct load_opts *lo,
            "requests_per_s=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f "
            "raw_hsm_ops=%.0f raw_hsm_cpu_ms=%.3f raw_threads=%u raw_store_ops=%.0f "
            "raw_store_jpc=%.1f ratio_hsm=%.2f ratio_store=%.2f daemon_cpu_ms=%.3f "
-           "daemon_peak_mb=%.1f service_jpc=%.1f client_cpu=%.2f ok=%" PRIu64 " not_ok=%" PRIu64
-           "\n",
+           "daemon_peak_mb=%.1f daemon_anon_mb=%.1f daemon_file_mb=%.1f service_jpc=%.1f "
+           "client_cpu=%.2f ok=%" PRIu64 " not_ok=%" PRIu64 "\n",
            bench, phase, lo->count, lo->conns, lo->in_flight, ops, res->requests_per_s, l->p50,
            l->p95, l->p99, l->p999, l->max, raw_hsm->pps, raw_hsm->cpu_ms, lo->raw_threads,
            raw_store->pps, raw_store_jpc, raw_hsm->pps > 0 ? ops / raw_hsm->pps : 0,
-           ops / raw_store->pps, res->daemon_cpu_ms, res->daemon_peak_mb,
+           ops / raw_store->pps, res->daemon_cpu_ms, res->mem.peak_mb, res->mem.anon_mb,
+           res->mem.file_mb,
            jobs_per_commit(&res->before, &res->after), res->client_cpu, res->ok, res->not_ok);
 }
 
-static int
-cmd_sessions(const struct opts *o)
-{
-    struct vault_config *cfg = NULL;
-    struct load_opts lo;
-    struct sessions_raw raw;
-    struct drv d;
-    struct drv_result pairs, inits, checks;
-    struct sess_item *sess = NULL;
-    char cerr[VAULT_CONFIG_ERR_MAX], tag[17], tag2[20];
-    int r = EXIT_FAIL;
+/* ---- two-step flows: sale sessions and QR payment requests ------------------------- */
 
-    if (vault_config_load(&cfg, o->v[O_CONFIG], cerr, sizeof(cerr)) != 0) {
-        err("%s", cerr);
-        return EXIT_FAIL;
-    }
-    if (load_opts_parse(o, cfg, SESSIONS_DEFAULT, &lo) != 0) {
-        r = EXIT_USAGE;
-        goto out;
-    }
-    if (run_tag_make(tag) != 0)
-        goto out;
-    printf("sessions: %u SESSION_INIT + SESSION_CHECK pairs, then %u SESSION_INIT and %u "
-           "SESSION_CHECK each alone (merchant %s, deviceData %u bytes)\n",
-           lo.count, lo.count, lo.count, BENCH_MERCHANT, DEVICE_DATA_LEN);
-
-    if (sessions_raw(cfg, o->v[O_STATE], &lo, tag, &raw) != 0)
-        goto out;
-    printf("raw limits, in process, no RPC/TLS:\n");
-    print_raw("HSM init (random + HMAC sign)", &raw.hsm_init, "init");
-    print_raw("HSM check (HMAC verify)", &raw.hsm_check, "check");
-    printf("  %-34s %7.0f pair/s (%.2f s); CPU %.3f ms/pair\n", "HSM pair (the two)",
-           raw.hsm_pair.pps, raw.hsm_pair.seconds, raw.hsm_pair.cpu_ms);
-    printf("    (%u threads: the service's workers)\n", lo.raw_threads);
-    print_raw_store("store init (put, expiry, audit)", &raw.st_init, raw.st_init_jpc, "init");
-    print_raw_store("store check (get, put, audit)", &raw.st_check, raw.st_check_jpc, "check");
-    printf("  %-34s %7.0f pair/s\n", "store pair (the two)", raw.st_pair.pps);
-    printf("    (durable LMDB commits through vault/store.h's writer, %u jobs outstanding)\n",
-           lo.conns * lo.in_flight);
-    fflush(stdout);
-
-    if ((sess = calloc(lo.count, sizeof(*sess))) == NULL)
-        goto out;
-    memset(&d, 0, sizeof(d));
-    d.tag = tag;
-    d.n = lo.count;
-    d.connections = lo.conns;
-    d.in_flight = lo.in_flight;
-    d.sess = sess;
-
-    d.mode = DRV_PAIRS;
-    d.perf_out = lo.perf_out;
-    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &pairs) != 0)
-        goto out;
-    d.perf_out = NULL;
-    printf("service, pairs: tokenvaultd (workers = %u) over TLS 1.3 mTLS, %u connections x %u "
-           "in flight, closed loop; each session checked once its INIT is answered\n",
-           cfg->workers, lo.conns, lo.in_flight);
-    printf("  %.0f pairs/s = %.0f checks/s, %.0f requests/s (%.2f s)\n", pairs.items_per_s,
-           pairs.items_per_s, pairs.requests_per_s, pairs.seconds);
-    print_lat("SESSION_INIT", &pairs.lat[RK_INIT]);
-    print_lat("SESSION_CHECK", &pairs.lat[RK_CHECK]);
-    print_lat("pair", &pairs.pair);
-    print_costs(&pairs, "pair");
-    print_statuses(&pairs);
-    printf("  service/raw: %.2f of the HSM pair limit, %.2f of the store pair limit\n",
-           pairs.items_per_s / raw.hsm_pair.pps, pairs.items_per_s / raw.st_pair.pps);
-    print_result("sessions", "pairs", &lo, &pairs, pairs.items_per_s, &pairs.pair,
-                 &raw.hsm_pair, &raw.st_pair, (raw.st_init_jpc + raw.st_check_jpc) / 2);
-    fflush(stdout);
-    if (drv_judge("pairs", &pairs) != 0)
-        goto out;
-
-    /* New sessions for the phases alone: the pairs consumed theirs. */
-    snprintf(tag2, sizeof(tag2), "%s-2", tag);
-    d.tag = tag2;
-    memset(sess, 0, lo.count * sizeof(*sess));
-    d.mode = DRV_INITS;
-    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &inits) != 0)
-        goto out;
-    printf("service, SESSION_INIT alone: %u connections x %u in flight\n", lo.conns,
-           lo.in_flight);
-    printf("  %.0f inits/s (%.2f s)\n", inits.items_per_s, inits.seconds);
-    print_lat("SESSION_INIT", &inits.lat[RK_INIT]);
-    print_costs(&inits, "init");
-    print_statuses(&inits);
-    printf("  service/raw: %.2f of the HSM init limit, %.2f of the store init limit\n",
-           inits.items_per_s / raw.hsm_init.pps, inits.items_per_s / raw.st_init.pps);
-    print_result("sessions", "inits", &lo, &inits, inits.items_per_s, &inits.lat[RK_INIT],
-                 &raw.hsm_init, &raw.st_init, raw.st_init_jpc);
-    fflush(stdout);
-    if (drv_judge("inits", &inits) != 0)
-        goto out;
-
-    d.mode = DRV_CHECKS;
-    if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &checks) != 0)
-        goto out;
-    printf("service, SESSION_CHECK alone (of the sessions just opened): %u connections x %u "
-           "in flight\n",
-           lo.conns, lo.in_flight);
-    printf("  %.0f checks/s (%.2f s)\n", checks.items_per_s, checks.seconds);
-    print_lat("SESSION_CHECK", &checks.lat[RK_CHECK]);
-    print_costs(&checks, "check");
-    print_statuses(&checks);
-    printf("  service/raw: %.2f of the HSM check limit, %.2f of the store check limit\n",
-           checks.items_per_s / raw.hsm_check.pps, checks.items_per_s / raw.st_check.pps);
-    print_result("sessions", "checks", &lo, &checks, checks.items_per_s, &checks.lat[RK_CHECK],
-                 &raw.hsm_check, &raw.st_check, raw.st_check_jpc);
-    fflush(stdout);
-    if (drv_judge("checks", &checks) != 0)
-        goto out;
-    r = EXIT_OK;
-out:
-    if (sess != NULL)
-        OPENSSL_cleanse(sess, lo.count * sizeof(*sess)); /* live sessions */
-    free(sess);
-    vault_config_free(cfg);
-    return r;
-}
-
-/* ---- QR payment requests ---------------------------------------------------------- */
-
-struct qr_raw {
-    struct raw_result hsm_issue, hsm_redeem, hsm_pair;
-    struct raw_result st_issue, st_redeem, st_pair;
-    double st_issue_jpc, st_redeem_jpc;
+/* A flow of two requests per item, benchmarked alike: pairs (the second
+ * sent once the first is answered), then each step alone on new items. A
+ * sale session is SESSION_INIT then SESSION_CHECK; a QR payment request is
+ * QR_ISSUE then QR_REDEEM. Both make an HMAC in the HSM, then verify it. */
+struct flow {
+    const char *bench;          /* RESULT bench=, the command's name */
+    unsigned count_default;
+    enum drv_mode pairs, step_mode[2];
+    enum req_kind kind[2];
+    enum rh_kind rh[2];
+    enum rs_kind rs[2];
+    const char *unit[2];        /* "init", "check" */
+    const char *phase[2];       /* RESULT phase= of each step alone */
+    const char *raw_hsm[2];     /* what the raw HSM step does */
+    const char *raw_store[2];   /* what the raw store step does */
 };
 
-/* The raw limits of QR_ISSUE and QR_REDEEM: the HSM calls on the workers'
- * count of threads, then the store's transactions with the service run's
- * requests outstanding, as sessions_raw does for the sale sessions. */
+static const struct flow flow_sessions = {
+    .bench = "sessions",
+    .count_default = SESSIONS_DEFAULT,
+    .pairs = DRV_PAIRS,
+    .step_mode = { DRV_INITS, DRV_CHECKS },
+    .kind = { RK_INIT, RK_CHECK },
+    .rh = { RH_INIT, RH_CHECK },
+    .rs = { RS_INIT, RS_CHECK },
+    .unit = { "init", "check" },
+    .phase = { "inits", "checks" },
+    .raw_hsm = { "HSM init (random + HMAC sign)", "HSM check (HMAC verify)" },
+    .raw_store = { "store init (put, expiry, audit)", "store check (get, put, audit)" },
+};
+
+static const struct flow flow_qr = {
+    .bench = "qr",
+    .count_default = QR_REQUESTS_DEFAULT,
+    .pairs = DRV_QR_PAIRS,
+    .step_mode = { DRV_QR_ISSUES, DRV_QR_REDEEMS },
+    .kind = { RK_QR_ISSUE, RK_QR_REDEEM },
+    .rh = { RH_QR_ISSUE, RH_QR_REDEEM },
+    .rs = { RS_QR_ISSUE, RS_QR_REDEEM },
+    .unit = { "issue", "redeem" },
+    .phase = { "issues", "redeems" },
+    .raw_hsm = { "HSM issue (random + HMAC sign)", "HSM redeem (parse + HMAC verify)" },
+    .raw_store = { "store issue (index, put, audit)", "store redeem (get, put, audit)" },
+};
+
+/* The raw limits of a flow's two steps and of the pair (the two one after
+ * the other), of the HSM and of the store. */
+struct flow_raw {
+    struct raw_result hsm[2], hsm_pair;
+    struct raw_result st[2], st_pair;
+    double st_jpc[2];
+};
+
+/* The raw limits: the HSM calls on the workers' count of threads, then the
+ * store's transactions with the service run's requests outstanding. */
 static int
-qr_raw(const struct vault_config *cfg, const char *state, const struct load_opts *lo,
-       const char *tag, unsigned lifetime_s, struct qr_raw *out)
+flow_raw(const struct vault_config *cfg, const char *state, const struct load_opts *lo,
+         const struct flow *f, const char *tag, unsigned lifetime_s, struct flow_raw *out)
 {
     struct rh_ctx h;
     struct rs_ctx st;
+    struct sess_item *sess = NULL;
     struct qr_item *qr = NULL;
     hsm_pin_source *pin = NULL;
     hsm_session *s = NULL;
@@ -3496,7 +3472,11 @@ qr_raw(const struct vault_config *cfg, const char *state, const struct load_opts
     memset(&h, 0, sizeof(h));
     memset(&st, 0, sizeof(st));
     memset(out, 0, sizeof(*out));
-    if ((qr = calloc(lo->count, sizeof(*qr))) == NULL)
+    if (f->pairs == DRV_QR_PAIRS)
+        qr = calloc(lo->count, sizeof(*qr));
+    else
+        sess = calloc(lo->count, sizeof(*sess));
+    if (qr == NULL && sess == NULL)
         return -1;
     if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
         goto out;
@@ -3508,15 +3488,15 @@ qr_raw(const struct vault_config *cfg, const char *state, const struct load_opts
     h.tag = tag;
     h.created_ms = now_ms();
     h.lifetime_s = lifetime_s;
+    h.sess = sess;
     h.qr = qr;
     h.n = lo->count;
-    h.kind = RH_QR_ISSUE;
-    if (rh_pass(&h, lo->raw_threads, &out->hsm_issue) != 0)
-        goto out;
-    h.kind = RH_QR_REDEEM;
-    if (rh_pass(&h, lo->raw_threads, &out->hsm_redeem) != 0)
-        goto out;
-    raw_sum(&out->hsm_issue, &out->hsm_redeem, lo->count, &out->hsm_pair);
+    for (unsigned k = 0; k < 2; k++) {
+        h.kind = f->rh[k];
+        if (rh_pass(&h, lo->raw_threads, &out->hsm[k]) != 0)
+            goto out;
+    }
+    raw_sum(&out->hsm[0], &out->hsm[1], lo->count, &out->hsm_pair);
 
     if (path_join(dir, sizeof(dir), state, RAW_STORE_DIR) != 0)
         goto out;
@@ -3529,15 +3509,15 @@ qr_raw(const struct vault_config *cfg, const char *state, const struct load_opts
     st.tag = tag;
     st.created_ms = h.created_ms;
     st.lifetime_s = lifetime_s;
+    st.sess = sess;
     st.qr = qr;
     st.qr_retention_s = cfg->qr_retention_seconds;
-    st.kind = RS_QR_ISSUE;
-    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_issue, &out->st_issue_jpc) != 0)
-        goto out;
-    st.kind = RS_QR_REDEEM;
-    if (rs_pass(&st, lo->conns * lo->in_flight, &out->st_redeem, &out->st_redeem_jpc) != 0)
-        goto out;
-    raw_sum(&out->st_issue, &out->st_redeem, lo->count, &out->st_pair);
+    for (unsigned k = 0; k < 2; k++) {
+        st.kind = f->rs[k];
+        if (rs_pass(&st, lo->conns * lo->in_flight, &out->st[k], &out->st_jpc[k]) != 0)
+            goto out;
+    }
+    raw_sum(&out->st[0], &out->st[1], lo->count, &out->st_pair);
     r = 0;
 out:
     store_close(st.store);
@@ -3546,64 +3526,67 @@ out:
     hsm_session_release(s);
     hsm_close(h.h);
     hsm_pin_source_free(pin);
+    free(sess);
     free(qr);
     return r;
 }
 
-/* One phase of the QR benchmark through the service, printed and judged. */
+/* One phase of a flow through the service (mode: the pairs or one step),
+ * printed and judged. */
 static int
-qr_phase(const struct vault_config *cfg, const struct opts *o, const struct load_opts *lo,
-         struct drv *d, const char *phase, const struct raw_result *raw_hsm,
-         const struct raw_result *raw_st, double raw_jpc)
+flow_phase(const struct vault_config *cfg, const struct opts *o, const struct load_opts *lo,
+           const struct flow *f, struct drv *d, enum drv_mode mode, const struct flow_raw *raw)
 {
     struct drv_result res;
-    const struct lat_stats *l;
-    const char *unit;
+    const struct raw_result *raw_hsm = &raw->hsm_pair, *raw_st = &raw->st_pair;
+    const struct lat_stats *l = &res.pair;
+    const char *unit = "pair", *phase = "pairs";
+    double jpc = (raw->st_jpc[0] + raw->st_jpc[1]) / 2;
+    unsigned k = mode == f->step_mode[1];
 
+    d->mode = mode;
+    d->perf_out = mode == f->pairs ? lo->perf_out : NULL;
     if (drv_run(cfg, o->v[O_TLS], lo->daemon_pid, d, &res) != 0)
         return -1;
-    printf("service, %s: %u connections x %u in flight, closed loop%s\n", phase, lo->conns,
-           lo->in_flight, d->mode == DRV_QR_PAIRS ? "; each request redeemed once its ISSUE "
-                                                    "is answered" : "");
-    switch (d->mode) {
-    case DRV_QR_PAIRS:
-        unit = "pair";
-        l = &res.pair;
-        printf("  %.0f pairs/s = %.0f redeems/s, %.0f requests/s (%.2f s)\n", res.items_per_s,
-               res.items_per_s, res.requests_per_s, res.seconds);
-        print_lat("QR_ISSUE", &res.lat[RK_QR_ISSUE]);
-        print_lat("QR_REDEEM", &res.lat[RK_QR_REDEEM]);
+    if (mode == f->pairs) {
+        printf("service, pairs: tokenvaultd (workers = %u) over TLS 1.3 mTLS, %u connections x "
+               "%u in flight, closed loop; each %s sent once its %s is answered\n",
+               cfg->workers, lo->conns, lo->in_flight, req_kind_name[f->kind[1]],
+               req_kind_name[f->kind[0]]);
+        printf("  %.0f pairs/s = %.0f %ss/s, %.0f requests/s (%.2f s)\n", res.items_per_s,
+               res.items_per_s, f->unit[1], res.requests_per_s, res.seconds);
+        print_lat(req_kind_name[f->kind[0]], &res.lat[f->kind[0]]);
+        print_lat(req_kind_name[f->kind[1]], &res.lat[f->kind[1]]);
         print_lat("pair", &res.pair);
-        break;
-    case DRV_QR_ISSUES:
-        unit = "issue";
-        l = &res.lat[RK_QR_ISSUE];
-        printf("  %.0f issues/s (%.2f s)\n", res.items_per_s, res.seconds);
-        print_lat("QR_ISSUE", l);
-        break;
-    default:
-        unit = "redeem";
-        l = &res.lat[RK_QR_REDEEM];
-        printf("  %.0f redeems/s (%.2f s)\n", res.items_per_s, res.seconds);
-        print_lat("QR_REDEEM", l);
-        break;
+    } else {
+        raw_hsm = &raw->hsm[k];
+        raw_st = &raw->st[k];
+        jpc = raw->st_jpc[k];
+        l = &res.lat[f->kind[k]];
+        unit = f->unit[k];
+        phase = f->phase[k];
+        printf("service, %s alone%s: %u connections x %u in flight\n", req_kind_name[f->kind[k]],
+               k == 1 ? " (of what the phase before made)" : "", lo->conns, lo->in_flight);
+        printf("  %.0f %ss/s (%.2f s)\n", res.items_per_s, unit, res.seconds);
+        print_lat(req_kind_name[f->kind[k]], l);
     }
     print_costs(&res, unit);
     print_statuses(&res);
     printf("  service/raw: %.2f of the HSM %s limit, %.2f of the store %s limit\n",
            res.items_per_s / raw_hsm->pps, unit, res.items_per_s / raw_st->pps, unit);
-    print_result("qr", phase, lo, &res, res.items_per_s, l, raw_hsm, raw_st, raw_jpc);
+    print_result(f->bench, phase, lo, &res, res.items_per_s, l, raw_hsm, raw_st, jpc);
     fflush(stdout);
     return drv_judge(phase, &res);
 }
 
 static int
-cmd_qr(const struct opts *o)
+cmd_flow(const struct opts *o, const struct flow *f)
 {
     struct vault_config *cfg = NULL;
     struct load_opts lo;
-    struct qr_raw raw;
+    struct flow_raw raw;
     struct drv d;
+    struct sess_item *sess = NULL;
     struct qr_item *qr = NULL;
     char cerr[VAULT_CONFIG_ERR_MAX], tag[17], tag2[20];
     unsigned lifetime_s;
@@ -3613,65 +3596,87 @@ cmd_qr(const struct opts *o)
         err("%s", cerr);
         return EXIT_FAIL;
     }
-    if (load_opts_parse(o, cfg, QR_REQUESTS_DEFAULT, &lo) != 0) {
+    if (load_opts_parse(o, cfg, f->count_default, &lo) != 0) {
         r = EXIT_USAGE;
         goto out;
     }
     if (run_tag_make(tag) != 0)
         goto out;
-    lifetime_s = cfg->qr_max_lifetime_seconds < QR_LIFETIME_S ? cfg->qr_max_lifetime_seconds
-                                                              : QR_LIFETIME_S;
-    printf("qr: %u QR_ISSUE + QR_REDEEM pairs, then %u QR_ISSUE and %u QR_REDEEM each alone "
-           "(merchant %s, lifetime %u s)\n",
-           lo.count, lo.count, lo.count, BENCH_MERCHANT, lifetime_s);
+    if (f->pairs == DRV_QR_PAIRS) {
+        lifetime_s = cfg->qr_max_lifetime_seconds < QR_LIFETIME_S ? cfg->qr_max_lifetime_seconds
+                                                                  : QR_LIFETIME_S;
+        printf("qr: %u QR_ISSUE + QR_REDEEM pairs, then %u QR_ISSUE and %u QR_REDEEM each "
+               "alone (merchant %s, lifetime %u s)\n",
+               lo.count, lo.count, lo.count, BENCH_MERCHANT, lifetime_s);
+    } else {
+        lifetime_s = cfg->session_lifetime_seconds;
+        printf("sessions: %u SESSION_INIT + SESSION_CHECK pairs, then %u SESSION_INIT and %u "
+               "SESSION_CHECK each alone (merchant %s, deviceData %u bytes)\n",
+               lo.count, lo.count, lo.count, BENCH_MERCHANT, DEVICE_DATA_LEN);
+    }
 
-    if (qr_raw(cfg, o->v[O_STATE], &lo, tag, lifetime_s, &raw) != 0)
+    if (flow_raw(cfg, o->v[O_STATE], &lo, f, tag, lifetime_s, &raw) != 0)
         goto out;
     printf("raw limits, in process, no RPC/TLS:\n");
-    print_raw("HSM issue (random + HMAC sign)", &raw.hsm_issue, "issue");
-    print_raw("HSM redeem (parse + HMAC verify)", &raw.hsm_redeem, "redeem");
+    print_raw(f->raw_hsm[0], &raw.hsm[0], f->unit[0]);
+    print_raw(f->raw_hsm[1], &raw.hsm[1], f->unit[1]);
     printf("  %-34s %7.0f pair/s (%.2f s); CPU %.3f ms/pair\n", "HSM pair (the two)",
            raw.hsm_pair.pps, raw.hsm_pair.seconds, raw.hsm_pair.cpu_ms);
     printf("    (%u threads: the service's workers)\n", lo.raw_threads);
-    print_raw_store("store issue (index, put, audit)", &raw.st_issue, raw.st_issue_jpc, "issue");
-    print_raw_store("store redeem (get, put, audit)", &raw.st_redeem, raw.st_redeem_jpc, "redeem");
+    print_raw_store(f->raw_store[0], &raw.st[0], raw.st_jpc[0], f->unit[0]);
+    print_raw_store(f->raw_store[1], &raw.st[1], raw.st_jpc[1], f->unit[1]);
     printf("  %-34s %7.0f pair/s\n", "store pair (the two)", raw.st_pair.pps);
     printf("    (durable LMDB commits through vault/store.h's writer, %u jobs outstanding)\n",
            lo.conns * lo.in_flight);
     fflush(stdout);
 
-    if ((qr = calloc(lo.count, sizeof(*qr))) == NULL)
+    if (f->pairs == DRV_QR_PAIRS)
+        qr = calloc(lo.count, sizeof(*qr));
+    else
+        sess = calloc(lo.count, sizeof(*sess));
+    if (qr == NULL && sess == NULL)
         goto out;
     memset(&d, 0, sizeof(d));
     d.tag = tag;
     d.n = lo.count;
     d.connections = lo.conns;
     d.in_flight = lo.in_flight;
+    d.sess = sess;
     d.qr = qr;
     d.qr_lifetime_s = lifetime_s;
-    d.mode = DRV_QR_PAIRS;
-    d.perf_out = lo.perf_out;
-    if (qr_phase(cfg, o, &lo, &d, "pairs", &raw.hsm_pair, &raw.st_pair,
-                 (raw.st_issue_jpc + raw.st_redeem_jpc) / 2) != 0)
+    d.seconds = lo.seconds;
+    if (flow_phase(cfg, o, &lo, f, &d, f->pairs, &raw) != 0)
         goto out;
-    d.perf_out = NULL;
-
-    /* New orders for the phases alone: the pairs paid theirs. */
+    /* New items for the steps alone: the pairs used theirs up. */
     snprintf(tag2, sizeof(tag2), "%s-2", tag);
     d.tag = tag2;
-    memset(qr, 0, lo.count * sizeof(*qr));
-    d.mode = DRV_QR_ISSUES;
-    if (qr_phase(cfg, o, &lo, &d, "issues", &raw.hsm_issue, &raw.st_issue, raw.st_issue_jpc) != 0)
-        goto out;
-    d.mode = DRV_QR_REDEEMS;
-    if (qr_phase(cfg, o, &lo, &d, "redeems", &raw.hsm_redeem, &raw.st_redeem,
-                 raw.st_redeem_jpc) != 0)
+    if (sess != NULL)
+        memset(sess, 0, lo.count * sizeof(*sess));
+    if (qr != NULL)
+        memset(qr, 0, lo.count * sizeof(*qr));
+    if (flow_phase(cfg, o, &lo, f, &d, f->step_mode[0], &raw) != 0 ||
+        flow_phase(cfg, o, &lo, f, &d, f->step_mode[1], &raw) != 0)
         goto out;
     r = EXIT_OK;
 out:
+    if (sess != NULL)
+        OPENSSL_cleanse(sess, lo.count * sizeof(*sess)); /* live sessions */
+    free(sess);
     free(qr);
     vault_config_free(cfg);
     return r;
+}
+
+static int
+cmd_sessions(const struct opts *o)
+{
+    return cmd_flow(o, &flow_sessions);
+}
+
+static int
+cmd_qr(const struct opts *o)
+{
+    return cmd_flow(o, &flow_qr);
 }
 
 /* ---- MIT ---------------------------------------------------------------------------- */
@@ -3841,6 +3846,7 @@ cmd_mit(const struct opts *o)
 
     d.mode = DRV_MIT;
     d.perf_out = lo.perf_out;
+    d.seconds = lo.seconds; /* the measurement only: the setup made every card and mandate */
     if (drv_run(cfg, o->v[O_TLS], lo.daemon_pid, &d, &mit) != 0)
         goto out;
     printf("service, MIT_AUTHORIZE: tokenvaultd (workers = %u) over TLS 1.3 mTLS, %u "
@@ -4102,6 +4108,7 @@ cmd_cards(const struct opts *o)
     d.connections = lo.conns;
     d.in_flight = lo.in_flight;
     d.cards = cards;
+    d.seconds = lo.seconds;
     if (cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_CARDS, RK_CARD, "store", &raw.hsm_store,
                     &raw.st_store, raw.st_store_jpc, &closed[0]) != 0 ||
         cards_phase(cfg, o->v[O_TLS], &lo, &d, DRV_GET, RK_GET, "get", NULL, &raw.rd_get, 0,
