@@ -110,6 +110,15 @@ typedef unsigned long hsm_obj;
 /* Backoff between re-open attempts after the device is lost. */
 #define HSM_BACKOFF_INITIAL_MS 100
 #define HSM_BACKOFF_MAX_MS 10000
+/* hsm_config.recycle_after_objects: decided by the module (see there). */
+#define HSM_RECYCLE_AUTO UINT64_MAX
+/* What AUTO picks for a SoftHSM before 2.7: about 200-300 MB of retained
+ * object shells between recycles (measured: 196 bytes per bare AES key,
+ * about 850 bytes per wallet packet). */
+#define HSM_RECYCLE_SOFTHSM_OBJECTS 1000000u
+/* How long a recycle waits for the lent sessions to come back before it
+ * gives up for now (a thread may hold one while it waits for another). */
+#define HSM_RECYCLE_DRAIN_MS 2000u
 
 typedef struct hsm_config {
     const char *module_path;  /* PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so */
@@ -129,6 +138,18 @@ typedef struct hsm_config {
      * opt-in for a test or evidence token, shown by hsm_probe and `keys`,
      * never the default. Session objects keep both. */
     bool reduced_key_attributes;
+    /* SoftHSM before 2.7 never frees a destroyed session object: its shell
+     * stays in the module's store until C_Finalize (SoftHSMv2 issues 562,
+     * 563), so every per-message key (an ECDH secret, a content key) grows
+     * the process by a few hundred bytes for good. After this many
+     * temporary objects destroyed, the next hsm_session_acquire recycles
+     * the module: it waits for the lent sessions to come back, closes them,
+     * C_Finalize, C_Initialize, logs in again and bumps the generation (key
+     * handles are found again and DEKs unwrapped again on first use, as
+     * after a lost token). 0: never. HSM_RECYCLE_AUTO (what 0 in a zeroed
+     * config does not mean): HSM_RECYCLE_SOFTHSM_OBJECTS for SoftHSM 2.6
+     * and older, never for any other module. */
+    uint64_t recycle_after_objects;
 } hsm_config;
 
 /* hsm_open loads the module (dlopen + C_GetFunctionList), calls C_Initialize
@@ -155,6 +176,9 @@ typedef struct hsm_token_info {
     unsigned cryptoki_major, cryptoki_minor; /* of the module */
     unsigned long slot_id;
     uint64_t generation; /* bumped at every successful re-login */
+    uint64_t recycles;   /* planned re-initializations (recycle_after_objects) */
+    uint64_t recycle_after_objects; /* in force: 0 never */
+    uint64_t temp_objects_destroyed; /* since hsm_open */
 } hsm_token_info;
 void hsm_token_info_get(hsm *h, hsm_token_info *out);
 

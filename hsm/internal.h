@@ -5,6 +5,7 @@
 #define TOKENVAULT_HSM_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <p11-kit/pkcs11.h>
@@ -128,6 +129,14 @@ struct hsm {
     uint64_t retry_at_ms;            /* monotonic ms before which we do not retry */
     CK_SESSION_HANDLE keeper;        /* holds the login and the DEK session objects */
     struct hsm_key *keys;
+    /* The recycle (hsm_config.recycle_after_objects): objects destroyed
+     * (hsm__destroy_obj; atomic, counted outside the lock), the count at
+     * the last recycle or deferral, and whether one is draining now. */
+    uint64_t recycle_after;
+    _Atomic uint64_t temp_destroyed;
+    uint64_t recycle_mark;
+    uint64_t recycles;
+    bool recycling;
 
     CK_TOKEN_INFO token_info;
     CK_INFO module_info;
@@ -160,6 +169,11 @@ bool hsm__ckr_is_loss(CK_RV rv);
 uint64_t hsm__now_ms(void);
 /* Marks the token lost (called from hsm__ckr with the session's hsm). */
 void hsm__mark_down(struct hsm *h, uint64_t generation);
+
+/* Destroys the temporary object |o| of session |s| (an ECDH secret, a
+ * content key, a key made from host bytes) and counts it toward the next
+ * recycle. C_DestroyObject's result, for the caller to map or ignore. */
+CK_RV hsm__destroy_obj(hsm_session *s, CK_OBJECT_HANDLE o);
 
 /* keys.c */
 /* Finds up to |cap| objects matching |tmpl|. */

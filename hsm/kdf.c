@@ -224,7 +224,7 @@ static void
 destroy_handle(hsm_session *s, CK_OBJECT_HANDLE *o)
 {
     if (*o != CK_INVALID_HANDLE)
-        (void)s->h->p11->C_DestroyObject(s->handle, *o);
+        (void)hsm__destroy_obj(s, *o);
     *o = CK_INVALID_HANDLE;
 }
 

@@ -1,8 +1,11 @@
 /*
  * module.c - loading the PKCS#11 module, finding the token, the login, the
- * session pool, and recovery after the token is lost.
+ * session pool, recovery after the token is lost, and the planned recycle of
+ * a module that keeps destroyed session objects (hsm_config.
+ * recycle_after_objects).
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +19,10 @@
 #define TOKEN_LABEL_FIELD 32
 /* Slots we look at; a HSM partition list is short. */
 #define MAX_SLOTS 64
+/* SoftHSM frees destroyed session objects from 2.7 on (SoftHSMv2 PR 875). */
+#define SOFTHSM_MANUFACTURER "SoftHSM"
+#define SOFTHSM_FIXED_MAJOR 2
+#define SOFTHSM_FIXED_MINOR 7
 
 uint64_t
 hsm__now_ms(void)
@@ -194,6 +201,22 @@ hsm_free(struct hsm *h, bool initialized)
     free(h);
 }
 
+/* Whether the module is one that keeps destroyed session objects until
+ * C_Finalize: SoftHSM before 2.7. */
+static bool
+module_keeps_destroyed(const CK_INFO *info)
+{
+    char manufacturer[sizeof(info->manufacturerID) + 1];
+
+    field_copy(manufacturer, sizeof(manufacturer), info->manufacturerID,
+               sizeof(info->manufacturerID));
+    if (strncmp(manufacturer, SOFTHSM_MANUFACTURER, strlen(SOFTHSM_MANUFACTURER)) != 0)
+        return false;
+    return info->libraryVersion.major < SOFTHSM_FIXED_MAJOR ||
+           (info->libraryVersion.major == SOFTHSM_FIXED_MAJOR &&
+            info->libraryVersion.minor < SOFTHSM_FIXED_MINOR);
+}
+
 static char *
 dup_or_null(const char *s)
 {
@@ -275,6 +298,10 @@ hsm_open(hsm **out, const hsm_config *cfg, hsm_pin_source *pin)
     if (r != HSM_OK)
         goto out;
     h->generation = 1;
+    h->recycle_after = cfg->recycle_after_objects;
+    if (h->recycle_after == HSM_RECYCLE_AUTO)
+        h->recycle_after = module_keeps_destroyed(&h->module_info) ? HSM_RECYCLE_SOFTHSM_OBJECTS
+                                                                   : 0;
 
     r = hsm_session_acquire(h, &s);
     if (r != HSM_OK)
@@ -312,6 +339,9 @@ hsm_token_info_get(hsm *h, hsm_token_info *out)
     out->cryptoki_minor = h->module_info.cryptokiVersion.minor;
     out->slot_id = h->slot;
     out->generation = h->generation;
+    out->recycles = h->recycles;
+    out->recycle_after_objects = h->recycle_after;
+    out->temp_objects_destroyed = atomic_load(&h->temp_destroyed);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -374,6 +404,71 @@ fail:
                      (unsigned)(h->retry_at_ms - hsm__now_ms()), hsm_strerror(r));
 }
 
+CK_RV
+hsm__destroy_obj(hsm_session *s, CK_OBJECT_HANDLE o)
+{
+    atomic_fetch_add(&s->h->temp_destroyed, 1);
+    return s->h->p11->C_DestroyObject(s->handle, o);
+}
+
+/* Whether the module needs a recycle now. Called with h->lock held. */
+static bool
+recycle_due(const struct hsm *h)
+{
+    return h->recycle_after != 0 && !h->recycling && !h->down &&
+           atomic_load(&h->temp_destroyed) - h->recycle_mark >= h->recycle_after;
+}
+
+/* The planned recycle (hsm_config.recycle_after_objects). Called with
+ * h->lock held by the thread that found it due; every other acquirer waits
+ * on h->cond meanwhile. It waits up to HSM_RECYCLE_DRAIN_MS for the lent
+ * sessions to come back: operations in flight finish, none is cut off.
+ * If they do not all come back (a thread can hold one while it waits for
+ * another), it gives up until another quarter of the count has passed. Then
+ * everything goes as after a lost token: the sessions closed, C_Finalize
+ * (which is what frees the objects), and recover_locked re-initializes and
+ * logs in; a failure there leaves the hsm down, retried with backoff.
+ * HSM_OK or recover_locked's error. */
+static int
+recycle_locked(struct hsm *h)
+{
+    struct timespec until;
+    int r;
+
+    h->recycling = true;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += HSM_RECYCLE_DRAIN_MS / 1000u;
+    until.tv_nsec += (long)(HSM_RECYCLE_DRAIN_MS % 1000u) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (h->num_lent > 0) {
+        if (pthread_cond_timedwait(&h->cond, &h->lock, &until) == ETIMEDOUT &&
+            h->num_lent > 0) {
+            h->recycle_mark = atomic_load(&h->temp_destroyed) - h->recycle_after +
+                              h->recycle_after / 4;
+            h->recycling = false;
+            pthread_cond_broadcast(&h->cond);
+            return HSM_OK;
+        }
+    }
+    pool_drop_free(h);
+    if (h->keeper != CK_INVALID_HANDLE) {
+        h->p11->C_CloseAllSessions(h->slot);
+        h->keeper = CK_INVALID_HANDLE;
+    }
+    h->p11->C_Finalize(NULL);
+    h->recycle_mark = atomic_load(&h->temp_destroyed);
+    h->recycles++;
+    h->down = true; /* until recover_locked has logged in again */
+    h->retry_at_ms = 0;
+    r = recover_locked(h);
+    h->recycling = false;
+    pthread_cond_broadcast(&h->cond);
+    return r;
+}
+
 int
 hsm_session_acquire(hsm *h, hsm_session **out)
 {
@@ -387,6 +482,18 @@ hsm_session_acquire(hsm *h, hsm_session **out)
         return HSM_ERR_INVALID_ARG;
     pthread_mutex_lock(&h->lock);
     for (;;) {
+        if (h->recycling) {
+            pthread_cond_wait(&h->cond, &h->lock);
+            continue;
+        }
+        if (recycle_due(h)) {
+            r = recycle_locked(h);
+            if (r != HSM_OK) {
+                pthread_mutex_unlock(&h->lock);
+                return r;
+            }
+            continue;
+        }
         if (h->down) {
             if (hsm__now_ms() < h->retry_at_ms) {
                 pthread_mutex_unlock(&h->lock);
@@ -465,6 +572,11 @@ hsm_session_release(hsm_session *s)
         s->next = h->free_list;
         h->free_list = s;
     }
-    pthread_cond_signal(&h->cond);
+    /* A recycle waits for the last lent session on the same condition as
+     * the acquirers: wake them all then, or it may sleep until its timeout. */
+    if (h->recycling)
+        pthread_cond_broadcast(&h->cond);
+    else
+        pthread_cond_signal(&h->cond);
     pthread_mutex_unlock(&h->lock);
 }

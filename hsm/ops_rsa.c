@@ -148,7 +148,7 @@ hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, const uint8_t 
         /* A token that reports the length lets us refuse a key of the wrong
          * size. SoftHSM 2.6 reads 0 and refuses CKA_VALUE_LEN in the template
          * (HSM-NOTES Q4), so there the length is not checked on this path. */
-        s->h->p11->C_DestroyObject(s->handle, cek);
+        (void)hsm__destroy_obj(s, cek);
         cek = CK_INVALID_HANDLE;
         r = hsm__fail(HSM_ERR_VERIFY, "unwrapped key of %lu bytes", (unsigned long)vlen);
     }
@@ -158,7 +158,7 @@ hsm_rsa_unwrap_aes(hsm_session *s, hsm_key *key, hsm_rsa_pad pad, const uint8_t 
         r = HSM_OK;
     }
     if (spare != CK_INVALID_HANDLE)
-        s->h->p11->C_DestroyObject(s->handle, spare);
+        (void)hsm__destroy_obj(s, spare);
     if (r != HSM_OK)
         return r;
     *out = cek;

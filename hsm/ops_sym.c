@@ -369,5 +369,5 @@ hsm_obj_destroy(hsm_session *s, hsm_obj obj)
 {
     if (s == NULL || obj == HSM_OBJ_NONE)
         return;
-    (void)hsm__ckr(s, "C_DestroyObject", s->h->p11->C_DestroyObject(s->handle, obj));
+    (void)hsm__ckr(s, "C_DestroyObject", hsm__destroy_obj(s, obj));
 }

@@ -99,6 +99,8 @@ static const struct key_def keys[] = {
     {"hsm", "token", K_STR, F(hsm_token), 0, 0, NULL, true},
     {"hsm", "module_args", K_STR, F(hsm_module_args), 0, 0, NULL, false},
     {"hsm", "reduced_key_attributes", K_ENUM, F(hsm_reduced_key_attributes), 0, 0, no_yes, false},
+    {"hsm", "recycle_after_objects", K_UINT, F(hsm_recycle_after_objects), 0,
+     VAULT_HSM_RECYCLE_MAX, NULL, false},
     {"hsm", "pin_source", K_ENUM, F(pin_source), 0, 0, pin_sources, false},
     {"hsm", "pin_file", K_PATH, F(pin_file), 0, 0, NULL, false},
     {"hsm", "share_set", K_PATH, F(share_set), 0, 0, NULL, false},
@@ -767,6 +769,12 @@ check_all(struct load *l)
     } else if (c->share_set[0] != '\0') {
         return set_err(l, "hsm", "share_set", "used only with pin_source = sealed; remove it");
     }
+    /* A recycle logs in again, and a sealed start does not keep the PIN. */
+    if (c->pin_source == VAULT_PIN_SEALED && c->hsm_recycle_after_objects != 0 &&
+        c->hsm_recycle_after_objects != VAULT_HSM_RECYCLE_AUTO)
+        return set_err(l, "hsm", "recycle_after_objects",
+                       "needs pin_source = file (a recycle logs in again; a sealed start keeps "
+                       "no PIN); 0 or remove it");
     if (c->session_lifetime_seconds > c->session_max_lifetime_seconds)
         return set_err(l, "sessions", "default_lifetime_seconds",
                        "%u is longer than max_lifetime_seconds (%u)", c->session_lifetime_seconds,
@@ -975,6 +983,7 @@ vault_config_load(struct vault_config **out, const char *path, char *err, size_t
     c->dpan_lifetime_seconds = DEFAULT_DPAN_LIFETIME_SECONDS;
     c->qr_max_lifetime_seconds = DEFAULT_QR_MAX_LIFETIME_SECONDS;
     c->qr_retention_seconds = DEFAULT_QR_RETENTION_SECONDS;
+    c->hsm_recycle_after_objects = VAULT_HSM_RECYCLE_AUTO;
     c->session_lifetime_seconds = DEFAULT_SESSION_LIFETIME_SECONDS;
     c->session_max_lifetime_seconds = DEFAULT_SESSION_MAX_LIFETIME_SECONDS;
     memset(&l, 0, sizeof(l));

@@ -95,6 +95,12 @@ struct vault_merchant {
     struct vault_merchant_wallets *wallets; /* NULL when the merchant takes no wallet */
 };
 
+/* [hsm] recycle_after_objects when the file does not set it: the module
+ * decides (hsm.h HSM_RECYCLE_AUTO). A file can say 0 (never) or a count up
+ * to VAULT_HSM_RECYCLE_MAX. */
+#define VAULT_HSM_RECYCLE_AUTO UINT_MAX
+#define VAULT_HSM_RECYCLE_MAX 1000000000u
+
 struct vault_config {
     char path[PATH_MAX];
 
@@ -120,6 +126,9 @@ struct vault_config {
     char hsm_token[PATH_MAX]; /* a token label or an RFC 7512 pkcs11: URI */
     char hsm_module_args[PATH_MAX]; /* the module's C_Initialize init string, "" for none */
     int hsm_reduced_key_attributes; /* 1: hsm_config.reduced_key_attributes */
+    /* hsm_config.recycle_after_objects: VAULT_HSM_RECYCLE_AUTO when the file
+     * does not say (the module decides), 0 never, else the count. */
+    unsigned hsm_recycle_after_objects;
     enum vault_pin_source pin_source;
     char pin_file[PATH_MAX];
     char share_set[PATH_MAX]; /* sealed start: the public share set file */

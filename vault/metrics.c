@@ -420,6 +420,14 @@ render_gauges(struct text *t, const struct metrics_gauges *g)
     }
     scalar(t, "tokenvault_sealed", "gauge", "1 while waiting for unseal shares", g->sealed);
     scalar(t, "tokenvault_hsm_ready", "gauge", "1 when the HSM answers", g->hsm_ready);
+    if (g->hsm_known) {
+        scalar(t, "tokenvault_hsm_recycles_total", "counter",
+               "planned re-initializations of the PKCS#11 module ([hsm] recycle_after_objects)",
+               g->hsm_recycles);
+        scalar(t, "tokenvault_hsm_temp_objects_destroyed_total", "counter",
+               "transient key objects made and destroyed in the HSM since start",
+               g->hsm_temp_destroyed);
+    }
 }
 
 int

@@ -21,6 +21,8 @@
  *   connections, requests_in_flight             gauges
  *   key_version{key}                            gauge (dek, kek)
  *   sealed, hsm_ready                           gauges 0/1
+ *   hsm_recycles_total, hsm_temp_objects_destroyed_total  counters (hsm.h
+ *                                               recycle_after_objects)
  *   audit_entries_total, audit_failures_total   counters
  *   start_time_seconds                          gauge
  *
@@ -65,6 +67,9 @@ struct metrics_gauges {
     uint64_t reencrypt_remaining; /* records still on a retired DEK */
     uint64_t reencrypt_total;  /* the re-encryption run's size */
     bool sealed, hsm_ready;
+    bool hsm_known;            /* the two below were read (else omitted) */
+    uint64_t hsm_recycles;     /* planned module re-initializations */
+    uint64_t hsm_temp_destroyed; /* transient objects destroyed since start */
 };
 
 int metrics_new(struct vault_metrics **out);

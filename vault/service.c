@@ -215,6 +215,15 @@ write_metrics(struct vault_service *svc)
     g.kek_version = svc->sealed ? 0 : keys_kek_current(&svc->keys);
     g.sealed = svc->sealed;
     g.hsm_ready = !svc->sealed;
+    /* While sealed the unseal worker may be opening the HSM. */
+    if (!svc->sealed && svc->hsm != NULL) {
+        hsm_token_info ti;
+
+        hsm_token_info_get(svc->hsm, &ti);
+        g.hsm_known = true;
+        g.hsm_recycles = ti.recycles;
+        g.hsm_temp_destroyed = ti.temp_objects_destroyed;
+    }
     if ((r = metrics_write_textfile(svc->metrics, &g, svc->cfg->metrics_textfile)) != 0)
         vlog_msg(VAULT_LOG_WARN, "metrics_write_failed", "reason", strerror(-r));
 }
@@ -425,6 +434,13 @@ vault_service_open_hsm(struct vault_service *svc, char *reason, size_t reason_le
     hc.init_args = c->hsm_module_args[0] != '\0' ? c->hsm_module_args : NULL;
     hc.reduced_key_attributes = c->hsm_reduced_key_attributes == 1;
     hc.max_sessions = c->workers + EXTRA_SESSIONS;
+    /* A sealed start keeps no PIN to log in again with after a recycle. */
+    if (c->pin_source == VAULT_PIN_SEALED)
+        hc.recycle_after_objects = 0;
+    else if (c->hsm_recycle_after_objects == VAULT_HSM_RECYCLE_AUTO)
+        hc.recycle_after_objects = HSM_RECYCLE_AUTO;
+    else
+        hc.recycle_after_objects = c->hsm_recycle_after_objects;
     if ((e = hsm_open(&svc->hsm, &hc, svc->pin)) != 0) {
         snprintf(reason, reason_len, "%s (%s)", hsm_strerror(e), hsm_last_detail());
         return -1;

@@ -2,7 +2,9 @@
  * test_module.c - loading, token choice, login, and recovery: a token that
  * loses its sessions or its library state answers HSM_ERR_UNAVAILABLE for the
  * failed call, then comes back with the same keys after a re-login, with
- * backoff while it cannot.
+ * backoff while it cannot. The planned recycle of a module that keeps
+ * destroyed session objects: keys work across it, it waits for lent
+ * sessions, and gives up for now when one is not returned.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -198,6 +200,107 @@ test_recovery_after_token_loss(void **state)
     tok.h = NULL;
 }
 
+/* One transient object made and destroyed in its own session: what a wallet
+ * packet's content key costs the module. */
+static void
+one_temp_object(hsm *h)
+{
+    static const uint8_t key[32] = { 1, 2, 3 };
+    hsm_session *s = NULL;
+    hsm_obj o = HSM_OBJ_NONE;
+
+    assert_int_equal(hsm_session_acquire(h, &s), HSM_OK);
+    assert_int_equal(hsm_secret_import(s, HSM_USE_AES_GCM_DECRYPT, key, sizeof(key), &o), HSM_OK);
+    hsm_obj_destroy(s, o);
+    hsm_session_release(s);
+}
+
+static void
+test_recycle_after_objects(void **state)
+{
+    hsm_config cfg;
+    hsm_session *s = NULL, *s2 = NULL;
+    hsm_key *fpk = NULL, *kek = NULL, *dek = NULL;
+    uint8_t mac1[32], mac2[32], wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    uint8_t iv[HSM_GCM_IV_LEN], ct[64], pt[64];
+    size_t ct_len = 0, pt_len = 0;
+    hsm_token_info ti;
+    (void)state;
+
+    /* What the module decides alone: SoftHSM 2.6 keeps destroyed objects. */
+    tv_token_config(&tok, &cfg);
+    cfg.recycle_after_objects = HSM_RECYCLE_AUTO;
+    assert_int_equal(hsm_pin_source_file(&tok.pin, tok.pin_file), HSM_OK);
+    assert_int_equal(hsm_open(&tok.h, &cfg, tok.pin), HSM_OK);
+    hsm_token_info_get(tok.h, &ti);
+    assert_int_equal(ti.recycle_after_objects,
+                     strstr(ti.manufacturer, "SoftHSM") != NULL ? HSM_RECYCLE_SOFTHSM_OBJECTS : 0);
+    hsm_close(tok.h);
+
+    /* Every 8 transient objects. */
+    cfg.recycle_after_objects = 8;
+    assert_int_equal(hsm_open(&tok.h, &cfg, tok.pin), HSM_OK);
+    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_int_equal(hsm_key_generate(s, HSM_KIND_HMAC, "rcy-fpk", &fpk), HSM_OK);
+    assert_int_equal(hsm_key_generate(s, HSM_KIND_KEK, "rcy-kek-v1", &kek), HSM_OK);
+    assert_int_equal(hsm_dek_generate(s, kek, wrapped, kcv), HSM_OK);
+    assert_int_equal(hsm_dek_load(s, kek, "rcy-dek-v1", wrapped, sizeof(wrapped), kcv, &dek),
+                     HSM_OK);
+    assert_int_equal(hsm_gcm_encrypt(s, dek, NULL, 0, (const uint8_t *)"card", 4, iv, ct,
+                                     sizeof(ct), &ct_len),
+                     HSM_OK);
+    hsm_session_release(s);
+    assert_int_equal(sign_once(tok.h, fpk, mac1), HSM_OK);
+
+    for (int i = 0; i < 20; i++)
+        one_temp_object(tok.h);
+    hsm_token_info_get(tok.h, &ti);
+    assert_int_equal(ti.temp_objects_destroyed, 20);
+    /* Due after the 8th and the 16th: each recycled at the next acquire. */
+    assert_int_equal(ti.recycles, 2);
+    assert_int_equal(ti.generation, 3);
+    /* The token key is found again, the DEK unwrapped again. */
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
+    assert_memory_equal(mac1, mac2, 32);
+    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
+    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
+                                     &pt_len),
+                     HSM_OK);
+    assert_memory_equal(pt, "card", 4);
+
+    /* A session held while its thread asks for another: the recycle waits
+     * HSM_RECYCLE_DRAIN_MS for it, gives up, and lends the second one. */
+    for (int i = 0; i < 8; i++) {
+        hsm_obj o = HSM_OBJ_NONE;
+
+        assert_int_equal(hsm_secret_import(s, HSM_USE_AES_GCM_DECRYPT, kcv, 16, &o), HSM_OK);
+        hsm_obj_destroy(s, o);
+    }
+    assert_int_equal(hsm_session_acquire(tok.h, &s2), HSM_OK);
+    hsm_token_info_get(tok.h, &ti);
+    assert_int_equal(ti.recycles, 2);
+    assert_int_equal(hsm_hmac_sign(s2, fpk, (const uint8_t *)"recover", 7, mac2), HSM_OK);
+    assert_memory_equal(mac1, mac2, 32);
+    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
+                                     &pt_len),
+                     HSM_OK);
+    hsm_session_release(s2);
+    hsm_session_release(s);
+    /* Due again a quarter of the count later; the next acquire, with
+     * nothing held, recycles. */
+    for (int i = 0; i < 2; i++)
+        one_temp_object(tok.h);
+    hsm_token_info_get(tok.h, &ti);
+    assert_int_equal(ti.recycles, 2);
+    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
+    assert_memory_equal(mac1, mac2, 32);
+    hsm_token_info_get(tok.h, &ti);
+    assert_int_equal(ti.recycles, 3);
+    assert_int_equal(ti.generation, 4);
+    hsm_close(tok.h);
+    tok.h = NULL;
+}
+
 int
 main(void)
 {
@@ -206,6 +309,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_open_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_uri, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_after_token_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycle_after_objects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

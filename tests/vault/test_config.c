@@ -370,7 +370,24 @@ test_hsm_module_args(void **state)
         fail_msg("%s", err);
     assert_string_equal(c->hsm_module_args, "configdir='sql:/var/lib/nss' flags=noModDB");
     assert_int_equal(c->hsm_reduced_key_attributes, 1);
+    assert_int_equal(c->hsm_recycle_after_objects, VAULT_HSM_RECYCLE_AUTO);
     vault_config_free(c);
+    /* The module recycle: a count, 0 for never; not a negative or a word. */
+    if (load_variant(&c, "token = vault\n", "token = vault\nrecycle_after_objects = 250000\n",
+                     client_ok, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c->hsm_recycle_after_objects, 250000);
+    vault_config_free(c);
+    if (load_variant(&c, "token = vault\n", "token = vault\nrecycle_after_objects = 0\n",
+                     client_ok, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c->hsm_recycle_after_objects, 0);
+    vault_config_free(c);
+    expect_variant_error("token = vault\n", "token = vault\nrecycle_after_objects = auto\n",
+                         client_ok, "recycle_after_objects: 'auto' is not a whole number");
+    expect_variant_error("token = vault\n",
+                         "token = vault\nrecycle_after_objects = 1000000001\n", client_ok,
+                         "recycle_after_objects");
     expect_variant_error("token = vault\n", "token = vault\nreduced_key_attributes = maybe\n",
                          client_ok, "reduced_key_attributes: 'maybe' is not one of");
     expect_variant_error("token = vault\n", "token = vault\nmodule_args =\n", client_ok,
@@ -429,6 +446,25 @@ test_sealed_start(void **state)
     assert_string_equal(vault_log_level_name(c->log_level), "debug");
     assert_true(c->map_size == 64ull * 1024 * 1024);
     vault_config_free(c);
+    /* A module recycle logs in again: not with a sealed start, which keeps
+     * no PIN (0, never, is allowed). */
+    {
+        char *line = strstr(text, "share_set = ");
+        char with[2048];
+        int m = snprintf(with, sizeof(with), "%.*srecycle_after_objects = 1000\n%s",
+                         (int)(line - text), text, line);
+
+        assert_int_equal(write_file(conf, with, (size_t)m, 0644), 0);
+        assert_int_equal(vault_config_load(&c, conf, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "[hsm] recycle_after_objects: needs pin_source = file"));
+        m = snprintf(with, sizeof(with), "%.*srecycle_after_objects = 0\n%s",
+                     (int)(line - text), text, line);
+        assert_int_equal(write_file(conf, with, (size_t)m, 0644), 0);
+        if (vault_config_load(&c, conf, err, sizeof(err)) != 0)
+            fail_msg("%s", err);
+        assert_int_equal(c->hsm_recycle_after_objects, 0);
+        vault_config_free(c);
+    }
 }
 
 /* Wallet keys per merchant and the [wallet] section. */

@@ -368,7 +368,9 @@ test_counts_and_buckets(void **state)
 {
     pthread_t th[THREADS], renderer;
     struct store_stats st = {.map_size = 1 << 20, .map_used = 4096, .commits = 9, .jobs = 40};
-    struct metrics_gauges g = {.store = &st, .kek_version = 2, .hsm_ready = true, .connections = 3};
+    struct metrics_gauges g = {.store = &st, .kek_version = 2, .hsm_ready = true, .connections = 3,
+                               .hsm_known = true, .hsm_recycles = 2,
+                               .hsm_temp_destroyed = 2000001};
     char *text = NULL;
     size_t len = 0;
 
@@ -482,6 +484,8 @@ test_counts_and_buckets(void **state)
     assert_true(value(&after, "tokenvault_key_version", "key=dek") == -1); /* 0: omitted */
     assert_true(value(&after, "tokenvault_connections", NULL) == 3);
     assert_true(value(&after, "tokenvault_hsm_ready", NULL) == 1);
+    assert_true(value(&after, "tokenvault_hsm_recycles_total", NULL) == 2);
+    assert_true(value(&after, "tokenvault_hsm_temp_objects_destroyed_total", NULL) == 2000001);
     assert_true(value(&after, "tokenvault_sealed", NULL) == 0);
     assert_true(value(&after, "tokenvault_start_time_seconds", NULL) > 1.6e9);
     free(text);
