@@ -271,9 +271,11 @@ test_recycle_after_objects(void **state)
     /* A session held while its thread asks for another: the recycle waits
      * HSM_RECYCLE_DRAIN_MS for it, gives up, and lends the second one. */
     for (int i = 0; i < 8; i++) {
+        static const uint8_t key[16] = { 9 };
         hsm_obj o = HSM_OBJ_NONE;
 
-        assert_int_equal(hsm_secret_import(s, HSM_USE_AES_GCM_DECRYPT, kcv, 16, &o), HSM_OK);
+        assert_int_equal(hsm_secret_import(s, HSM_USE_AES_GCM_DECRYPT, key, sizeof(key), &o),
+                         HSM_OK);
         hsm_obj_destroy(s, o);
     }
     assert_int_equal(hsm_session_acquire(tok.h, &s2), HSM_OK);
