@@ -89,6 +89,9 @@ tv_daemon_write_config(struct tv_daemon *d, const char *extra)
         snprintf(pin, sizeof(pin), "pin_source = sealed\nshare_set = %s\n", o->share_set);
     else
         snprintf(pin, sizeof(pin), "pin_source = file\npin_file = %s\n", d->token.pin_file);
+    if (o->recycle_after_objects != 0)
+        snprintf(pin + strlen(pin), sizeof(pin) - strlen(pin), "recycle_after_objects = %u\n",
+                 o->recycle_after_objects);
 
     snprintf(text, sizeof(text),
              "[service]\n"

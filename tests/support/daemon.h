@@ -36,6 +36,7 @@ struct tv_daemon_opts {
     unsigned dek_max_encryptions; /* automatic DEK rotation after this many */
     unsigned dek_max_age_days;    /* automatic DEK rotation at this age ([store]) */
     const char *module;           /* [hsm] module; NULL: SoftHSM (TV_SOFTHSM_MODULE) */
+    unsigned recycle_after_objects; /* [hsm] recycle_after_objects; 0: left out */
 };
 
 struct tv_daemon {

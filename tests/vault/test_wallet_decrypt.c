@@ -36,6 +36,8 @@
 #define SAMSUNG_KID "samsung-kid-1"
 #define DPAN_LIFETIME_S 3u
 #define HOUR_MS UINT64_C(3600000)
+/* [hsm] recycle_after_objects for this daemon: about one wallet packet. */
+#define RECYCLE_AFTER_OBJECTS 3u
 
 #define APPLE_DPAN "4761120010000492"
 #define GOOGLE_DPAN "5204740000001002"
@@ -202,9 +204,13 @@ group_setup(void **state)
     uint8_t *cert = NULL, *root_spki = NULL;
     size_t cert_len = 0, root_spki_len = 0;
     char extra[1024];
+    /* The module is recycled every 3 transient objects (about one wallet
+     * packet): every format, refusal and replay below also runs across the
+     * module's re-initialization (SoftHSM 2.6 keeps destroyed objects). */
+    struct tv_daemon_opts opts = {.recycle_after_objects = RECYCLE_AFTER_OBJECTS};
 
     (void)state;
-    if (tv_daemon_setup(&d, NULL) != 0 || tv_token_open(&d.token) != HSM_OK ||
+    if (tv_daemon_setup(&d, &opts) != 0 || tv_token_open(&d.token) != HSM_OK ||
         hsm_session_acquire(d.token.h, &s) != HSM_OK)
         return setup_failed("the token");
     SHA256((const uint8_t *)"merchant.com.example.e2e", 24, merchant_id);
@@ -570,6 +576,23 @@ test_audited_no_clear_data(void **state)
     }
 }
 
+/* The tests above ran across module recycles: the metrics count them. */
+static void
+test_recycled(void **state)
+{
+    static const char zero[] = "tokenvault_hsm_recycles_total 0\n";
+    static const char some[] = "tokenvault_hsm_recycles_total ";
+    int i;
+    (void)state;
+
+    /* The file is rewritten every second; wait for one written after them. */
+    sleep(2);
+    for (i = 0; i < 30 && tv_file_contains(d.metrics, some, strlen(some)) != 1; i++)
+        usleep(100 * 1000);
+    assert_int_equal(tv_file_contains(d.metrics, some, strlen(some)), 1);
+    assert_int_equal(tv_file_contains(d.metrics, zero, strlen(zero)), 0);
+}
+
 int
 main(void)
 {
@@ -580,6 +603,7 @@ main(void)
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_reload_missing_key),
         cmocka_unit_test(test_audited_no_clear_data),
+        cmocka_unit_test(test_recycled),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
