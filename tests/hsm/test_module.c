@@ -134,42 +134,83 @@ sign_once(hsm *h, hsm_key *key, uint8_t mac[32])
     return r;
 }
 
+/* A token HMAC key, a KEK and a DEK unwrapped under it, the DEK's sealing
+ * of "card" and the key's MAC of "recover": what must still work after the
+ * module comes back. */
+struct kit {
+    hsm_key *fpk, *kek, *dek;
+    uint8_t mac[32], iv[HSM_GCM_IV_LEN], ct[64];
+    size_t ct_len;
+};
+
+static void
+kit_make(hsm *h, const char *prefix, struct kit *k)
+{
+    uint8_t wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    char label[64];
+    hsm_session *s = NULL;
+
+    memset(k, 0, sizeof(*k));
+    assert_int_equal(hsm_session_acquire(h, &s), HSM_OK);
+    snprintf(label, sizeof(label), "%s-fpk", prefix);
+    assert_int_equal(hsm_key_generate(s, HSM_KIND_HMAC, label, &k->fpk), HSM_OK);
+    snprintf(label, sizeof(label), "%s-kek-v1", prefix);
+    assert_int_equal(hsm_key_generate(s, HSM_KIND_KEK, label, &k->kek), HSM_OK);
+    assert_int_equal(hsm_dek_generate(s, k->kek, wrapped, kcv), HSM_OK);
+    snprintf(label, sizeof(label), "%s-dek-v1", prefix);
+    assert_int_equal(hsm_dek_load(s, k->kek, label, wrapped, sizeof(wrapped), kcv, &k->dek),
+                     HSM_OK);
+    assert_int_equal(hsm_gcm_encrypt(s, k->dek, NULL, 0, (const uint8_t *)"card", 4, k->iv, k->ct,
+                                     sizeof(k->ct), &k->ct_len),
+                     HSM_OK);
+    hsm_session_release(s);
+    assert_int_equal(sign_once(h, k->fpk, k->mac), HSM_OK);
+}
+
+/* The kit's key signs as before and its DEK opens what it sealed. */
+static void
+kit_works(hsm *h, const struct kit *k)
+{
+    hsm_session *s = NULL;
+    uint8_t mac[32], pt[64];
+    size_t pt_len = 0;
+
+    assert_int_equal(sign_once(h, k->fpk, mac), HSM_OK);
+    assert_memory_equal(k->mac, mac, 32);
+    assert_int_equal(hsm_session_acquire(h, &s), HSM_OK);
+    assert_int_equal(hsm_gcm_decrypt(s, k->dek, NULL, 0, k->iv, HSM_GCM_IV_LEN, k->ct, k->ct_len,
+                                     pt, sizeof(pt), &pt_len),
+                     HSM_OK);
+    assert_memory_equal(pt, "card", 4);
+    hsm_session_release(s);
+}
+
 static void
 test_recovery_after_token_loss(void **state)
 {
     hsm_session *s = NULL;
-    hsm_key *fpk = NULL, *kek = NULL, *dek = NULL;
-    uint8_t mac1[32], mac2[32], wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
-    uint8_t iv[HSM_GCM_IV_LEN], ct[64], pt[64];
-    size_t ct_len = 0, pt_len = 0;
+    struct kit k;
+    uint8_t mac2[32], pt[64];
+    size_t pt_len = 0;
     hsm_token_info ti;
     (void)state;
 
     assert_int_equal(tv_token_open(&tok), HSM_OK);
-    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
-    assert_int_equal(hsm_key_generate(s, HSM_KIND_HMAC, "rec-fpk", &fpk), HSM_OK);
-    assert_int_equal(hsm_key_generate(s, HSM_KIND_KEK, "rec-kek-v1", &kek), HSM_OK);
-    assert_int_equal(hsm_dek_generate(s, kek, wrapped, kcv), HSM_OK);
-    assert_int_equal(hsm_dek_load(s, kek, "rec-dek-v1", wrapped, sizeof(wrapped), kcv, &dek), HSM_OK);
-    assert_int_equal(hsm_gcm_encrypt(s, dek, NULL, 0, (const uint8_t *)"card", 4, iv, ct, sizeof(ct),
-                                     &ct_len),
-                     HSM_OK);
-    hsm_session_release(s);
-    assert_int_equal(sign_once(tok.h, fpk, mac1), HSM_OK);
+    kit_make(tok.h, "rec", &k);
 
     /* 1. The token drops every session and the login (as a reset HSM does). */
     assert_int_equal(tok.h->p11->C_CloseAllSessions(tok.h->slot), CKR_OK);
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE);
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_ERR_UNAVAILABLE);
     assert_non_null(strstr(hsm_last_detail(), "CKR_SESSION_HANDLE_INVALID"));
     /* The next call re-opens, logs in again, re-finds the key by label. */
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
-    assert_memory_equal(mac1, mac2, 32);
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_OK);
+    assert_memory_equal(k.mac, mac2, 32);
     hsm_token_info_get(tok.h, &ti);
     assert_int_equal(ti.generation, 2);
     /* The DEK session object died with its session: it is unwrapped again. */
     assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
-    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
-                                     &pt_len),
+    assert_int_equal(hsm_gcm_decrypt(s, k.dek, NULL, 0, k.iv, HSM_GCM_IV_LEN, k.ct, k.ct_len, pt,
+                                     sizeof(pt), &pt_len),
                      HSM_OK);
     assert_memory_equal(pt, "card", 4);
     hsm_session_release(s);
@@ -177,25 +218,19 @@ test_recovery_after_token_loss(void **state)
     /* 2. Lost while the PIN cannot be read: unavailable, with backoff. */
     assert_int_equal(chmod(tok.pin_file, 0644), 0);
     assert_int_equal(tok.h->p11->C_CloseAllSessions(tok.h->slot), CKR_OK);
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE);
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE); /* attempt fails */
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE); /* within backoff */
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_ERR_UNAVAILABLE);
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_ERR_UNAVAILABLE); /* attempt fails */
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_ERR_UNAVAILABLE); /* within backoff */
     assert_non_null(strstr(hsm_last_detail(), "waiting to retry"));
     assert_int_equal(chmod(tok.pin_file, 0600), 0);
     usleep(300 * 1000); /* past the fixture's 200 ms maximum backoff */
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
-    assert_memory_equal(mac1, mac2, 32);
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_OK);
+    assert_memory_equal(k.mac, mac2, 32);
 
     /* 3. The library itself was finalized under us: re-initialized. */
     assert_int_equal(tok.h->p11->C_Finalize(NULL), CKR_OK);
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_ERR_UNAVAILABLE);
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
-    assert_memory_equal(mac1, mac2, 32);
-    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
-    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
-                                     &pt_len),
-                     HSM_OK);
-    hsm_session_release(s);
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_ERR_UNAVAILABLE);
+    kit_works(tok.h, &k);
     hsm_close(tok.h);
     tok.h = NULL;
 }
@@ -220,10 +255,9 @@ test_recycle_after_objects(void **state)
 {
     hsm_config cfg;
     hsm_session *s = NULL, *s2 = NULL;
-    hsm_key *fpk = NULL, *kek = NULL, *dek = NULL;
-    uint8_t mac1[32], mac2[32], wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
-    uint8_t iv[HSM_GCM_IV_LEN], ct[64], pt[64];
-    size_t ct_len = 0, pt_len = 0;
+    struct kit k;
+    uint8_t mac2[32], pt[64];
+    size_t pt_len = 0;
     hsm_token_info ti;
     (void)state;
 
@@ -240,17 +274,7 @@ test_recycle_after_objects(void **state)
     /* Every 8 transient objects. */
     cfg.recycle_after_objects = 8;
     assert_int_equal(hsm_open(&tok.h, &cfg, tok.pin), HSM_OK);
-    assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
-    assert_int_equal(hsm_key_generate(s, HSM_KIND_HMAC, "rcy-fpk", &fpk), HSM_OK);
-    assert_int_equal(hsm_key_generate(s, HSM_KIND_KEK, "rcy-kek-v1", &kek), HSM_OK);
-    assert_int_equal(hsm_dek_generate(s, kek, wrapped, kcv), HSM_OK);
-    assert_int_equal(hsm_dek_load(s, kek, "rcy-dek-v1", wrapped, sizeof(wrapped), kcv, &dek),
-                     HSM_OK);
-    assert_int_equal(hsm_gcm_encrypt(s, dek, NULL, 0, (const uint8_t *)"card", 4, iv, ct,
-                                     sizeof(ct), &ct_len),
-                     HSM_OK);
-    hsm_session_release(s);
-    assert_int_equal(sign_once(tok.h, fpk, mac1), HSM_OK);
+    kit_make(tok.h, "rcy", &k);
 
     for (int i = 0; i < 20; i++)
         one_temp_object(tok.h);
@@ -260,13 +284,8 @@ test_recycle_after_objects(void **state)
     assert_int_equal(ti.recycles, 2);
     assert_int_equal(ti.generation, 3);
     /* The token key is found again, the DEK unwrapped again. */
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
-    assert_memory_equal(mac1, mac2, 32);
+    kit_works(tok.h, &k);
     assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
-    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
-                                     &pt_len),
-                     HSM_OK);
-    assert_memory_equal(pt, "card", 4);
 
     /* A session held while its thread asks for another: the recycle waits
      * HSM_RECYCLE_DRAIN_MS for it, gives up, and lends the second one. */
@@ -281,10 +300,10 @@ test_recycle_after_objects(void **state)
     assert_int_equal(hsm_session_acquire(tok.h, &s2), HSM_OK);
     hsm_token_info_get(tok.h, &ti);
     assert_int_equal(ti.recycles, 2);
-    assert_int_equal(hsm_hmac_sign(s2, fpk, (const uint8_t *)"recover", 7, mac2), HSM_OK);
-    assert_memory_equal(mac1, mac2, 32);
-    assert_int_equal(hsm_gcm_decrypt(s, dek, NULL, 0, iv, sizeof(iv), ct, ct_len, pt, sizeof(pt),
-                                     &pt_len),
+    assert_int_equal(hsm_hmac_sign(s2, k.fpk, (const uint8_t *)"recover", 7, mac2), HSM_OK);
+    assert_memory_equal(k.mac, mac2, 32);
+    assert_int_equal(hsm_gcm_decrypt(s, k.dek, NULL, 0, k.iv, HSM_GCM_IV_LEN, k.ct, k.ct_len, pt,
+                                     sizeof(pt), &pt_len),
                      HSM_OK);
     hsm_session_release(s2);
     hsm_session_release(s);
@@ -294,8 +313,8 @@ test_recycle_after_objects(void **state)
         one_temp_object(tok.h);
     hsm_token_info_get(tok.h, &ti);
     assert_int_equal(ti.recycles, 2);
-    assert_int_equal(sign_once(tok.h, fpk, mac2), HSM_OK);
-    assert_memory_equal(mac1, mac2, 32);
+    assert_int_equal(sign_once(tok.h, k.fpk, mac2), HSM_OK);
+    assert_memory_equal(k.mac, mac2, 32);
     hsm_token_info_get(tok.h, &ti);
     assert_int_equal(ti.recycles, 3);
     assert_int_equal(ti.generation, 4);
