@@ -446,8 +446,10 @@ recycle_locked(struct hsm *h)
     while (h->num_lent > 0) {
         if (pthread_cond_timedwait(&h->cond, &h->lock, &until) == ETIMEDOUT &&
             h->num_lent > 0) {
+            /* Due again a quarter of the count on (at least one object
+             * on: never at once, or every acquire would wait again). */
             h->recycle_mark = atomic_load(&h->temp_destroyed) - h->recycle_after +
-                              h->recycle_after / 4;
+                              (h->recycle_after >= 4 ? h->recycle_after / 4 : 1);
             h->recycling = false;
             pthread_cond_broadcast(&h->cond);
             return HSM_OK;
