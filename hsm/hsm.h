@@ -146,9 +146,10 @@ typedef struct hsm_config {
      * the module: it waits for the lent sessions to come back, closes them,
      * C_Finalize, C_Initialize, logs in again and bumps the generation (key
      * handles are found again and DEKs unwrapped again on first use, as
-     * after a lost token). 0: never. HSM_RECYCLE_AUTO (what 0 in a zeroed
-     * config does not mean): HSM_RECYCLE_SOFTHSM_OBJECTS for SoftHSM 2.6
-     * and older, never for any other module. */
+     * after a lost token). 0 (a zeroed config: the tools): never.
+     * HSM_RECYCLE_AUTO (what tokenvaultd passes unless configured):
+     * HSM_RECYCLE_SOFTHSM_OBJECTS for SoftHSM 2.6 and older, never for any
+     * other module. */
     uint64_t recycle_after_objects;
 } hsm_config;
 

@@ -256,8 +256,8 @@ void ops_qr_status(struct op_job *j);
  * (logged). ops_qr_save encodes |rec| and puts it as that record (flags as
  * store_put), inside a write job. */
 int ops_qr_load(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], struct qr_record *out);
-int ops_qr_save(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], const struct qr_record *rec,
-                unsigned flags);
+int ops_qr_save(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN],
+                const struct qr_record *rec, unsigned flags);
 /* The sweeper's step for a SWEEP_QR entry (writer): the request record of
  * |key| and its order index entry (if it still names that request), once
  * the request has expired at |now_ms|. 0 or a negated store status. */

@@ -77,7 +77,7 @@ ops_qr_load(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], struct qr_
 
 int
 ops_qr_save(struct store_txn *t, const uint8_t id[QR_REQUEST_ID_LEN], const struct qr_record *rec,
-        unsigned flags)
+            unsigned flags)
 {
     uint8_t key[QR_RECORD_KEY_LEN];
     struct api_writer w;
