@@ -124,7 +124,7 @@ hsm_key_backup_wrap(hsm_session *s, hsm_obj transport, hsm_key *key, uint8_t *ou
     CK_RV rv;
     int r;
 
-    if (s == NULL || key == NULL || out == NULL || out_len == NULL || key->is_dek)
+    if (s == NULL || key == NULL || out == NULL || out_len == NULL || key->is_wrapped)
         return hsm__fail(HSM_ERR_INVALID_ARG, "hsm_key_backup_wrap: bad arguments");
     if ((r = hsm__key_handle(s, key, &o)) != HSM_OK)
         return r;

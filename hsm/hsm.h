@@ -279,27 +279,49 @@ const char *hsm_key_label(const hsm_key *key);
  * public half. HSM_ERR_BUFFER with *out_len set to the size needed. */
 HSM_WUR int hsm_key_public_spki(hsm_session *s, hsm_key *key, uint8_t *out, size_t cap, size_t *out_len);
 
-/* ---- DEKs: generated in the token, stored wrapped, used as session objects */
+/* ---- Wrapped keys: generated in the token, stored wrapped, used as session objects
+ *
+ * Two kinds of key live outside the token between starts, wrapped under a
+ * KEK, and inside it only as non-extractable session objects: the DEKs
+ * (HSM_KIND_DEK: AES-256, GCM only) and the vault's session tag keys
+ * (HSM_KIND_HMAC: a 32-byte generic secret, HMAC-SHA256 sign and verify
+ * only). A session object is also the fast kind: SoftHSM 2.6 re-reads a
+ * token object's file before every operation that uses it, and not a
+ * session object's (BENCHMARKS.md). */
 
-/* Size of a DEK wrapped with AES-KWP (RFC 5649): 32-byte key + 8-byte ICV. */
-#define HSM_WRAPPED_DEK_LEN 40
+/* Size of a 32-byte key wrapped with AES-KWP (RFC 5649): key + 8-byte ICV. */
+#define HSM_WRAPPED_KEY_LEN 40
+#define HSM_WRAPPED_DEK_LEN HSM_WRAPPED_KEY_LEN
 
-/* hsm_dek_generate makes a fresh AES-256 key in the token and returns it
- * wrapped under |kek| with CKM_AES_KEY_WRAP_PAD, with its key check value as
- * the token computed it at generation (CKA_CHECK_VALUE). Store both: tokens do
- * not compute the KCV of an unwrapped key. The clear key never leaves the
- * token; the generated object is destroyed before return. */
+/* hsm_wrapped_generate makes a fresh 32-byte key of |kind| (HSM_KIND_DEK or
+ * HSM_KIND_HMAC) in the token and returns it wrapped under |kek| with
+ * CKM_AES_KEY_WRAP_PAD, with its key check value as the token computed it at
+ * generation (CKA_CHECK_VALUE: AES-ECB of a zero block for a DEK, SHA-1 of
+ * the value for a generic secret). Store both: tokens do not compute the KCV
+ * of an unwrapped key. The clear key never leaves the token; the generated
+ * object, usable for nothing but being wrapped, is destroyed before return.
+ * HSM_ERR_INVALID_ARG for another kind. */
+HSM_WUR int hsm_wrapped_generate(hsm_session *s, hsm_key *kek, hsm_key_kind kind,
+                                 uint8_t out_wrapped[HSM_WRAPPED_KEY_LEN],
+                                 uint8_t out_kcv[HSM_KCV_LEN]);
+
+/* hsm_wrapped_load unwraps |wrapped| under |kek| into a sensitive,
+ * non-extractable session object of |kind| kept by the hsm's own keeper
+ * session (so it outlives the caller's session) and named |label|: a DEK
+ * that may only do AES-GCM, or an HMAC key that may only sign and verify
+ * with CKM_SHA256_HMAC. |kcv| (HSM_KCV_LEN bytes) is the value
+ * hsm_wrapped_generate returned: checked against the token's when the token
+ * computes one for unwrapped keys, and reported by hsm_key_info_get. After a
+ * re-login or a module recycle the key is unwrapped again on first use.
+ * HSM_ERR_VERIFY if the blob does not unwrap or the KCV does not match
+ * (wrong KEK, tampered blob). *out is borrowed from the hsm. */
+HSM_WUR int hsm_wrapped_load(hsm_session *s, hsm_key *kek, hsm_key_kind kind, const char *label,
+                             const uint8_t *wrapped, size_t wrapped_len,
+                             const uint8_t kcv[HSM_KCV_LEN], hsm_key **out);
+
+/* The DEK forms of the two above (kind HSM_KIND_DEK). */
 HSM_WUR int hsm_dek_generate(hsm_session *s, hsm_key *kek, uint8_t out_wrapped[HSM_WRAPPED_DEK_LEN],
                              uint8_t out_kcv[HSM_KCV_LEN]);
-
-/* hsm_dek_load unwraps |wrapped| under |kek| into a sensitive, non-extractable
- * AES-GCM session object kept by the hsm's own keeper session (so it outlives
- * the caller's session) and named |label|. |kcv| (HSM_KCV_LEN bytes) is the
- * value hsm_dek_generate returned: it is handed to the token as
- * CKA_CHECK_VALUE, which a token must verify (PKCS#11 3.0 section 4.10), and
- * reported by hsm_key_info_get. After a re-login the DEK is unwrapped again.
- * HSM_ERR_VERIFY if the blob does not unwrap or the KCV does not match (wrong
- * KEK, tampered blob). *out is borrowed from the hsm. */
 HSM_WUR int hsm_dek_load(hsm_session *s, hsm_key *kek, const char *label,
                          const uint8_t *wrapped, size_t wrapped_len,
                          const uint8_t kcv[HSM_KCV_LEN], hsm_key **out);

@@ -91,8 +91,9 @@ struct hsm_key {
     CK_OBJECT_CLASS klass;           /* private or secret */
     CK_OBJECT_HANDLE handle;         /* valid while generation == hsm.generation */
     uint64_t generation;
-    /* DEK only: the wrapped blob and the KEK, to unwrap again after re-login. */
-    bool is_dek;
+    /* A wrapped key (hsm_wrapped_load: a DEK, or an HMAC session object):
+     * the blob and the KEK, to unwrap it again after a re-login. */
+    bool is_wrapped;
     uint8_t wrapped[HSM_WRAPPED_DEK_LEN];
     uint8_t kcv[HSM_KCV_LEN];
     char kek_label[HSM_LABEL_MAX + 1];

@@ -459,12 +459,12 @@ hsm__key_handle(hsm_session *s, hsm_key *key, CK_OBJECT_HANDLE *out)
         return HSM_OK;
     }
     /* The token came back since this handle was found: find it again. */
-    if (key->is_dek) {
+    if (key->is_wrapped) {
         hsm_key *kek = NULL;
         r = hsm_key_find(s, key->kek_label, &kek);
         if (r == HSM_OK)
-            r = hsm_dek_load(s, kek, key->label, key->wrapped, sizeof(key->wrapped), key->kcv,
-                             &again);
+            r = hsm_wrapped_load(s, kek, key->kind, key->label, key->wrapped,
+                                 sizeof(key->wrapped), key->kcv, &again);
     } else {
         r = hsm_key_find(s, key->label, &again);
     }
@@ -731,12 +731,13 @@ hsm_key_info_get(hsm_session *s, hsm_key *key, hsm_key_info *out)
         if (r != HSM_OK)
             return r;
     }
-    if (key->is_dek) {
+    if (key->is_wrapped) {
         /* Tokens compute no KCV for unwrapped keys: report the one the token
-         * computed when it generated the DEK (kept beside the wrapped blob). */
+         * computed when it generated the key (kept beside the wrapped blob). */
         memcpy(info.kcv, key->kcv, sizeof(info.kcv));
-        info.type = "AES-256";
-        info.kcv_method = "AES-ECB(0^128), at generation";
+        info.type = key->kind == HSM_KIND_HMAC ? "GENERIC-SECRET-256" : "AES-256";
+        info.kcv_method = key->kind == HSM_KIND_HMAC ? "SHA-1(value), at generation"
+                                                     : "AES-ECB(0^128), at generation";
     } else if (key->klass == CKO_SECRET_KEY) {
         CK_ATTRIBUTE a = ATTR(CKA_CHECK_VALUE, info.kcv, sizeof(info.kcv));
         CK_RV rv = s->h->p11->C_GetAttributeValue(s->handle, o, &a, 1);
@@ -779,70 +780,103 @@ hsm_key_info_get(hsm_session *s, hsm_key *key, hsm_key_info *out)
     return HSM_OK;
 }
 
-/* ---- DEKs ----------------------------------------------------------------- */
+/* ---- wrapped keys (DEKs, HMAC session keys) ---------------------------------- */
+
+static const CK_MECHANISM_TYPE wrapped_gcm[] = { CKM_AES_GCM };
+static const CK_MECHANISM_TYPE wrapped_hmac[] = { CKM_SHA256_HMAC };
+
+/* What a wrapped key is in the token: its type, how it is generated, and
+ * the one use it is unwrapped for. */
+struct wrapped_kind {
+    CK_KEY_TYPE type;
+    CK_MECHANISM_TYPE gen;
+    bool cipher; /* encrypt and decrypt (DEK) rather than sign and verify */
+    const CK_MECHANISM_TYPE *mechs;
+    size_t mechs_len;
+};
+
+static int
+wrapped_kind_get(hsm_key_kind kind, struct wrapped_kind *out)
+{
+    if (kind == HSM_KIND_DEK) {
+        *out = (struct wrapped_kind){ CKK_AES, CKM_AES_KEY_GEN, true, wrapped_gcm,
+                                      sizeof(wrapped_gcm) };
+        return HSM_OK;
+    }
+    if (kind == HSM_KIND_HMAC) {
+        *out = (struct wrapped_kind){ CKK_GENERIC_SECRET, CKM_GENERIC_SECRET_KEY_GEN, false,
+                                      wrapped_hmac, sizeof(wrapped_hmac) };
+        return HSM_OK;
+    }
+    return hsm__fail(HSM_ERR_INVALID_ARG, "kind %d is not kept wrapped", kind);
+}
 
 int
-hsm_dek_generate(hsm_session *s, hsm_key *kek, uint8_t out_wrapped[HSM_WRAPPED_DEK_LEN],
-                 uint8_t out_kcv[HSM_KCV_LEN])
+hsm_wrapped_generate(hsm_session *s, hsm_key *kek, hsm_key_kind kind,
+                     uint8_t out_wrapped[HSM_WRAPPED_KEY_LEN], uint8_t out_kcv[HSM_KCV_LEN])
 {
     static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
-    static const CK_KEY_TYPE aes = CKK_AES;
-    CK_ULONG value_len = 32, wrapped_len = HSM_WRAPPED_DEK_LEN;
-    /* The fresh key is a session object, extractable only so that the KEK can
-     * wrap it, usable for nothing else, and destroyed right after. */
-    CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &aes, sizeof(aes)),
-        ATTR(CKA_VALUE_LEN, &value_len, sizeof(value_len)), BOOL_ATTR(CKA_TOKEN, 0),
-        BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 1),
-        BOOL_ATTR(CKA_ENCRYPT, 0), BOOL_ATTR(CKA_DECRYPT, 0), BOOL_ATTR(CKA_SIGN, 0),
-        BOOL_ATTR(CKA_VERIFY, 0), BOOL_ATTR(CKA_WRAP, 0), BOOL_ATTR(CKA_UNWRAP, 0),
-        BOOL_ATTR(CKA_DERIVE, 0),
-    };
-    CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
+    struct wrapped_kind wk;
+    CK_ULONG value_len = 32, wrapped_len = HSM_WRAPPED_KEY_LEN;
+    CK_MECHANISM gen = { 0, NULL, 0 };
     CK_MECHANISM wrap = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
-    CK_OBJECT_HANDLE dek = CK_INVALID_HANDLE, k = CK_INVALID_HANDLE;
-    uint8_t buf[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE, k = CK_INVALID_HANDLE;
+    uint8_t buf[HSM_WRAPPED_KEY_LEN], kcv[HSM_KCV_LEN];
     CK_ATTRIBUTE kcv_attr = ATTR(CKA_CHECK_VALUE, kcv, sizeof(kcv));
     CK_RV rv;
     int r;
 
     if (s == NULL || kek == NULL || out_wrapped == NULL || out_kcv == NULL)
         return HSM_ERR_INVALID_ARG;
+    if ((r = wrapped_kind_get(kind, &wk)) != HSM_OK)
+        return r;
     if (kek->kind != HSM_KIND_KEK)
         return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not a KEK", kek->label);
     r = hsm__key_handle(s, kek, &k);
     if (r != HSM_OK)
         return r;
-    rv = s->h->p11->C_GenerateKey(s->handle, &gen, t, sizeof(t) / sizeof(t[0]), &dek);
+    gen.mechanism = wk.gen;
+    /* The fresh key is a session object, extractable only so that the KEK can
+     * wrap it, usable for nothing else, and destroyed right after. */
+    CK_ATTRIBUTE t[] = {
+        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &wk.type, sizeof(wk.type)),
+        ATTR(CKA_VALUE_LEN, &value_len, sizeof(value_len)), BOOL_ATTR(CKA_TOKEN, 0),
+        BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 1),
+        BOOL_ATTR(CKA_ENCRYPT, 0), BOOL_ATTR(CKA_DECRYPT, 0), BOOL_ATTR(CKA_SIGN, 0),
+        BOOL_ATTR(CKA_VERIFY, 0), BOOL_ATTR(CKA_WRAP, 0), BOOL_ATTR(CKA_UNWRAP, 0),
+        BOOL_ATTR(CKA_DERIVE, 0),
+    };
+    rv = s->h->p11->C_GenerateKey(s->handle, &gen, t, sizeof(t) / sizeof(t[0]), &key);
     if ((r = hsm__ckr(s, "C_GenerateKey", rv)) != HSM_OK)
         return r;
-    rv = s->h->p11->C_GetAttributeValue(s->handle, dek, &kcv_attr, 1);
+    rv = s->h->p11->C_GetAttributeValue(s->handle, key, &kcv_attr, 1);
     r = hsm__ckr(s, "C_GetAttributeValue(CKA_CHECK_VALUE)", rv);
     if (r == HSM_OK && kcv_attr.ulValueLen != HSM_KCV_LEN)
         r = hsm__fail(HSM_ERR_MECHANISM, "token gives no 3-byte CKA_CHECK_VALUE");
     if (r == HSM_OK) {
-        rv = s->h->p11->C_WrapKey(s->handle, &wrap, k, dek, buf, &wrapped_len);
+        rv = s->h->p11->C_WrapKey(s->handle, &wrap, k, key, buf, &wrapped_len);
         r = hsm__ckr(s, "C_WrapKey", rv);
     }
-    if (r == HSM_OK && wrapped_len != HSM_WRAPPED_DEK_LEN)
-        r = hsm__fail(HSM_ERR_INTERNAL, "wrapped DEK is %lu bytes", (unsigned long)wrapped_len);
-    s->h->p11->C_DestroyObject(s->handle, dek);
+    if (r == HSM_OK && wrapped_len != HSM_WRAPPED_KEY_LEN)
+        r = hsm__fail(HSM_ERR_INTERNAL, "wrapped key is %lu bytes", (unsigned long)wrapped_len);
+    hsm__destroy_obj(s, key);
     if (r == HSM_OK) {
-        memcpy(out_wrapped, buf, HSM_WRAPPED_DEK_LEN);
+        memcpy(out_wrapped, buf, HSM_WRAPPED_KEY_LEN);
         memcpy(out_kcv, kcv, HSM_KCV_LEN);
     }
+    OPENSSL_cleanse(buf, sizeof(buf));
     return r;
 }
 
 int
-hsm_dek_load(hsm_session *s, hsm_key *kek, const char *label, const uint8_t *wrapped,
-             size_t wrapped_len, const uint8_t kcv[HSM_KCV_LEN], hsm_key **out)
+hsm_wrapped_load(hsm_session *s, hsm_key *kek, hsm_key_kind kind, const char *label,
+                 const uint8_t *wrapped, size_t wrapped_len, const uint8_t kcv[HSM_KCV_LEN],
+                 hsm_key **out)
 {
     static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
-    static const CK_KEY_TYPE aes = CKK_AES;
-    static const CK_MECHANISM_TYPE gcm[] = { CKM_AES_GCM };
+    struct wrapped_kind wk;
     struct hsm *h;
-    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, dek = CK_INVALID_HANDLE, old = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, obj = CK_INVALID_HANDLE, old = CK_INVALID_HANDLE;
     CK_MECHANISM mech = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
     hsm_key *ref = NULL;
     uint64_t old_gen = 0;
@@ -850,19 +884,21 @@ hsm_dek_load(hsm_session *s, hsm_key *kek, const char *label, const uint8_t *wra
     int r;
 
     if (s == NULL || kek == NULL || out == NULL || wrapped == NULL || kcv == NULL ||
-        wrapped_len != HSM_WRAPPED_DEK_LEN || !label_ok(label))
-        return hsm__fail(HSM_ERR_INVALID_ARG, "bad DEK label or wrapped length");
+        wrapped_len != HSM_WRAPPED_KEY_LEN || !label_ok(label))
+        return hsm__fail(HSM_ERR_INVALID_ARG, "bad wrapped-key label or length");
+    if ((r = wrapped_kind_get(kind, &wk)) != HSM_OK)
+        return r;
     if (kek->kind != HSM_KIND_KEK)
         return hsm__fail(HSM_ERR_KEY_TYPE, "%s is not a KEK", kek->label);
     h = s->h;
     CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &aes, sizeof(aes)),
+        ATTR(CKA_CLASS, &secret, sizeof(secret)), ATTR(CKA_KEY_TYPE, &wk.type, sizeof(wk.type)),
         ATTR(CKA_LABEL, label, strlen(label)), BOOL_ATTR(CKA_TOKEN, 0),
         BOOL_ATTR(CKA_PRIVATE, 1), BOOL_ATTR(CKA_SENSITIVE, 1), BOOL_ATTR(CKA_EXTRACTABLE, 0),
-        BOOL_ATTR(CKA_ENCRYPT, 1), BOOL_ATTR(CKA_DECRYPT, 1),
-        BOOL_ATTR(CKA_SIGN, 0), BOOL_ATTR(CKA_VERIFY, 0), BOOL_ATTR(CKA_WRAP, 0),
-        BOOL_ATTR(CKA_UNWRAP, 0), BOOL_ATTR(CKA_DERIVE, 0),
-        ATTR(CKA_ALLOWED_MECHANISMS, gcm, sizeof(gcm)),
+        BOOL_ATTR(CKA_ENCRYPT, wk.cipher), BOOL_ATTR(CKA_DECRYPT, wk.cipher),
+        BOOL_ATTR(CKA_SIGN, !wk.cipher), BOOL_ATTR(CKA_VERIFY, !wk.cipher),
+        BOOL_ATTR(CKA_WRAP, 0), BOOL_ATTR(CKA_UNWRAP, 0), BOOL_ATTR(CKA_DERIVE, 0),
+        ATTR(CKA_ALLOWED_MECHANISMS, wk.mechs, wk.mechs_len),
     };
     uint8_t got_kcv[HSM_KCV_LEN];
     CK_ATTRIBUTE kcv_attr = ATTR(CKA_CHECK_VALUE, got_kcv, sizeof(got_kcv));
@@ -878,35 +914,35 @@ hsm_dek_load(hsm_session *s, hsm_key *kek, const char *label, const uint8_t *wra
         return hsm__fail(HSM_ERR_UNAVAILABLE, "HSM re-login in progress");
     }
     rv = h->p11->C_UnwrapKey(h->keeper, &mech, k, (CK_BYTE_PTR)wrapped, wrapped_len, t,
-                             sizeof(t) / sizeof(t[0]), &dek);
+                             sizeof(t) / sizeof(t[0]), &obj);
     /* AES-KWP already authenticates the blob under the KEK. A token that
      * computes the KCV of unwrapped keys lets us also check it against the one
      * recorded at generation; SoftHSM 2.6 computes none (and refuses it in
      * the template with CKR_ATTRIBUTE_VALUE_INVALID). */
-    if (rv == CKR_OK && h->p11->C_GetAttributeValue(h->keeper, dek, &kcv_attr, 1) == CKR_OK &&
+    if (rv == CKR_OK && h->p11->C_GetAttributeValue(h->keeper, obj, &kcv_attr, 1) == CKR_OK &&
         kcv_attr.ulValueLen == HSM_KCV_LEN && CRYPTO_memcmp(got_kcv, kcv, HSM_KCV_LEN) != 0) {
-        h->p11->C_DestroyObject(h->keeper, dek);
+        h->p11->C_DestroyObject(h->keeper, obj);
         pthread_mutex_unlock(&h->lock);
-        return hsm__fail(HSM_ERR_VERIFY, "unwrapped DEK %s does not match its KCV", label);
+        return hsm__fail(HSM_ERR_VERIFY, "unwrapped key %s does not match its KCV", label);
     }
     if (rv == CKR_OK)
         r = key_ref(h, label, &ref);
     if (rv == CKR_OK && r == HSM_OK) {
         old = ref->handle;
         old_gen = ref->generation;
-        ref->kind = HSM_KIND_DEK;
+        ref->kind = kind;
         ref->klass = CKO_SECRET_KEY;
-        ref->is_dek = true;
-        ref->handle = dek;
+        ref->is_wrapped = true;
+        ref->handle = obj;
         ref->generation = h->generation;
-        memcpy(ref->wrapped, wrapped, HSM_WRAPPED_DEK_LEN);
+        memcpy(ref->wrapped, wrapped, HSM_WRAPPED_KEY_LEN);
         memcpy(ref->kcv, kcv, HSM_KCV_LEN);
         snprintf(ref->kek_label, sizeof(ref->kek_label), "%s", kek->label);
         /* A reload in the same generation replaces the old object. */
-        if (old != CK_INVALID_HANDLE && old_gen == h->generation && old != dek)
+        if (old != CK_INVALID_HANDLE && old_gen == h->generation && old != obj)
             h->p11->C_DestroyObject(h->keeper, old);
     } else if (rv == CKR_OK) {
-        h->p11->C_DestroyObject(h->keeper, dek);
+        h->p11->C_DestroyObject(h->keeper, obj);
     }
     pthread_mutex_unlock(&h->lock);
     if (rv != CKR_OK) {
@@ -917,4 +953,18 @@ hsm_dek_load(hsm_session *s, hsm_key *kek, const char *label, const uint8_t *wra
         return r;
     *out = ref;
     return HSM_OK;
+}
+
+int
+hsm_dek_generate(hsm_session *s, hsm_key *kek, uint8_t out_wrapped[HSM_WRAPPED_DEK_LEN],
+                 uint8_t out_kcv[HSM_KCV_LEN])
+{
+    return hsm_wrapped_generate(s, kek, HSM_KIND_DEK, out_wrapped, out_kcv);
+}
+
+int
+hsm_dek_load(hsm_session *s, hsm_key *kek, const char *label, const uint8_t *wrapped,
+             size_t wrapped_len, const uint8_t kcv[HSM_KCV_LEN], hsm_key **out)
+{
+    return hsm_wrapped_load(s, kek, HSM_KIND_DEK, label, wrapped, wrapped_len, kcv, out);
 }

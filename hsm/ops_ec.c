@@ -487,7 +487,7 @@ hsm_key_import_undo(hsm_session *s, hsm_key *key)
 
     if (s == NULL || key == NULL)
         return HSM_ERR_INVALID_ARG;
-    if (key->is_dek || key->klass != CKO_PRIVATE_KEY ||
+    if (key->is_wrapped || key->klass != CKO_PRIVATE_KEY ||
         (key->kind != HSM_KIND_EC_DERIVE && key->kind != HSM_KIND_RSA_UNWRAP &&
          key->kind != HSM_KIND_RSA_DECRYPT))
         return hsm__fail(HSM_ERR_KEY_TYPE, "%s is no imported wallet key", key->label);

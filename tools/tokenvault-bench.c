@@ -994,22 +994,29 @@ raw_hsm_open(const struct vault_config *cfg, unsigned max_sessions, hsm_pin_sour
     return 0;
 }
 
-/* A DEK of our own, as the service makes its own: generated in the token
- * under the KEK and loaded as a session object. */
+/* A wrapped key of our own of |kind|, as the service makes its DEKs and
+ * session tag keys: generated in the token under the KEK and loaded as a
+ * session object. */
 static int
-raw_dek(hsm_session *s, hsm_key **out)
+raw_wrapped(hsm_session *s, hsm_key_kind kind, const char *label, hsm_key **out)
 {
     hsm_key *kek = NULL;
-    uint8_t wrapped[HSM_WRAPPED_DEK_LEN], kcv[HSM_KCV_LEN];
+    uint8_t wrapped[HSM_WRAPPED_KEY_LEN], kcv[HSM_KCV_LEN];
     int e;
 
     if ((e = hsm_key_find(s, "vault-kek-v1", &kek)) != HSM_OK ||
-        (e = hsm_dek_generate(s, kek, wrapped, kcv)) != HSM_OK ||
-        (e = hsm_dek_load(s, kek, "bench-raw-dek", wrapped, sizeof(wrapped), kcv, out)) != HSM_OK) {
-        err_hsm("raw: a DEK", e);
+        (e = hsm_wrapped_generate(s, kek, kind, wrapped, kcv)) != HSM_OK ||
+        (e = hsm_wrapped_load(s, kek, kind, label, wrapped, sizeof(wrapped), kcv, out)) != HSM_OK) {
+        err_hsm(kind == HSM_KIND_DEK ? "raw: a DEK" : "raw: a session tag key", e);
         return -1;
     }
     return 0;
+}
+
+static int
+raw_dek(hsm_session *s, hsm_key **out)
+{
+    return raw_wrapped(s, HSM_KIND_DEK, "bench-raw-dek", out);
 }
 
 static int
@@ -2631,7 +2638,7 @@ enum rh_kind { RH_INIT, RH_CHECK, RH_MIT, RH_STORE, RH_REVEAL, RH_GET, RH_LIST, 
 
 struct rh_ctx {
     hsm *h;
-    hsm_key *smk; /* vault-session-mac */
+    hsm_key *stk; /* a session tag key of the run, as the service's */
     hsm_key *fpk; /* RH_STORE: vault-fingerprint */
     hsm_key *dek; /* RH_STORE, RH_REVEAL: a DEK of the run */
     struct card_item *cards; /* RH_STORE fills token and rec, RH_REVEAL opens rec */
@@ -2770,7 +2777,7 @@ rh_qr(struct rh_ctx *c, hsm_session *s, size_t i)
         if (qr_token_parse(&parsed, qi->token, strlen(qi->token)) != 0 ||
             qr_mac_input(in, &len, parsed.version, parsed.id, &rec) != 0)
             return HSM_ERR_INTERNAL;
-        return hsm_hmac_verify(s, c->smk, in, len, parsed.tag, sizeof(parsed.tag));
+        return hsm_hmac_verify(s, c->stk, in, len, parsed.tag, sizeof(parsed.tag));
     }
     t->version = QR_TOKEN_VERSION;
     t->expires_at = rec.expires_at;
@@ -2778,7 +2785,7 @@ rh_qr(struct rh_ctx *c, hsm_session *s, size_t i)
         return e;
     if (qr_mac_input(in, &len, t->version, t->id, &rec) != 0)
         return HSM_ERR_INTERNAL;
-    if ((e = hsm_hmac_sign(s, c->smk, in, len, t->tag)) != HSM_OK)
+    if ((e = hsm_hmac_sign(s, c->stk, in, len, t->tag)) != HSM_OK)
         return e;
     return qr_token_encode(qi->token, t) == 0 ? HSM_OK : HSM_ERR_INTERNAL;
 }
@@ -2811,9 +2818,9 @@ rh_one(struct rh_ctx *c, hsm_session *s, size_t i)
     if (ops_session_mac_input(&w, c->sess[i].nonce, &sess) != 0)
         e = HSM_ERR_INTERNAL;
     else if (c->kind == RH_INIT)
-        e = hsm_hmac_sign(s, c->smk, api_writer_data(&w), api_writer_len(&w), c->sess[i].sig);
+        e = hsm_hmac_sign(s, c->stk, api_writer_data(&w), api_writer_len(&w), c->sess[i].sig);
     else
-        e = hsm_hmac_verify(s, c->smk, api_writer_data(&w), api_writer_len(&w), c->sess[i].sig,
+        e = hsm_hmac_verify(s, c->stk, api_writer_data(&w), api_writer_len(&w), c->sess[i].sig,
                             API_SIGNATURE_LEN);
     api_writer_cleanup(&w);
     return e;
@@ -3480,11 +3487,12 @@ flow_raw(const struct vault_config *cfg, const char *state, const struct load_op
         return -1;
     if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
         goto out;
-    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK ||
-        (e = hsm_key_find(s, "vault-session-mac", &h.smk)) != HSM_OK) {
-        err_hsm("raw: the session MAC key", e);
+    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK) {
+        err_hsm("raw: a session", e);
         goto out;
     }
+    if (raw_wrapped(s, HSM_KIND_HMAC, "bench-raw-stk", &h.stk) != 0)
+        goto out;
     h.tag = tag;
     h.created_ms = now_ms();
     h.lifetime_s = lifetime_s;

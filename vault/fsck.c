@@ -15,6 +15,7 @@
 #include "vault/audit.h"
 #include "vault/mandate.h"
 #include "vault/ops/qr.h"
+#include "vault/keys.h"
 #include "vault/ops/sessions.h"
 #include "vault/record.h"
 
@@ -321,6 +322,22 @@ check_mandate(void *ctx, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
+/* Whether the store holds the session tag key |version| names (0: the
+ * token key vault-session-mac, of records from before STKs). A session or
+ * QR request whose key is missing can never be checked. */
+static bool
+stk_known(struct fsck *f, uint32_t version)
+{
+    char name[32];
+    MDB_val v;
+
+    if (version == 0)
+        return true;
+    snprintf(name, sizeof(name), "stk.v%u", version);
+    return store_get(f->t, STORE_DB_META, name, strlen(name), &v) == 0 &&
+           v.mv_size == KEYS_WRAPPED_META_LEN;
+}
+
 static int
 check_session(void *ctx, const MDB_val *k, const MDB_val *v)
 {
@@ -330,6 +347,9 @@ check_session(void *ctx, const MDB_val *k, const MDB_val *v)
     f->n->sessions++;
     if (k->mv_size != OPS_NONCE_LEN || ops_session_decode(&s, v->mv_data, v->mv_size) != 0)
         problem(f, "sessions", "an entry of %zu bytes is malformed", v->mv_size);
+    else if (!stk_known(f, s.key_version))
+        problem(f, "sessions", "a session of merchant %s names session tag key version %u, "
+                "which the store does not hold", s.merchant, s.key_version);
     return 0;
 }
 
@@ -352,6 +372,9 @@ check_qr(void *ctx, const MDB_val *k, const MDB_val *v)
     if (k->mv_size == QR_RECORD_KEY_LEN && key[0] == 'R') {
         if (qr_record_decode(&q, v->mv_data, v->mv_size) != 0)
             problem(f, "qr", "a request record of %zu bytes does not decode", v->mv_size);
+        else if (!stk_known(f, q.key_version))
+            problem(f, "qr", "order %s of merchant %s names session tag key version %u, which "
+                    "the store does not hold", q.order_id, q.merchant, q.key_version);
         return 0;
     }
     tail.mv_size = k->mv_size > 0 ? k->mv_size - 1 : 0;

@@ -17,6 +17,24 @@
 #define META_FPK_REBUILD "fpk.rebuild"
 #define META_NAME_MAX 32u
 
+/* The two kinds of key kept wrapped under the KEK in meta: "<meta>.v<N>" =
+ * u32 KEK version | wrapped key | KCV, "<meta>.current" = u32 version. */
+struct wrapped_family {
+    const char *meta;       /* "dek" */
+    const char *label_base; /* KEYS_DEK_BASE: the session object is "<base>-v<N>" */
+    hsm_key_kind kind;
+    const char *what;       /* in messages */
+    const char *ev_generate, *ev_rotate;
+    uint32_t max;           /* the last version a store can hold */
+};
+
+static const struct wrapped_family fam_dek = {
+    "dek", KEYS_DEK_BASE, HSM_KIND_DEK, "DEK", "dek_generate", "dek_rotate",
+    KEYS_DEK_MAX};
+static const struct wrapped_family fam_stk = {
+    "stk", KEYS_STK_BASE, HSM_KIND_HMAC, "session tag key", "stk_generate", "stk_rotate",
+    KEYS_STK_MAX};
+
 int
 vault_hsm_status(int hsm_err)
 {
@@ -39,6 +57,20 @@ hsm_key *
 keys_dek(const struct vault_keys *k, uint32_t version)
 {
     return version >= 1 && version <= KEYS_DEK_MAX ? k->dek[version] : NULL;
+}
+
+uint32_t
+keys_stk_current(const struct vault_keys *k)
+{
+    return __atomic_load_n(&k->stk_current, __ATOMIC_ACQUIRE);
+}
+
+hsm_key *
+keys_stk(const struct vault_keys *k, uint32_t version)
+{
+    if (version == 0)
+        return k->smk;
+    return version <= KEYS_STK_MAX ? k->stk[version] : NULL;
 }
 
 static void
@@ -143,19 +175,22 @@ read_meta(struct vault_store *s, struct vault_keys *k)
     return r;
 }
 
-/* Unwraps DEK |version| from meta under the KEK version it names. */
+/* Unwraps version |version| of |f| from meta under the KEK version it names,
+ * into *out. A retired version (below |current|) whose KEK is no longer in
+ * the token is left unloaded (*out NULL) with a warning: OPERATIONS.md lets
+ * the officers destroy a KEK once nothing in use is wrapped under it. */
 static int
-load_dek(hsm_session *hs, struct vault_keys *k, struct vault_store *s, uint32_t version,
-         char *err, size_t err_len)
+load_wrapped(hsm_session *hs, const struct wrapped_family *f, struct vault_store *s,
+             uint32_t version, uint32_t current, hsm_key **out, char *err, size_t err_len)
 {
     char name[META_NAME_MAX], label[HSM_LABEL_MAX + 1], kek_label[HSM_LABEL_MAX + 1];
-    uint8_t meta[KEYS_DEK_META_LEN];
+    uint8_t meta[KEYS_WRAPPED_META_LEN];
     struct store_txn t;
     hsm_key *kek = NULL;
     MDB_val v;
     int r, e;
 
-    snprintf(name, sizeof(name), "dek.v%u", version);
+    snprintf(name, sizeof(name), "%s.v%u", f->meta, version);
     if ((r = store_read_begin(s, &t)) != 0)
         return r;
     r = store_get(&t, STORE_DB_META, name, strlen(name), &v);
@@ -170,12 +205,28 @@ load_dek(hsm_session *hs, struct vault_keys *k, struct vault_store *s, uint32_t 
     }
     if ((e = hsm_key_versioned_label(kek_label, sizeof(kek_label), KEYS_KEK_BASE,
                                      be32_get(meta))) != 0 ||
-        (e = hsm_key_find(hs, kek_label, &kek)) != 0 ||
-        (e = hsm_key_versioned_label(label, sizeof(label), KEYS_DEK_BASE, version)) != 0 ||
-        (e = hsm_dek_load(hs, kek, label, meta + 4, HSM_WRAPPED_DEK_LEN,
-                          meta + 4 + HSM_WRAPPED_DEK_LEN, &k->dek[version])) != 0) {
-        snprintf(err, err_len, "DEK %u (under %s): %s (%s)", version, kek_label, hsm_strerror(e),
-                 hsm_last_detail());
+        (e = hsm_key_versioned_label(label, sizeof(label), f->label_base, version)) != 0) {
+        snprintf(err, err_len, "%s %u: bad KEK version in meta", f->what, version);
+        return -API_STATUS_INTERNAL;
+    }
+    e = hsm_key_find(hs, kek_label, &kek);
+    if (e == HSM_ERR_KEY_NOT_FOUND && version < current) {
+        struct vlog_line l;
+
+        if (vlog_begin(&l, VAULT_LOG_WARN, "key_unavailable")) {
+            vlog_str(&l, "label", label);
+            vlog_str(&l, "kek", kek_label);
+            vlog_str(&l, "reason", "its KEK is no longer in the token; the version is retired");
+            vlog_end(&l);
+        }
+        *out = NULL;
+        return 0;
+    }
+    if (e != 0 ||
+        (e = hsm_wrapped_load(hs, kek, f->kind, label, meta + 4, HSM_WRAPPED_KEY_LEN,
+                              meta + 4 + HSM_WRAPPED_KEY_LEN, out)) != 0) {
+        snprintf(err, err_len, "%s %u (under %s): %s (%s)", f->what, version, kek_label,
+                 hsm_strerror(e), hsm_last_detail());
         return vault_hsm_status(e);
     }
     return 0;
@@ -274,6 +325,52 @@ keys_fpk_rebuilt(const struct vault_audit *a, struct store_txn *t, uint32_t vers
     return audit_append(a, t, &ev);
 }
 
+static int wrapped_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a,
+                          const struct wrapped_family *f, const char *who, uint32_t *out_version,
+                          char *err, size_t err_len);
+
+/* The STK versions beyond those |k| holds: version 1 made first when the
+ * store has none (a new store, or one from before STKs), each unwrapped
+ * before the current version moves, so a worker that reads the new version
+ * finds its key. */
+static int
+load_stks(hsm *h, hsm_session *hs, struct vault_keys *k, struct vault_store *s,
+          const struct vault_audit *a, char *err, size_t err_len)
+{
+    uint32_t have = keys_stk_current(k), cur = 0, made = 0;
+    bool present = false;
+    int r;
+
+    if ((r = meta_u32(s, "stk.current", 0, &cur, &present)) != 0) {
+        snprintf(err, err_len, "store meta stk.current: %s", api_status_name((unsigned)-r));
+        return r;
+    }
+    if (cur == 0 && a == NULL) {
+        snprintf(err, err_len, "store meta: no stk.current");
+        return -API_STATUS_INTERNAL;
+    }
+    if (cur == 0) {
+        /* CONFLICT: a ceremony made it in the same instant; read it again. */
+        r = wrapped_rotate(h, s, a, &fam_stk, "tokenvaultd", &made, err, err_len);
+        if (r != 0 && r != -API_STATUS_CONFLICT)
+            return r;
+        if (r == 0)
+            vlog_msg(VAULT_LOG_INFO, "stk_generate", "label", "vault-stk-v1");
+        if ((r = meta_u32(s, "stk.current", 0, &cur, &present)) != 0)
+            return r;
+    }
+    if (cur < 1 || cur > KEYS_STK_MAX) {
+        snprintf(err, err_len, "store meta: STK version %u out of range", cur);
+        return -API_STATUS_INTERNAL;
+    }
+    for (uint32_t v = have + 1; v <= cur; v++)
+        if ((r = load_wrapped(hs, &fam_stk, s, v, cur, &k->stk[v], err, err_len)) != 0)
+            return r;
+    if (cur > have)
+        __atomic_store_n(&k->stk_current, cur, __ATOMIC_RELEASE);
+    return 0;
+}
+
 int
 keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_audit *a,
           char *err, size_t err_len)
@@ -314,9 +411,10 @@ keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_au
         goto out;
     }
     for (uint32_t v = 1; v <= out->dek_current; v++)
-        if ((r = load_dek(hs, out, s, v, err, err_len)) != 0)
+        if ((r = load_wrapped(hs, &fam_dek, s, v, out->dek_current, &out->dek[v], err,
+                              err_len)) != 0)
             goto out;
-    r = 0;
+    r = load_stks(h, hs, out, s, a, err, err_len);
 out:
     hsm_session_release(hs);
     return r;
@@ -356,43 +454,49 @@ keys_dek_usage_add(struct store_txn *t, uint32_t version, uint64_t delta, uint64
     return 0;
 }
 
-/* ---- DEK rotation ------------------------------------------------------------ */
+/* ---- rotation of the wrapped keys ------------------------------------------- */
 
 struct rotate_job {
     struct store_write w;
     const struct vault_audit *audit;
+    const struct wrapped_family *f;
     const char *who;
-    uint32_t from;                          /* dek.current when the DEK was made */
-    uint8_t dek_meta[KEYS_DEK_META_LEN];
+    uint32_t from;                          /* <meta>.current when the key was made; 0: none */
+    uint8_t meta[KEYS_WRAPPED_META_LEN];
 };
 
 static int
 rotate_apply(struct store_write *w, struct store_txn *t)
 {
     struct rotate_job *j = (struct rotate_job *)w;
-    char name[META_NAME_MAX], label[HSM_LABEL_MAX + 1];
-    struct audit_event ev = {.event = "dek_rotate", .client = j->who, .status = API_STATUS_OK};
+    const struct wrapped_family *f = j->f;
+    char name[META_NAME_MAX], cur_name[META_NAME_MAX], label[HSM_LABEL_MAX + 1];
+    struct audit_event ev = {.event = j->from == 0 ? f->ev_generate : f->ev_rotate,
+                             .client = j->who, .status = API_STATUS_OK};
     uint8_t cur[4];
     MDB_val v;
     int r;
 
-    /* Two rotations at once: the second finds dek.current moved and loses. */
-    if ((r = store_get(t, STORE_DB_META, META_DEK_CURRENT, sizeof(META_DEK_CURRENT) - 1, &v)) != 0)
-        return r;
-    if (v.mv_size != 4 || be32_get(v.mv_data) != j->from)
+    /* Two rotations at once: the second finds <meta>.current moved and loses. */
+    snprintf(cur_name, sizeof(cur_name), "%s.current", f->meta);
+    r = store_get(t, STORE_DB_META, cur_name, strlen(cur_name), &v);
+    if (r != 0 && (r != -API_STATUS_NOT_FOUND || j->from != 0))
+        return r == -API_STATUS_NOT_FOUND ? -API_STATUS_CONFLICT : r;
+    if (r == 0 && (v.mv_size != 4 || be32_get(v.mv_data) != j->from))
         return -API_STATUS_CONFLICT;
     be32_put(cur, j->from + 1);
-    snprintf(name, sizeof(name), "dek.v%u", j->from + 1);
-    if (hsm_key_versioned_label(label, sizeof(label), KEYS_DEK_BASE, j->from + 1) != 0)
+    snprintf(name, sizeof(name), "%s.v%u", f->meta, j->from + 1);
+    if (hsm_key_versioned_label(label, sizeof(label), f->label_base, j->from + 1) != 0)
         return -API_STATUS_INTERNAL;
     ev.detail = label;
     if ((r = audit_append(j->audit, t, &ev)) != 0 ||
-        (r = store_put(t, STORE_DB_META, name, strlen(name), j->dek_meta, sizeof(j->dek_meta),
+        (r = store_put(t, STORE_DB_META, name, strlen(name), j->meta, sizeof(j->meta),
                        STORE_PUT_NEW)) != 0 ||
-        (r = store_put(t, STORE_DB_META, META_DEK_CURRENT, sizeof(META_DEK_CURRENT) - 1, cur,
-                       sizeof(cur), 0)) != 0)
+        (r = store_put(t, STORE_DB_META, cur_name, strlen(cur_name), cur, sizeof(cur), 0)) != 0)
         return r;
-    /* Its age counts from now, its records from zero. */
+    if (f != &fam_dek)
+        return 0;
+    /* A DEK's age counts from now, its records from zero. */
     {
         uint64_t sealed, created;
 
@@ -405,43 +509,70 @@ rotate_done(struct store_write *w, int result)
 {
 }
 
-int
-keys_dek_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
-                uint32_t *out_version, char *err, size_t err_len)
+/* Version current+1 of |f| made in the HSM under the newest KEK and made
+ * current with its audit entry (a store without the family gets version 1,
+ * audited as f->ev_generate). */
+static int
+wrapped_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a,
+               const struct wrapped_family *f, const char *who, uint32_t *out_version,
+               char *err, size_t err_len)
 {
     struct rotate_job j = {.w = {.apply = rotate_apply, .done = rotate_done}, .audit = a,
-                           .who = who};
-    struct vault_keys k;
+                           .f = f, .who = who};
+    char cur_name[META_NAME_MAX];
     hsm_session *hs = NULL;
     hsm_key *kek = NULL;
     unsigned kek_version = 0;
+    bool present = false;
     int r, e;
 
-    memset(&k, 0, sizeof(k));
-    if ((r = read_meta(s, &k)) != 0) {
-        snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
+    snprintf(cur_name, sizeof(cur_name), "%s.current", f->meta);
+    if ((r = meta_u32(s, cur_name, 0, &j.from, &present)) != 0) {
+        snprintf(err, err_len, "store meta %s: %s", cur_name, api_status_name((unsigned)-r));
         return r;
     }
-    if (k.dek_current >= KEYS_DEK_MAX) {
-        snprintf(err, err_len, "DEK version %u is the last this store can hold", k.dek_current);
+    /* DEK 1 comes with the appliance id, from the service's first start. */
+    if (f == &fam_dek && j.from == 0) {
+        snprintf(err, err_len, "the store has no DEK yet: start tokenvaultd on it once");
+        return -API_STATUS_NOT_FOUND;
+    }
+    if (j.from >= f->max) {
+        snprintf(err, err_len, "%s version %u is the last this store can hold", f->what, j.from);
         return -API_STATUS_LIMIT_EXCEEDED;
     }
-    j.from = k.dek_current;
     if ((e = hsm_session_acquire(h, &hs)) != 0 ||
         (e = hsm_key_find_latest(hs, KEYS_KEK_BASE, &kek, &kek_version)) != 0 ||
-        (e = hsm_dek_generate(hs, kek, j.dek_meta + 4, j.dek_meta + 4 + HSM_WRAPPED_DEK_LEN)) != 0) {
-        snprintf(err, err_len, "new DEK: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        (e = hsm_wrapped_generate(hs, kek, f->kind, j.meta + 4,
+                                  j.meta + 4 + HSM_WRAPPED_KEY_LEN)) != 0) {
+        snprintf(err, err_len, "new %s: %s (%s)", f->what, hsm_strerror(e), hsm_last_detail());
         hsm_session_release(hs);
         return vault_hsm_status(e);
     }
     hsm_session_release(hs);
-    be32_put(j.dek_meta, kek_version);
-    if ((r = store_write_wait(s, &j.w)) != 0) {
-        snprintf(err, err_len, "storing DEK %u: %s", j.from + 1, api_status_name((unsigned)-r));
+    be32_put(j.meta, kek_version);
+    r = store_write_wait(s, &j.w);
+    OPENSSL_cleanse(j.meta, sizeof(j.meta));
+    if (r != 0) {
+        snprintf(err, err_len, "storing %s %u: %s", f->what, j.from + 1,
+                 api_status_name((unsigned)-r));
         return r;
     }
     *out_version = j.from + 1;
     return 0;
+}
+
+int
+keys_dek_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
+                uint32_t *out_version, char *err, size_t err_len)
+{
+    return wrapped_rotate(h, s, a, &fam_dek, who, out_version, err, err_len);
+}
+
+int
+keys_stk_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
+                uint32_t *out_version, char *err, size_t err_len)
+{
+    return wrapped_rotate(h, s, a, &fam_stk, who, out_version, err, err_len);
 }
 
 int
@@ -459,18 +590,6 @@ keys_refresh(struct vault_keys *k, hsm *h, struct vault_store *s, uint32_t *out_
         snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
         return r;
     }
-    if ((e = hsm_session_acquire(h, &hs)) != 0) {
-        snprintf(err, err_len, "HSM session: %s (%s)", hsm_strerror(e), hsm_last_detail());
-        return vault_hsm_status(e);
-    }
-    /* A rotated fingerprint key (and its rebuild marker) first. */
-    r = load_fpk(hs, k, s, err, err_len);
-    hsm_session_release(hs);
-    hs = NULL;
-    if (r != 0)
-        return r;
-    if (now.dek_current <= have)
-        return 0;
     if (now.dek_current > KEYS_DEK_MAX) {
         snprintf(err, err_len, "store meta: DEK version %u out of range", now.dek_current);
         return -API_STATUS_INTERNAL;
@@ -479,25 +598,31 @@ keys_refresh(struct vault_keys *k, hsm *h, struct vault_store *s, uint32_t *out_
         snprintf(err, err_len, "HSM session: %s (%s)", hsm_strerror(e), hsm_last_detail());
         return vault_hsm_status(e);
     }
-    /* Each new DEK is unwrapped before the current version moves, so a
-     * reader that sees the new version finds its key. A KEK rotation came
-     * with it: note the newest KEK version. */
+    /* A rotated fingerprint key (and its rebuild marker), and a rotated
+     * STK, first. Each new DEK is unwrapped before the current version
+     * moves, so a reader that sees the new version finds its key. A KEK
+     * rotation came with them: note the newest KEK version. */
+    if ((r = load_fpk(hs, k, s, err, err_len)) != 0 ||
+        (r = load_stks(h, hs, k, s, NULL, err, err_len)) != 0)
+        goto out;
     for (uint32_t v = have + 1; v <= now.dek_current; v++)
-        if ((r = load_dek(hs, k, s, v, err, err_len)) != 0)
-            break;
-    if (r == 0) {
+        if ((r = load_wrapped(hs, &fam_dek, s, v, now.dek_current, &k->dek[v], err,
+                              err_len)) != 0)
+            goto out;
+    {
         hsm_key *kek = NULL;
         unsigned kek_version = 0;
 
         if (hsm_key_find_latest(hs, KEYS_KEK_BASE, &kek, &kek_version) == 0)
             __atomic_store_n(&k->kek_version, kek_version, __ATOMIC_RELEASE);
     }
+    if (now.dek_current > have) {
+        __atomic_store_n(&k->dek_current, now.dek_current, __ATOMIC_RELEASE);
+        *out_loaded = now.dek_current - have;
+    }
+out:
     hsm_session_release(hs);
-    if (r != 0)
-        return r;
-    __atomic_store_n(&k->dek_current, now.dek_current, __ATOMIC_RELEASE);
-    *out_loaded = now.dek_current - have;
-    return 0;
+    return r;
 }
 
 int

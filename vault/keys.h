@@ -1,14 +1,27 @@
 /*
  * keys.h - the vault's keys as the service uses them: found in the HSM by
- * label at start (the KEK, the fingerprint key, the audit key) and the DEKs,
- * which live wrapped under the KEK in the store's meta database and are
- * unwrapped into non-extractable session objects.
+ * label at start (the KEK, the fingerprint key, the session MAC key, the
+ * audit key), and two kinds that live wrapped under the KEK in the store's
+ * meta database and are unwrapped into non-extractable session objects: the
+ * DEKs and the session tag keys (STK).
+ *
+ * The STK signs sale sessions and tags QR payment requests (HMAC-SHA256).
+ * It is kept like a DEK rather than as a token key because SoftHSM 2.6
+ * re-reads a token object's file before every operation that uses it, which
+ * cost a fifth of the daemon's CPU on the sale-session path (BENCHMARKS.md);
+ * a session object is used from memory. Sessions and QR requests live
+ * minutes to days, and each record names the STK version that made it, so a
+ * rotation needs no rebuild: older versions stay loaded to check what they
+ * signed. The token key vault-session-mac keeps the one use whose results
+ * live for ever and cannot be remade: the e-mail fingerprints of card
+ * mappings (and it checks sessions and QR requests stored before STKs).
  *
  * The first start on an empty store generates DEK version 1 in the HSM,
  * stores it wrapped (with the KEK version and the KCV the token computed) and
- * audits it, all in one transaction. The KEK and the other long-term keys
- * come from the key ceremony (tokenvault-ceremony init); without them the
- * service refuses to start.
+ * audits it, all in one transaction; the first start without an STK (a new
+ * store, or one from before STKs) does the same for STK version 1. The KEK
+ * and the other long-term keys come from the key ceremony
+ * (tokenvault-ceremony init); without them the service refuses to start.
  *
  * Read-only after keys_load; thread-safe to read.
  */
@@ -26,13 +39,19 @@
 #define KEYS_DEK_BASE "vault-dek"
 #define KEYS_FPK_LABEL "vault-fingerprint"
 #define KEYS_AUDIT_LABEL "vault-audit-sign"
-/* HMAC-SHA256: sale-session signatures and QR payment-request tokens. */
+/* HMAC-SHA256 token key: mapping e-mail fingerprints; sale sessions and QR
+ * requests stored before STKs (their key version 0). */
 #define KEYS_SESSION_MAC_LABEL "vault-session-mac"
+/* HMAC-SHA256 session objects "vault-stk-v<N>": sale-session signatures and
+ * QR payment-request tags. */
+#define KEYS_STK_BASE "vault-stk"
+#define KEYS_STK_MAX 64u
 /* DEK versions the service keeps loaded (current and retired ones that
  * records may still name). */
 #define KEYS_DEK_MAX 64u
-/* meta value of "dek.v<N>": u32 KEK version | wrapped DEK | KCV */
-#define KEYS_DEK_META_LEN (4u + HSM_WRAPPED_DEK_LEN + HSM_KCV_LEN)
+/* meta value of "dek.v<N>" and "stk.v<N>": u32 KEK version | wrapped key | KCV */
+#define KEYS_WRAPPED_META_LEN (4u + HSM_WRAPPED_KEY_LEN + HSM_KCV_LEN)
+#define KEYS_DEK_META_LEN KEYS_WRAPPED_META_LEN
 #define KEYS_APPLIANCE_ID_LEN 32u /* hex of 16 random bytes */
 
 struct vault_keys {
@@ -45,6 +64,8 @@ struct vault_keys {
     hsm_key *smk;      /* vault-session-mac */
     hsm_key *dek[KEYS_DEK_MAX + 1]; /* by version; NULL when absent */
     uint32_t dek_current;
+    hsm_key *stk[KEYS_STK_MAX + 1]; /* by version; NULL when absent */
+    uint32_t stk_current;
     char appliance_id[KEYS_APPLIANCE_ID_LEN + 1];
 };
 
@@ -87,13 +108,15 @@ int keys_fpk_rebuilt(const struct vault_audit *a, struct store_txn *t, uint32_t 
 void keys_fpk_retire(struct vault_keys *k);
 
 /* keys_kek_rotate generates KEK version newest+1 in the HSM (the KEK
- * template: wrap and unwrap only). It does not rewrap the DEKs: they are
- * unwrapped as non-extractable objects (the KEK's CKA_UNWRAP_TEMPLATE), so
- * no DEK can ever be wrapped again, under a new KEK or any other key. A KEK
- * rotation is therefore completed by a DEK rotation (keys_dek_rotate wraps
- * the new DEK under the newest KEK) and the re-encryption that follows;
- * once no record uses a DEK wrapped under the old KEK, that KEK protects
- * nothing and is retired. 0 with *out_version, or a negated status. */
+ * template: wrap and unwrap only). It does not rewrap the DEKs or STKs: they
+ * are unwrapped as non-extractable objects (the KEK's CKA_UNWRAP_TEMPLATE),
+ * so none can ever be wrapped again, under a new KEK or any other key. A KEK
+ * rotation is therefore completed by a DEK and an STK rotation
+ * (keys_dek_rotate and keys_stk_rotate wrap the new keys under the newest
+ * KEK) and the re-encryption that follows; once no record uses a DEK wrapped
+ * under the old KEK, and the sessions and QR requests the old STK signed
+ * have expired, that KEK protects nothing and is retired. 0 with
+ * *out_version, or a negated status. */
 int keys_kek_rotate(hsm_session *hs, uint32_t *out_version, char *err, size_t err_len);
 
 /* keys_dek_rotate makes DEK version current+1 in the HSM, wrapped under the
@@ -114,14 +137,34 @@ int keys_dek_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, 
 int keys_dek_usage_add(struct store_txn *t, uint32_t version, uint64_t delta, uint64_t now_ms,
                        uint64_t *out_sealed, uint64_t *out_created_ms);
 
-/* keys_refresh loads the DEK versions the store names beyond those |k|
- * holds, then moves k's current version forward (*out_loaded: how many).
+/* keys_refresh loads the DEK and STK versions the store names beyond those
+ * |k| holds, then moves k's current versions forward (*out_loaded: how many
+ * DEK versions).
  * A worker thread; never two at once. */
 int keys_refresh(struct vault_keys *k, hsm *h, struct vault_store *s, uint32_t *out_loaded, char *err,
                  size_t err_len);
 
 /* The DEK of |version|, or NULL. */
 hsm_key *keys_dek(const struct vault_keys *k, uint32_t version);
+
+/* The STK version new sale sessions and QR requests are signed with. Any
+ * thread (moves forward when keys_refresh loads a rotated STK). */
+uint32_t keys_stk_current(const struct vault_keys *k);
+
+/* The key that checks a session or QR request stored with key |version|:
+ * the STK of that version, or vault-session-mac for version 0 (stored
+ * before STKs); NULL when the service holds no such key. */
+hsm_key *keys_stk(const struct vault_keys *k, uint32_t version);
+
+/* keys_stk_rotate makes STK version current+1 in the HSM, wrapped under the
+ * newest KEK, current in |s|'s meta with its audit entry (event stk_rotate,
+ * client |who|), in one transaction through |s|'s writer (which must run).
+ * Older versions keep checking what they signed. For the rotate ceremony
+ * (--kind stk, and --kind kek); the service picks it up with keys_refresh.
+ * 0 with *out_version, or a negated status with a reason (CONFLICT when
+ * another rotation won the race). */
+int keys_stk_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
+                    uint32_t *out_version, char *err, size_t err_len);
 
 /* Maps an HSM_ERR_* code to the status a request gets: HSM_UNAVAILABLE when
  * the token is gone (retry later), INTERNAL otherwise. */

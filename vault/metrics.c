@@ -405,6 +405,8 @@ render_gauges(struct text *t, const struct metrics_gauges *g)
         sample_u64(t, "tokenvault_key_version", "key", "dek", NULL, NULL, g->dek_version);
     if (g->kek_version != 0)
         sample_u64(t, "tokenvault_key_version", "key", "kek", NULL, NULL, g->kek_version);
+    if (g->stk_version != 0)
+        sample_u64(t, "tokenvault_key_version", "key", "stk", NULL, NULL, g->stk_version);
     scalar(t, "tokenvault_reencrypt_records_total", "counter",
            "records re-encrypted under the current DEK since start", g->reencrypted);
     scalar(t, "tokenvault_reencrypt_pending", "gauge",

@@ -60,7 +60,7 @@ struct metrics_gauges {
     uint64_t worker_queue_depth;
     uint64_t connections;
     uint64_t requests_in_flight;
-    uint32_t dek_version, kek_version; /* 0: omitted */
+    uint32_t dek_version, kek_version, stk_version; /* 0: omitted */
     uint64_t reencrypted;      /* records moved to the current DEK */
     bool reencrypt_pending;    /* a re-encryption pass has work left */
     bool reencrypt_known;      /* the two below were counted (else omitted) */

@@ -213,6 +213,7 @@ write_metrics(struct vault_service *svc)
     g.reencrypt_pending = ops_reencrypt_pending(svc);
     g.reencrypt_known = ops_reencrypt_progress(svc, &g.reencrypt_remaining, &g.reencrypt_total);
     g.kek_version = svc->sealed ? 0 : keys_kek_current(&svc->keys);
+    g.stk_version = svc->sealed ? 0 : keys_stk_current(&svc->keys);
     g.sealed = svc->sealed;
     g.hsm_ready = !svc->sealed;
     /* While sealed the unseal worker may be opening the HSM. */
@@ -259,12 +260,13 @@ on_sweep_timer(uv_timer_t *t)
     ops_sweep_tick(t->data);
 }
 
-/* SIGHUP also loads DEK versions a rotate ceremony added to the store. */
+/* SIGHUP also loads the DEK, STK and FPK versions a rotate ceremony added
+ * to the store. */
 static void
 refresh_work(uv_work_t *w)
 {
     struct vault_service *svc = w->data;
-    uint32_t loaded = 0, fpk_before = 0, fpk_after = 0;
+    uint32_t loaded = 0, fpk_before = 0, fpk_after = 0, stk_before = keys_stk_current(&svc->keys);
     struct vlog_line l;
     char err[256];
 
@@ -280,6 +282,10 @@ refresh_work(uv_work_t *w)
     }
     if (fpk_after != fpk_before && vlog_begin(&l, VAULT_LOG_INFO, "fpk_loaded")) {
         vlog_u64(&l, "fpk_version", fpk_after);
+        vlog_end(&l);
+    }
+    if (keys_stk_current(&svc->keys) != stk_before && vlog_begin(&l, VAULT_LOG_INFO, "stk_loaded")) {
+        vlog_u64(&l, "stk_version", keys_stk_current(&svc->keys));
         vlog_end(&l);
     }
 }
@@ -491,6 +497,7 @@ vault_service_log_started(struct vault_service *svc)
         vlog_str(&l, "appliance_id", svc->keys.appliance_id);
         vlog_u64(&l, "dek_version", keys_dek_current(&svc->keys));
         vlog_u64(&l, "kek_version", keys_kek_current(&svc->keys));
+        vlog_u64(&l, "stk_version", keys_stk_current(&svc->keys));
         if (svc->wallets != NULL) {
             size_t m = 0, ar = 0, gr = 0;
 

@@ -138,8 +138,8 @@ sign_once(hsm *h, hsm_key *key, uint8_t mac[32])
  * of "card" and the key's MAC of "recover": what must still work after the
  * module comes back. */
 struct kit {
-    hsm_key *fpk, *kek, *dek;
-    uint8_t mac[32], iv[HSM_GCM_IV_LEN], ct[64];
+    hsm_key *fpk, *kek, *dek, *stk; /* stk: an HMAC key kept wrapped, like the vault's */
+    uint8_t mac[32], stk_mac[32], iv[HSM_GCM_IV_LEN], ct[64];
     size_t ct_len;
 };
 
@@ -163,8 +163,14 @@ kit_make(hsm *h, const char *prefix, struct kit *k)
     assert_int_equal(hsm_gcm_encrypt(s, k->dek, NULL, 0, (const uint8_t *)"card", 4, k->iv, k->ct,
                                      sizeof(k->ct), &k->ct_len),
                      HSM_OK);
+    assert_hsm(hsm_wrapped_generate(s, k->kek, HSM_KIND_HMAC, wrapped, kcv), HSM_OK);
+    snprintf(label, sizeof(label), "%s-stk-v1", prefix);
+    assert_hsm(hsm_wrapped_load(s, k->kek, HSM_KIND_HMAC, label, wrapped, sizeof(wrapped), kcv,
+                                &k->stk),
+               HSM_OK);
     hsm_session_release(s);
     assert_int_equal(sign_once(h, k->fpk, k->mac), HSM_OK);
+    assert_int_equal(sign_once(h, k->stk, k->stk_mac), HSM_OK);
 }
 
 /* The kit's key signs as before and its DEK opens what it sealed. */
@@ -177,6 +183,8 @@ kit_works(hsm *h, const struct kit *k)
 
     assert_int_equal(sign_once(h, k->fpk, mac), HSM_OK);
     assert_memory_equal(k->mac, mac, 32);
+    assert_int_equal(sign_once(h, k->stk, mac), HSM_OK);
+    assert_memory_equal(k->stk_mac, mac, 32);
     assert_int_equal(hsm_session_acquire(h, &s), HSM_OK);
     assert_int_equal(hsm_gcm_decrypt(s, k->dek, NULL, 0, k->iv, HSM_GCM_IV_LEN, k->ct, k->ct_len,
                                      pt, sizeof(pt), &pt_len),
@@ -279,11 +287,13 @@ test_recycle_after_objects(void **state)
     for (int i = 0; i < 20; i++)
         one_temp_object(tok.h);
     hsm_token_info_get(tok.h, &ti);
-    assert_int_equal(ti.temp_objects_destroyed, 20);
+    /* The 20, and the two keys the kit's DEK and STK were generated as
+     * before they were wrapped. */
+    assert_int_equal(ti.temp_objects_destroyed, 22);
     /* Due after the 8th and the 16th: each recycled at the next acquire. */
     assert_int_equal(ti.recycles, 2);
     assert_int_equal(ti.generation, 3);
-    /* The token key is found again, the DEK unwrapped again. */
+    /* The token key is found again, the DEK and the STK unwrapped again. */
     kit_works(tok.h, &k);
     assert_int_equal(hsm_session_acquire(tok.h, &s), HSM_OK);
 

@@ -295,6 +295,68 @@ test_dek_wrap_unwrap(void **state)
                      HSM_ERR_KEY_TYPE);
 }
 
+/* The session tag keys: HMAC keys generated in the token, kept wrapped under
+ * the KEK and used as session objects, like the DEKs. */
+static void
+test_wrapped_hmac(void **state)
+{
+    hsm_key *kek = NULL, *a = NULL, *a2 = NULL, *b = NULL, *dek = NULL;
+    uint8_t wa[HSM_WRAPPED_KEY_LEN], ka[HSM_KCV_LEN], wb[HSM_WRAPPED_KEY_LEN], kb[HSM_KCV_LEN];
+    static const uint8_t msg[] = "tokenvault/session/v1|nonce|m-1|12345|EUR";
+    uint8_t mac[HSM_HMAC_SHA256_LEN], mac2[HSM_HMAC_SHA256_LEN], macb[HSM_HMAC_SHA256_LEN];
+    uint8_t iv[HSM_GCM_IV_LEN], ct[64];
+    size_t ct_len = 0;
+    hsm_key_info info;
+    (void)state;
+
+    if (tok.nss)
+        skip(); /* no CKA_CHECK_VALUE, as for the DEKs above */
+    assert_hsm(hsm_key_generate(s, HSM_KIND_KEK, "stk-kek-v1", &kek), HSM_OK);
+    assert_hsm(hsm_wrapped_generate(s, kek, HSM_KIND_HMAC, wa, ka), HSM_OK);
+    assert_hsm(hsm_wrapped_generate(s, kek, HSM_KIND_HMAC, wb, kb), HSM_OK);
+    assert_memory_not_equal(wa, wb, sizeof(wa));
+    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_HMAC, "stk-a", wa, sizeof(wa), ka, &a), HSM_OK);
+    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_HMAC, "stk-a2", wa, sizeof(wa), ka, &a2), HSM_OK);
+    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_HMAC, "stk-b", wb, sizeof(wb), kb, &b), HSM_OK);
+
+    /* A sensitive, non-extractable session object with its generation KCV. */
+    assert_hsm(hsm_key_info_get(s, a, &info), HSM_OK);
+    assert_int_equal(info.kind, HSM_KIND_HMAC);
+    assert_string_equal(info.type, "GENERIC-SECRET-256");
+    assert_memory_equal(info.kcv, ka, HSM_KCV_LEN);
+    assert_int_equal(info.token, 0);
+    assert_int_equal(info.sensitive, 1);
+    assert_int_equal(info.extractable, 0);
+    assert_int_equal(info.sign, 1);
+    assert_int_equal(info.verify, 1);
+    assert_int_equal(info.encrypt, 0);
+    assert_int_equal(info.wrap, 0);
+
+    /* One blob is one key: the same MAC from both loads, another from the
+     * other key; verified in the token, a flipped bit refused. */
+    assert_hsm(hsm_hmac_sign(s, a, msg, sizeof(msg) - 1, mac), HSM_OK);
+    assert_hsm(hsm_hmac_sign(s, a2, msg, sizeof(msg) - 1, mac2), HSM_OK);
+    assert_hsm(hsm_hmac_sign(s, b, msg, sizeof(msg) - 1, macb), HSM_OK);
+    assert_memory_equal(mac, mac2, sizeof(mac));
+    assert_memory_not_equal(mac, macb, sizeof(mac));
+    assert_hsm(hsm_hmac_verify(s, a2, msg, sizeof(msg) - 1, mac, sizeof(mac)), HSM_OK);
+    assert_hsm(hsm_hmac_verify(s, b, msg, sizeof(msg) - 1, mac, sizeof(mac)), HSM_ERR_VERIFY);
+    mac[31] ^= 1;
+    assert_hsm(hsm_hmac_verify(s, a, msg, sizeof(msg) - 1, mac, sizeof(mac)), HSM_ERR_VERIFY);
+
+    /* It MACs and does nothing else; only the two wrapped kinds exist; a
+     * tampered blob does not unwrap. */
+    assert_hsm(hsm_gcm_encrypt(s, a, msg, 4, msg, 16, iv, ct, sizeof(ct), &ct_len),
+               HSM_ERR_KEY_TYPE);
+    assert_hsm(hsm_wrapped_generate(s, kek, HSM_KIND_KEK, wa, ka), HSM_ERR_INVALID_ARG);
+    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_EC_SIGN, "stk-x", wa, sizeof(wa), ka, &dek),
+               HSM_ERR_INVALID_ARG);
+    wa[7] ^= 1;
+    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_HMAC, "stk-x", wa, sizeof(wa), ka, &dek),
+               HSM_ERR_VERIFY);
+    assert_null(dek);
+}
+
 int
 main(void)
 {
@@ -305,6 +367,7 @@ main(void)
         cmocka_unit_test(test_gcm_known_answer),
         cmocka_unit_test(test_ctr_known_answer),
         cmocka_unit_test(test_dek_wrap_unwrap),
+        cmocka_unit_test(test_wrapped_hmac),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

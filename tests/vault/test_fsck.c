@@ -6,7 +6,8 @@
  * is found and named by its database: an index entry without its record, a
  * record without its index entry, a one-sided customer link or mapping, a
  * mandate of a card that does not exist, an undecodable session, a broken
- * audit chain. `tokenvault-admin check` reports the same with its exit code.
+ * audit chain, a session or QR request signed by a session tag key the
+ * store does not hold. `tokenvault-admin check` reports the same with its exit code.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -391,6 +392,31 @@ test_undecodable_entries(void **state)
     assert_found("does not decode");
 }
 
+/* The key version of a layout-2 session (after u8 version, u8 state) or
+ * QR record (the same place) set to 9: a version the store never had. */
+static enum damage
+unknown_stk(uint8_t *key, size_t *key_len, uint8_t *val, size_t *val_len)
+{
+    (void)key, (void)key_len;
+    assert_true(*val_len > 6 && val[0] == 2 && val[5] == 1); /* written with STK 1 */
+    val[5] = 9;
+    return PUT;
+}
+
+static void
+test_unknown_session_key(void **state)
+{
+    struct fsck_counts n;
+
+    (void)state;
+    damage(STORE_DB_SESSIONS, 0, unknown_stk);
+    assert_int_equal(check(copy, &n), 1);
+    assert_found("sessions: a session of merchant m-1 names session tag key version 9");
+    damage(STORE_DB_QR, 1, unknown_stk); /* 'O' sorts before 'R': the record is second */
+    assert_int_equal(check(copy, &n), 1);
+    assert_found("names session tag key version 9, which the store does not hold");
+}
+
 static void
 test_broken_audit_chain(void **state)
 {
@@ -413,6 +439,7 @@ main(void)
         cmocka_unit_test(test_one_sided_mapping),
         cmocka_unit_test(test_mandate_of_no_card),
         cmocka_unit_test(test_undecodable_entries),
+        cmocka_unit_test(test_unknown_session_key),
         cmocka_unit_test(test_broken_audit_chain),
     };
 

@@ -368,7 +368,8 @@ test_counts_and_buckets(void **state)
 {
     pthread_t th[THREADS], renderer;
     struct store_stats st = {.map_size = 1 << 20, .map_used = 4096, .commits = 9, .jobs = 40};
-    struct metrics_gauges g = {.store = &st, .kek_version = 2, .hsm_ready = true, .connections = 3,
+    struct metrics_gauges g = {.store = &st, .kek_version = 2, .stk_version = 5,
+                               .hsm_ready = true, .connections = 3,
                                .hsm_known = true, .hsm_recycles = 2,
                                .hsm_temp_destroyed = 2000001};
     char *text = NULL;
@@ -482,6 +483,7 @@ test_counts_and_buckets(void **state)
     assert_true(value(&after, "tokenvault_store_map_used_bytes", NULL) == 4096);
     assert_true(value(&after, "tokenvault_key_version", "key=kek") == 2);
     assert_true(value(&after, "tokenvault_key_version", "key=dek") == -1); /* 0: omitted */
+    assert_true(value(&after, "tokenvault_key_version", "key=stk") == 5);
     assert_true(value(&after, "tokenvault_connections", NULL) == 3);
     assert_true(value(&after, "tokenvault_hsm_ready", NULL) == 1);
     assert_true(value(&after, "tokenvault_hsm_recycles_total", NULL) == 2);

@@ -52,6 +52,7 @@ sample_record(struct qr_record *r)
 {
     memset(r, 0, sizeof(*r));
     r->state = API_QR_ISSUED;
+    r->key_version = 3;
     r->created_at = 1795000000;
     r->expires_at = 1795000600;
     r->amount = AMOUNT;
@@ -110,14 +111,19 @@ test_codec_record(void **state)
 
     (void)state;
     sample_record(&r);
-    for (int paid = 0; paid < 2; paid++) {
-        if (paid) {
+    for (int paid = 0; paid < 4; paid++) {
+        /* Then both states again as records of key version 0 (layout 1,
+         * from before the session tag keys). */
+        if (paid == 2)
+            sample_record(&r), r.key_version = 0;
+        if (paid % 2) {
             r.state = API_QR_PAID;
             r.paid_at = 1795000100;
             snprintf(r.payer_ref, sizeof(r.payer_ref), "wallet-7");
         }
         api_writer_init(&w, QR_RECORD_MAX);
         assert_int_equal(qr_record_encode(&w, &r), 0);
+        assert_int_equal(api_writer_data(&w)[0], paid < 2 ? QR_RECORD_VERSION : QR_RECORD_VERSION_V1);
         assert_int_equal(qr_record_decode(&back, api_writer_data(&w), api_writer_len(&w)), 0);
         assert_memory_equal(&back, &r, sizeof(r));
         /* Every proper prefix, and a byte more, are refused. */
@@ -126,12 +132,27 @@ test_codec_record(void **state)
         api_writer_cleanup(&w);
     }
     /* The longest record fits QR_RECORD_MAX. */
+    r.key_version = UINT32_MAX;
     memset(r.merchant, 'm', API_ID_MAX);
     memset(r.order_id, 'o', API_ID_MAX);
     memset(r.payer_ref, 'p', API_ID_MAX);
     api_writer_init(&w, QR_RECORD_MAX);
     assert_int_equal(qr_record_encode(&w, &r), 0);
     assert_int_equal(api_writer_len(&w), QR_RECORD_MAX);
+    /* Layout 2 always names a key: version 0 there is refused; so is a
+     * layout this build does not know. */
+    {
+        uint8_t buf[QR_RECORD_MAX];
+
+        memcpy(buf, api_writer_data(&w), QR_RECORD_MAX);
+        memset(buf + 2, 0, 4);
+        assert_int_equal(qr_record_decode(&back, buf, QR_RECORD_MAX), -API_STATUS_INTERNAL);
+        buf[5] = 1;
+        assert_int_equal(qr_record_decode(&back, buf, QR_RECORD_MAX), 0);
+        assert_int_equal(back.key_version, 1);
+        buf[0] = QR_RECORD_VERSION + 1;
+        assert_int_equal(qr_record_decode(&back, buf, QR_RECORD_MAX), -API_STATUS_INTERNAL);
+    }
     api_writer_cleanup(&w);
 
     /* Inconsistent records are never written: paid without payer, issued

@@ -9,6 +9,10 @@
  * rotation: with dek_max_encryptions = 40 the service makes DEK 4 by itself
  * once 40 more records were sealed, and moves the records to it; and by age,
  * once the current DEK's usage record says it was made two days ago.
+ * And the session tag keys (STK): sale sessions and QR requests signed
+ * before a rotation pass after it, each under its own version; a store
+ * from before STKs gets STK 1 at its first start and its old sessions and
+ * QR requests, signed with vault-session-mac, still pass.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +20,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <openssl/sha.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,8 +32,11 @@
 #include <unistd.h>
 
 #include "api/client.h"
+#include "api/writer.h"
 #include "tests/support/daemon.h"
 #include "vault/keys.h"
+#include "vault/ops/qr.h"
+#include "vault/ops/sessions.h"
 #include "vault/record.h"
 #include "vault/store.h"
 
@@ -383,7 +391,7 @@ test_rotate_under_traffic(void **state)
                 kek = it->state == API_KEY_STATE_CURRENT && it->key_class == API_KEY_CLASS_AES;
         }
         assert_true(dek1 && dek2 && kek);
-        assert_int_equal(ks.num_keys, 6); /* KEK, 2 DEKs, FPK, session MAC, audit */
+        assert_int_equal(ks.num_keys, 7); /* KEK, 2 DEKs, FPK, STK, session MAC, audit */
         api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
         api_client_free(c);
     }
@@ -509,6 +517,7 @@ test_kek_rotation(void **state)
     loaded = log_count("dek_loaded");
     assert_int_equal(rotate_kind("kek"), 0);
     assert_true(tv_file_has(out_file, "vault-kek-v2 generated in the HSM"));
+    assert_true(tv_file_has(out_file, "vault-stk-v2 generated in the HSM"));
     assert_true(tv_file_has(out_file, "vault-dek-v5 generated in the HSM"));
     assert_int_equal(rotate_kind("pan"), 2); /* no such key: refused, nothing made */
     assert_int_equal(kill(d.pid, SIGHUP), 0);
@@ -644,6 +653,341 @@ test_fpk_rotation(void **state)
     assert_int_equal(tv_daemon_start(&d), 0);
     assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
     assert_dedup(gw, 7);
+    api_client_free(gw);
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+}
+
+/* ---- session tag keys ------------------------------------------------------- */
+
+/* A sale session of m-1 started now; *chk is the check the app would send. */
+static void
+session_start(struct api_client *gw, struct api_session_check_req *chk)
+{
+    struct api_session_init_req q = {0};
+    struct api_session_init_resp resp;
+    struct api_error_resp err;
+
+    snprintf(q.merchant, sizeof(q.merchant), "m-1");
+    q.access_token_hash.len = API_HASH_LEN;
+    memset(q.access_token_hash.data, 0x5a, API_HASH_LEN);
+    q.device_data.len = (size_t)snprintf((char *)q.device_data.data, API_DEVICE_DATA_MAX,
+                                         "model=Pixel 9;os=16");
+    q.amount = 4200;
+    memcpy(q.currency, "EUR", 4);
+    assert_int_equal(api_call_session_init(gw, &q, &resp, &err), 0);
+    tv_session_check_req(chk, &q, &resp);
+    api_msg_cleanup(api_schema_response(API_OP_SESSION_INIT), &resp);
+}
+
+/* 0, or the refusal's negated status. */
+static int
+session_check(struct api_client *gw, const struct api_session_check_req *chk)
+{
+    struct api_session_check_resp resp;
+    struct api_error_resp err;
+    int r = api_call_session_check(gw, chk, &resp, &err);
+
+    if (r == 0)
+        api_msg_cleanup(api_schema_response(API_OP_SESSION_CHECK), &resp);
+    return r;
+}
+
+static void
+qr_issue(struct api_client *gw, const char *order, char token[QR_TOKEN_TEXT_LEN + 1])
+{
+    struct api_qr_issue_req q = {0};
+    struct api_qr_issue_resp resp;
+    struct api_error_resp err;
+
+    snprintf(q.merchant, sizeof(q.merchant), "m-1");
+    snprintf(q.order_id, sizeof(q.order_id), "%s", order);
+    q.amount = 2500;
+    memcpy(q.currency, "EUR", 4);
+    q.lifetime = 600;
+    assert_int_equal(api_call_qr_issue(gw, &q, &resp, &err), 0);
+    assert_int_equal(strlen(resp.qr_token), QR_TOKEN_TEXT_LEN);
+    memcpy(token, resp.qr_token, QR_TOKEN_TEXT_LEN + 1);
+    api_msg_cleanup(api_schema_response(API_OP_QR_ISSUE), &resp);
+}
+
+static int
+qr_redeem(struct api_client *gw, const char *token)
+{
+    struct api_qr_redeem_req q = {0};
+    struct api_qr_redeem_resp resp;
+    struct api_error_resp err;
+    int r;
+
+    snprintf(q.merchant, sizeof(q.merchant), "m-1");
+    snprintf(q.qr_token, sizeof(q.qr_token), "%s", token);
+    snprintf(q.payer_ref, sizeof(q.payer_ref), "wallet-1");
+    r = api_call_qr_redeem(gw, &q, &resp, &err);
+    if (r == 0)
+        api_msg_cleanup(api_schema_response(API_OP_QR_REDEEM), &resp);
+    return r;
+}
+
+/* The current STK version and whether |retired| is listed retired, from
+ * KEY_STATUS. */
+static uint32_t
+stk_status(uint32_t retired, bool *out_retired_listed)
+{
+    struct api_client_config cfg = {.unix_path = d.officer, .request_timeout_ms = 10000};
+    struct api_client *c = NULL;
+    struct api_empty e = {0};
+    struct api_key_status_resp ks;
+    char label[HSM_LABEL_MAX + 1];
+    uint32_t cur = 0;
+
+    *out_retired_listed = false;
+    assert_int_equal(api_client_new(&c, &cfg), 0);
+    assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
+    assert_int_equal(hsm_key_versioned_label(label, sizeof(label), KEYS_STK_BASE, retired), 0);
+    for (size_t i = 0; i < ks.num_keys; i++) {
+        if (strncmp(ks.keys[i].label, "vault-stk-v", 11) == 0 &&
+            ks.keys[i].state == API_KEY_STATE_CURRENT)
+            cur = ks.keys[i].version;
+        if (strcmp(ks.keys[i].label, label) == 0 && ks.keys[i].state == API_KEY_STATE_RETIRED)
+            *out_retired_listed = true;
+    }
+    api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
+    api_client_free(c);
+    return cur;
+}
+
+/* Sessions in the stopped daemon's store signed by STK version |v|. */
+static int
+count_sessions_visit(void *ctx, const MDB_val *key, const MDB_val *val)
+{
+    unsigned *on = ctx;
+    struct sale_session s;
+
+    (void)key;
+    if (ops_session_decode(&s, val->mv_data, val->mv_size) == 0 && s.key_version < 16)
+        on[s.key_version]++;
+    return 0;
+}
+
+static void
+count_sessions(unsigned on[16])
+{
+    struct vault_store *st = NULL;
+    struct store_txn t = {0};
+    char err[256];
+
+    memset(on, 0, 16 * sizeof(on[0]));
+    assert_int_equal(store_open_readonly(&st, d.store, err, sizeof(err)), 0);
+    assert_int_equal(store_read_begin(st, &t), 0);
+    assert_int_equal(store_each(&t, STORE_DB_SESSIONS, NULL, 0, count_sessions_visit, on), 0);
+    store_read_end(&t);
+    store_close(st);
+}
+
+/* STK rotation beside the running service: what the old version signed
+ * passes after the reload, what is signed from then on is signed with the
+ * new version, and after a restart both still check. */
+static void
+test_stk_rotation(void **state)
+{
+    struct api_client *gw = NULL;
+    struct api_session_check_req before, after, pending;
+    char qr_before[QR_TOKEN_TEXT_LEN + 1], qr_after[QR_TOKEN_TEXT_LEN + 1], want[96];
+    unsigned on[16];
+    uint32_t v0;
+    bool listed = false;
+    int loaded;
+
+    (void)state;
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    v0 = stk_status(1, &listed);
+    assert_true(v0 >= 1);
+    session_start(gw, &before);
+    qr_issue(gw, "order-stk-1", qr_before);
+    loaded = log_count("stk_loaded");
+    assert_int_equal(rotate_kind("stk"), 0);
+    snprintf(want, sizeof(want), "vault-stk-v%u generated in the HSM", v0 + 1);
+    assert_true(tv_file_has(out_file, want));
+    /* Until the reload the service signs with the version it holds. */
+    assert_int_equal(stk_status(v0, &listed), v0);
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    assert_int_equal(wait_log_after("stk_loaded", loaded), 0);
+    assert_int_equal(stk_status(v0, &listed), v0 + 1);
+    assert_true(listed);
+    session_start(gw, &after);
+    session_start(gw, &pending);
+    qr_issue(gw, "order-stk-2", qr_after);
+    /* Each passes once, under the version that signed it. */
+    assert_int_equal(session_check(gw, &before), 0);
+    assert_int_equal(session_check(gw, &after), 0);
+    assert_int_equal(session_check(gw, &before), -API_STATUS_REPLAYED);
+    assert_int_equal(qr_redeem(gw, qr_before), 0);
+    assert_int_equal(qr_redeem(gw, qr_after), 0);
+    /* A signature moved to another session fails whatever its version. */
+    memcpy(pending.signature.data, after.signature.data, after.signature.len);
+    assert_int_equal(session_check(gw, &pending), -API_STATUS_SIGNATURE_INVALID);
+    for (int i = 0; i < 300 && !tv_file_has(d.metrics, "key=\"stk\"}"); i++)
+        usleep(10000);
+    snprintf(want, sizeof(want), "tokenvault_key_version{key=\"stk\"} %u", v0 + 1);
+    for (int i = 0; i < 300 && tv_file_contains(d.metrics, want, strlen(want)) != 1; i++)
+        usleep(10000);
+    assert_true(tv_file_has(d.metrics, want));
+    session_start(gw, &pending);
+    api_client_free(gw);
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+    /* The store says which version signed which session. */
+    count_sessions(on);
+    assert_true(on[v0] >= 1);
+    assert_true(on[v0 + 1] >= 3);
+    /* A restart loads every version: the pending session still passes. */
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    assert_int_equal(session_check(gw, &pending), 0);
+    api_client_free(gw);
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+}
+
+/* What a build before STKs left in a store: a session and a QR request
+ * signed with vault-session-mac (layout 1, key version 0), and no STK. */
+struct legacy_job {
+    struct store_write w;
+    uint8_t nonce[OPS_NONCE_LEN], id[QR_REQUEST_ID_LEN];
+    struct sale_session sess;
+    struct qr_record rec;
+    uint32_t stk_versions;
+};
+
+static int
+legacy_apply(struct store_write *w, struct store_txn *t)
+{
+    struct legacy_job *j = (struct legacy_job *)w;
+    struct api_writer sw, qw;
+    uint8_t rkey[QR_RECORD_KEY_LEN], okey[QR_ORDER_KEY_MAX];
+    char name[32];
+    int r = 0;
+
+    for (uint32_t v = 1; v <= j->stk_versions && r == 0; v++) {
+        snprintf(name, sizeof(name), "stk.v%u", v);
+        r = store_del(t, STORE_DB_META, name, strlen(name), NULL, 0);
+    }
+    if (r != 0 || (r = store_del(t, STORE_DB_META, "stk.current", 11, NULL, 0)) != 0)
+        return r;
+    api_writer_init(&sw, OPS_SESSION_MAX);
+    api_writer_init(&qw, QR_RECORD_MAX);
+    if (ops_session_encode(&sw, &j->sess) != 0 || api_writer_data(&sw)[0] != 1 ||
+        qr_record_encode(&qw, &j->rec) != 0 || api_writer_data(&qw)[0] != 1)
+        r = -1;
+    if (r == 0)
+        r = store_put(t, STORE_DB_SESSIONS, j->nonce, sizeof(j->nonce), api_writer_data(&sw),
+                      api_writer_len(&sw), 0);
+    if (r == 0)
+        r = store_put(t, STORE_DB_QR, rkey, qr_record_key(rkey, j->id), api_writer_data(&qw),
+                      api_writer_len(&qw), 0);
+    if (r == 0)
+        r = store_put(t, STORE_DB_QR, okey, qr_order_key(okey, "m-1", j->rec.order_id), j->id,
+                      sizeof(j->id), 0);
+    api_writer_cleanup(&sw);
+    api_writer_cleanup(&qw);
+    return r;
+}
+
+static void
+legacy_done(struct store_write *w, int result)
+{
+    (void)w;
+    (void)result;
+}
+
+static void
+test_store_from_before_stks(void **state)
+{
+    struct legacy_job j = {.w = {.apply = legacy_apply, .done = legacy_done}};
+    struct api_client *gw = NULL;
+    struct api_session_check_req chk = {0};
+    struct qr_token qt = {.version = QR_TOKEN_VERSION};
+    char qr[QR_TOKEN_TEXT_LEN + 1], err[256];
+    uint8_t in[QR_MAC_INPUT_MAX];
+    struct api_writer w;
+    struct vault_store *st = NULL;
+    hsm_session *s = NULL;
+    hsm_key *smk = NULL;
+    size_t in_len = 0;
+    bool listed = false;
+    uint64_t now = (uint64_t)time(NULL);
+    int generated;
+
+    (void)state;
+    /* The stores this build wrote hold STKs up to the current version. */
+    assert_int_equal(tv_daemon_start(&d), 0);
+    j.stk_versions = stk_status(1, &listed);
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+
+    /* A session and a QR request as the old build made them. */
+    for (size_t i = 0; i < sizeof(j.nonce); i++)
+        j.nonce[i] = (uint8_t)(0xA0 + i);
+    memset(j.id, 0x3c, sizeof(j.id));
+    j.sess.state = OPS_SESSION_OPEN;
+    snprintf(j.sess.merchant, sizeof(j.sess.merchant), "m-1");
+    memset(j.sess.access_token_hash, 0x11, API_HASH_LEN);
+    j.sess.amount = 990;
+    memcpy(j.sess.currency, "EUR", 4);
+    chk.device_data.len = 5;
+    memcpy(chk.device_data.data, "old-1", 5);
+    SHA256(chk.device_data.data, chk.device_data.len, j.sess.device_hash);
+    j.sess.created_at_ms = now * 1000u;
+    j.sess.expires_at = now + 600;
+    j.rec = (struct qr_record){.state = API_QR_ISSUED, .created_at = now,
+                               .expires_at = now + 600, .amount = 770};
+    memcpy(j.rec.currency, "EUR", 4);
+    snprintf(j.rec.merchant, sizeof(j.rec.merchant), "m-1");
+    snprintf(j.rec.order_id, sizeof(j.rec.order_id), "order-old-1");
+    snprintf(chk.merchant, sizeof(chk.merchant), "m-1");
+    chk.nonce.len = OPS_NONCE_LEN;
+    memcpy(chk.nonce.data, j.nonce, OPS_NONCE_LEN);
+    chk.access_token_hash.len = API_HASH_LEN;
+    memcpy(chk.access_token_hash.data, j.sess.access_token_hash, API_HASH_LEN);
+    chk.amount = j.sess.amount;
+    memcpy(chk.currency, "EUR", 4);
+    chk.signature.len = API_SIGNATURE_LEN;
+    memcpy(qt.id, j.id, sizeof(qt.id));
+    qt.expires_at = j.rec.expires_at;
+    /* Signed with the token key, in the token, as that build did. */
+    assert_int_equal(tv_token_open(&d.token), HSM_OK);
+    assert_int_equal(hsm_session_acquire(d.token.h, &s), HSM_OK);
+    assert_int_equal(hsm_key_find(s, KEYS_SESSION_MAC_LABEL, &smk), HSM_OK);
+    api_writer_init(&w, 512);
+    assert_int_equal(ops_session_mac_input(&w, j.nonce, &j.sess), 0);
+    assert_int_equal(hsm_hmac_sign(s, smk, api_writer_data(&w), api_writer_len(&w),
+                                   chk.signature.data), HSM_OK);
+    api_writer_cleanup(&w);
+    assert_int_equal(qr_mac_input(in, &in_len, QR_TOKEN_VERSION, j.id, &j.rec), 0);
+    assert_int_equal(hsm_hmac_sign(s, smk, in, in_len, qt.tag), HSM_OK);
+    assert_int_equal(qr_token_encode(qr, &qt), 0);
+    hsm_session_release(s);
+    hsm_close(d.token.h);
+    d.token.h = NULL;
+    assert_int_equal(store_open(&st, d.store, 64u << 20, err, sizeof(err)), 0);
+    assert_int_equal(store_writer_start(st, NULL, 4), 0);
+    assert_int_equal(store_write_wait(st, &j.w), 0);
+    store_writer_stop(st);
+    store_close(st);
+
+    /* The first start makes STK 1 and audits it; the old ones pass. */
+    generated = log_count("stk_generate");
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(log_count("stk_generate"), generated + 1);
+    assert_int_equal(stk_status(1, &listed), 1);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    chk.signature.data[0] ^= 1; /* altered: refused, and not consumed */
+    assert_int_equal(session_check(gw, &chk), -API_STATUS_SIGNATURE_INVALID);
+    chk.signature.data[0] ^= 1;
+    assert_int_equal(session_check(gw, &chk), 0);
+    assert_int_equal(session_check(gw, &chk), -API_STATUS_REPLAYED);
+    assert_int_equal(qr_redeem(gw, qr), 0);
+    assert_int_equal(qr_redeem(gw, qr), -API_STATUS_REPLAYED);
+    /* New ones are signed with STK 1 and pass. */
+    session_start(gw, &chk);
+    assert_int_equal(session_check(gw, &chk), 0);
     api_client_free(gw);
     assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
 }
@@ -788,6 +1132,8 @@ main(void)
         cmocka_unit_test(test_automatic_rotation),
         cmocka_unit_test(test_kek_rotation),
         cmocka_unit_test(test_fpk_rotation),
+        cmocka_unit_test(test_stk_rotation),
+        cmocka_unit_test(test_store_from_before_stks),
         cmocka_unit_test(test_automatic_rotation_by_age),
     };
 

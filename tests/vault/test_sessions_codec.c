@@ -19,6 +19,7 @@ longest_session(struct sale_session *s)
 {
     memset(s, 0, sizeof(*s));
     s->state = OPS_SESSION_CONSUMED;
+    s->key_version = UINT32_MAX;
     memset(s->merchant, 'M', API_ID_MAX);
     memset(s->access_token_hash, 0xAA, sizeof(s->access_token_hash));
     s->amount = API_AMOUNT_MAX;
@@ -64,6 +65,14 @@ test_session_round_trip(void **state)
     }
     buf[n] = 0;
     assert_int_equal(ops_session_decode(&back, buf, n + 1), -API_STATUS_INTERNAL);
+
+    /* A session of key version 0 (vault-session-mac, from before the
+     * session tag keys) is layout 1, four bytes shorter, and comes back. */
+    s.key_version = 0;
+    assert_int_equal(encode_session(&s, buf, sizeof(buf)), n - 4);
+    assert_int_equal(buf[0], OPS_SESSION_VERSION_V1);
+    assert_int_equal(ops_session_decode(&back, buf, n - 4), 0);
+    assert_memory_equal(&back, &s, sizeof(s));
 }
 
 /* Fields out of range are neither written nor read. */
@@ -78,10 +87,17 @@ test_session_refusals(void **state)
     (void)state;
     longest_session(&s);
     n = encode_session(&s, buf, sizeof(buf));
-    /* version, state */
-    buf[0] = 2;
+    /* version, state, key version (never 0 in layout 2) */
+    buf[0] = OPS_SESSION_VERSION + 1;
+    assert_int_equal(ops_session_decode(&back, buf, n), -API_STATUS_INTERNAL);
+    buf[0] = OPS_SESSION_VERSION_V1; /* a layout-2 body read as layout 1 */
     assert_int_equal(ops_session_decode(&back, buf, n), -API_STATUS_INTERNAL);
     buf[0] = OPS_SESSION_VERSION;
+    memset(buf + 2, 0, 4);
+    assert_int_equal(ops_session_decode(&back, buf, n), -API_STATUS_INTERNAL);
+    buf[5] = 9;
+    assert_int_equal(ops_session_decode(&back, buf, n), 0);
+    assert_int_equal(back.key_version, 9);
     for (unsigned st = 0; st < 256; st++) {
         buf[1] = (uint8_t)st;
         assert_int_equal(ops_session_decode(&back, buf, n),
@@ -89,10 +105,10 @@ test_session_refusals(void **state)
     }
     buf[1] = OPS_SESSION_CONSUMED;
     /* A blank in the merchant, a currency that is not three capitals. */
-    buf[3] = ' ';
+    buf[7] = ' ';
     assert_int_equal(ops_session_decode(&back, buf, n), -API_STATUS_INTERNAL);
-    buf[3] = 'M';
-    cur_off = 1 + 1 + 1 + API_ID_MAX + API_HASH_LEN + 8;
+    buf[7] = 'M';
+    cur_off = 1 + 1 + 4 + 1 + API_ID_MAX + API_HASH_LEN + 8;
     assert_int_equal(memcmp(buf + cur_off, "EUR", 3), 0);
     buf[cur_off + 1] = 'u';
     assert_int_equal(ops_session_decode(&back, buf, n), -API_STATUS_INTERNAL);

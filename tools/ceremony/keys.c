@@ -22,7 +22,7 @@ static const struct {
 } vault_keys[] = {
     { "vault-kek-v1", HSM_KIND_KEK, "KEK: wraps the DEKs" },
     { "vault-fingerprint", HSM_KIND_HMAC, "FPK: keyed PAN fingerprints (dedup)" },
-    { "vault-session-mac", HSM_KIND_HMAC, "SIG: sale-session and QR token MACs" },
+    { "vault-session-mac", HSM_KIND_HMAC, "SIG: mapping e-mail fingerprints" },
     { "vault-audit-sign", HSM_KIND_EC_SIGN, "AUD: signs audit-log checkpoints" },
 };
 #define DEK_LABEL "vault-dek-v1"

@@ -1,8 +1,9 @@
 /*
- * rotate.c - the rotate ceremony: a new DEK version (--kind dek), a new KEK
- * version and a new DEK under it (--kind kek), or a new fingerprint key
- * (--kind fpk), made in the HSM and made current in the appliance's store,
- * beside the running service.
+ * rotate.c - the rotate ceremony: a new DEK version (--kind dek), a new
+ * session tag key version (--kind stk), a new KEK version with a new DEK and
+ * STK under it (--kind kek), or a new fingerprint key (--kind fpk), made in
+ * the HSM and made current in the appliance's store, beside the running
+ * service.
  *
  * The new DEK is generated in the HSM, wrapped under the newest KEK and
  * written to the store's meta database with its audit entry, in one
@@ -30,12 +31,13 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     int r, rc = EXIT_FAIL;
 
     if (o->kind == NULL || o->store == NULL) {
-        ceremony_err("rotate needs --kind dek|kek|fpk and --store DIR (the appliance's store)");
+        ceremony_err("rotate needs --kind dek|stk|kek|fpk and --store DIR (the appliance's "
+                     "store)");
         return EXIT_USAGE;
     }
     if (strcmp(o->kind, "dek") != 0 && strcmp(o->kind, "kek") != 0 &&
-        strcmp(o->kind, "fpk") != 0) {
-        ceremony_err("rotate --kind %s: dek, kek or fpk", o->kind);
+        strcmp(o->kind, "fpk") != 0 && strcmp(o->kind, "stk") != 0) {
+        ceremony_err("rotate --kind %s: dek, stk, kek or fpk", o->kind);
         return EXIT_USAGE;
     }
     for (size_t i = 0; i < o->num_officers && strlen(who) + 1 < sizeof(who); i++)
@@ -65,8 +67,9 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
         rc = EXIT_OK;
         goto out;
     }
-    /* A KEK rotation: the new KEK, then a new DEK wrapped under it (the
-     * DEKs in use cannot be rewrapped: they are not extractable). */
+    /* A KEK rotation: the new KEK, then a new STK and a new DEK wrapped
+     * under it (the keys in use cannot be rewrapped: they are not
+     * extractable). */
     if (strcmp(o->kind, "kek") == 0) {
         uint32_t kek = 0;
 
@@ -76,6 +79,26 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
             goto out;
         }
         printf("vault-kek-v%u generated in the HSM; older KEK versions wrap nothing new\n", kek);
+    }
+    /* A session tag key: signs the sale sessions and QR requests made from
+     * the reload on; the older versions check what they signed until it
+     * expires. Nothing to rebuild. */
+    if (strcmp(o->kind, "stk") == 0 || strcmp(o->kind, "kek") == 0) {
+        if ((r = keys_stk_rotate(h, st, &audit, who[0] != '\0' ? who : "officer", &version, err,
+                                 sizeof(err))) != 0) {
+            ceremony_err("%s", err);
+            rc = r == -API_STATUS_HSM_UNAVAILABLE ? EXIT_HSM : EXIT_FAIL;
+            goto out;
+        }
+        printf("vault-stk-v%u generated in the HSM, wrapped under the newest KEK, and made current "
+               "in %s\n", version, o->store);
+        if (strcmp(o->kind, "stk") == 0) {
+            printf("now: systemctl reload tokenvaultd (SIGHUP) to load it (event=stk_loaded); "
+                   "sessions and QR requests signed before keep passing under the version that "
+                   "signed them\n");
+            rc = EXIT_OK;
+            goto out;
+        }
     }
     if ((r = keys_dek_rotate(h, st, &audit, who[0] != '\0' ? who : "officer", &version, err,
                              sizeof(err))) != 0) {

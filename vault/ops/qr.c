@@ -43,16 +43,16 @@ static int
 qr_tag(struct op_job *j, hsm_session *s, const uint8_t id[QR_REQUEST_ID_LEN],
        const struct qr_record *rec, uint8_t out[QR_TAG_LEN])
 {
+    hsm_key *key = keys_stk(&j->svc->keys, rec->key_version);
     uint8_t in[QR_MAC_INPUT_MAX];
     size_t len = 0;
     uint64_t t0;
     int r;
 
-    if (j->svc->keys.smk == NULL ||
-        qr_mac_input(in, &len, QR_TOKEN_VERSION, id, rec) != 0)
+    if (key == NULL || qr_mac_input(in, &len, QR_TOKEN_VERSION, id, rec) != 0)
         return -API_STATUS_INTERNAL;
     t0 = metrics_now_ns();
-    r = hsm_hmac_sign(s, j->svc->keys.smk, in, len, out);
+    r = hsm_hmac_sign(s, key, in, len, out);
     ops_time_hsm(j, METRICS_HSM_HMAC, t0);
     return r == 0 ? 0 : vault_hsm_status(r);
 }
@@ -261,6 +261,7 @@ ops_qr_issue(struct op_job *j)
     }
     qs->retention_s = j->qr_retention_s;
     rec->state = API_QR_ISSUED;
+    rec->key_version = keys_stk_current(&j->svc->keys);
     rec->created_at = now_s();
     rec->expires_at = rec->created_at + q->lifetime;
     rec->amount = q->amount;
@@ -382,16 +383,22 @@ redeem_lookup(struct op_job *j, struct op_qr_state *qs)
 static int
 redeem_verify(struct op_job *j, hsm_session *s, struct op_qr_state *qs)
 {
+    /* The key the record names: an STK version, or vault-session-mac for a
+     * request stored before STKs. */
+    hsm_key *key = keys_stk(&j->svc->keys, qs->rec.key_version);
     uint8_t in[QR_MAC_INPUT_MAX];
     size_t len = 0;
     uint64_t t0;
     int r;
 
-    if (j->svc->keys.smk == NULL ||
-        qr_mac_input(in, &len, qs->token.version, qs->token.id, &qs->rec) != 0)
+    if (key == NULL) {
+        vlog_msg(VAULT_LOG_ERROR, "qr_key_unavailable", "merchant", qs->rec.merchant);
+        return -API_STATUS_INTERNAL;
+    }
+    if (qr_mac_input(in, &len, qs->token.version, qs->token.id, &qs->rec) != 0)
         return -API_STATUS_INTERNAL;
     t0 = metrics_now_ns();
-    r = hsm_hmac_verify(s, j->svc->keys.smk, in, len, qs->token.tag, sizeof(qs->token.tag));
+    r = hsm_hmac_verify(s, key, in, len, qs->token.tag, sizeof(qs->token.tag));
     ops_time_hsm(j, METRICS_HSM_HMAC, t0);
     if (r == HSM_ERR_VERIFY) {
         qr_refuse(qs, API_STATUS_SIGNATURE_INVALID, API_TAG_QR_TOKEN, MSG_SIGNATURE, "signature");

@@ -7,8 +7,9 @@
  * The token, 57 bytes in base64url without padding (RFC 4648 section 5), so
  * exactly QR_TOKEN_TEXT_LEN (76) characters:
  *   u8 QR_TOKEN_VERSION | request id (16 bytes) | u64 expiresAt | tag (32 bytes)
- * tag = HMAC-SHA256(vault-session-mac, qr_mac_input), made and verified in
- * the HSM, over
+ * tag = HMAC-SHA256(STK, qr_mac_input), made and verified in the HSM with
+ * the session tag key version the record names (vault/keys.h; version 0,
+ * records from before STKs: vault-session-mac), over
  *   QR_MAC_LABEL (with its NUL) | u8 version | request id | u8 len | merchant |
  *   u8 len | order id | u64 amount | currency (3 bytes) | u64 expiresAt
  * The label keeps a QR tag from ever being a valid sale-session signature
@@ -19,9 +20,12 @@
  *
  * The record (value of key 'R' | request id), versioned, read back only
  * through the cursor reader and checked field by field:
- *   u8 QR_RECORD_VERSION | u8 state (issued 1, paid 2) | u64 createdAt |
- *   u64 expiresAt | u64 paidAt (0 unless paid) | u64 amount | currency (3) |
+ *   u8 QR_RECORD_VERSION (2) | u8 state (issued 1, paid 2) |
+ *   u32 key version (>= 1) | u64 createdAt | u64 expiresAt |
+ *   u64 paidAt (0 unless paid) | u64 amount | currency (3) |
  *   str8 merchant | str8 order id | str8 payerRef ("" unless paid)
+ * Version 1, without the key version, is a record of key version 0 (and is
+ * how such a record is written back).
  * "expired" is never stored: it is an issued request whose expiresAt has
  * passed (qr_record_state).
  *
@@ -57,15 +61,17 @@
 /* Request ids in audit entries: lower-case hex. */
 #define QR_REQUEST_ID_TEXT_LEN (2u * QR_REQUEST_ID_LEN)
 
-/* Domain separation from the other users of vault-session-mac. */
+/* Domain separation from the other inputs of the same keys (sale sessions;
+ * e-mail fingerprints under vault-session-mac). */
 #define QR_MAC_LABEL "tokenvault/qr-request"
 #define QR_MAC_INPUT_MAX \
     (sizeof(QR_MAC_LABEL) + 1u + QR_REQUEST_ID_LEN + 1u + API_ID_MAX + 1u + API_ID_MAX + 8u + \
      API_CURRENCY_LEN + 8u)
 
-#define QR_RECORD_VERSION 1u
+#define QR_RECORD_VERSION_V1 1u
+#define QR_RECORD_VERSION 2u
 /* The largest encoded record: fixed part and three strings at their limit. */
-#define QR_RECORD_MAX (2u + 4u * 8u + API_CURRENCY_LEN + 3u * (1u + API_ID_MAX))
+#define QR_RECORD_MAX (2u + 4u + 4u * 8u + API_CURRENCY_LEN + 3u * (1u + API_ID_MAX))
 
 /* Key prefixes in STORE_DB_QR. */
 #define QR_KEY_RECORD 'R'
@@ -82,6 +88,7 @@ struct qr_token {
 
 struct qr_record {
     uint8_t state;                   /* API_QR_ISSUED or API_QR_PAID */
+    uint32_t key_version;            /* STK version of the tag; 0: vault-session-mac */
     uint64_t created_at;             /* unix seconds */
     uint64_t expires_at;
     uint64_t paid_at;                /* 0 unless paid */

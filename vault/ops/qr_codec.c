@@ -163,8 +163,11 @@ qr_record_encode(struct api_writer *w, const struct qr_record *r)
     /* A record decode would refuse is never written: it could not be read back. */
     if (!record_ok(r))
         return -API_STATUS_INTERNAL;
-    e = e ? e : api_writer_put_u8(w, QR_RECORD_VERSION);
+    e = e ? e : api_writer_put_u8(w, r->key_version == 0 ? QR_RECORD_VERSION_V1
+                                                          : QR_RECORD_VERSION);
     e = e ? e : api_writer_put_u8(w, r->state);
+    if (r->key_version != 0)
+        e = e ? e : api_writer_put_u32(w, r->key_version);
     e = e ? e : api_writer_put_u64(w, r->created_at);
     e = e ? e : api_writer_put_u64(w, r->expires_at);
     e = e ? e : api_writer_put_u64(w, r->paid_at);
@@ -185,8 +188,12 @@ qr_record_decode(struct qr_record *out, const uint8_t *data, size_t len)
 
     memset(out, 0, sizeof(*out));
     api_reader_init(&rd, data, len);
-    if (api_reader_get_u8(&rd, &version) != 0 || version != QR_RECORD_VERSION ||
-        api_reader_get_u8(&rd, &out->state) != 0 || api_reader_get_u64(&rd, &out->created_at) != 0 ||
+    if (api_reader_get_u8(&rd, &version) != 0 ||
+        (version != QR_RECORD_VERSION && version != QR_RECORD_VERSION_V1) ||
+        api_reader_get_u8(&rd, &out->state) != 0 ||
+        (version == QR_RECORD_VERSION &&
+         (api_reader_get_u32(&rd, &out->key_version) != 0 || out->key_version == 0)) ||
+        api_reader_get_u64(&rd, &out->created_at) != 0 ||
         api_reader_get_u64(&rd, &out->expires_at) != 0 ||
         api_reader_get_u64(&rd, &out->paid_at) != 0 || api_reader_get_u64(&rd, &out->amount) != 0 ||
         api_reader_get_bytes(&rd, &v, API_CURRENCY_LEN) != 0)

@@ -70,8 +70,8 @@ ops_status(struct op_job *j)
 /* ---- KEY_STATUS ---------------------------------------------------------------- */
 
 /* At most API_LIST_ITEMS_MAX keys are listed: KEK and DEK versions (the
- * newest first when there are more), the fingerprint, session-MAC and audit
- * keys. */
+ * newest first when there are more), the fingerprint keys, the session tag
+ * keys, the session-MAC and audit keys. */
 struct key_list {
     hsm_session *s;
     struct api_key_item *items;
@@ -125,6 +125,12 @@ ops_key_status(struct op_job *j)
         for (uint32_t v = fpk; v >= 1; v--)
             if (keys_fpk_label(label, sizeof(label), v) == 0 && hsm_key_find(l.s, label, &key) == 0)
                 add_key(&l, key, API_KEY_CLASS_HMAC, v, v == fpk);
+    }
+    {
+        uint32_t stk = keys_stk_current(k);
+
+        for (uint32_t v = stk; v >= 1; v--)
+            add_key(&l, keys_stk(k, v), API_KEY_CLASS_HMAC, v, v == stk);
     }
     if (hsm_key_find(l.s, "vault-session-mac", &key) == 0)
         add_key(&l, key, API_KEY_CLASS_HMAC, 1, true);

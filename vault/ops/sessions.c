@@ -95,8 +95,11 @@ ops_session_encode(struct api_writer *w, const struct sale_session *s)
 
     if (!session_ok(s))
         return -API_STATUS_INTERNAL;
-    e = e ? e : api_writer_put_u8(w, OPS_SESSION_VERSION);
+    e = e ? e : api_writer_put_u8(w, s->key_version == 0 ? OPS_SESSION_VERSION_V1
+                                                          : OPS_SESSION_VERSION);
     e = e ? e : api_writer_put_u8(w, s->state);
+    if (s->key_version != 0)
+        e = e ? e : api_writer_put_u32(w, s->key_version);
     e = e ? e : api_writer_put_str8(w, s->merchant);
     e = e ? e : api_writer_put_bytes(w, s->access_token_hash, sizeof(s->access_token_hash));
     e = e ? e : api_writer_put_u64(w, s->amount);
@@ -116,8 +119,11 @@ ops_session_decode(struct sale_session *out, const uint8_t *data, size_t len)
 
     memset(out, 0, sizeof(*out));
     api_reader_init(&rd, data, len);
-    if (api_reader_get_u8(&rd, &version) != 0 || version != OPS_SESSION_VERSION ||
+    if (api_reader_get_u8(&rd, &version) != 0 ||
+        (version != OPS_SESSION_VERSION && version != OPS_SESSION_VERSION_V1) ||
         api_reader_get_u8(&rd, &out->state) != 0 ||
+        (version == OPS_SESSION_VERSION &&
+         (api_reader_get_u32(&rd, &out->key_version) != 0 || out->key_version == 0)) ||
         api_reader_get_str8(&rd, out->merchant, sizeof(out->merchant), 1, API_ID_MAX) != 0 ||
         api_reader_get_bytes(&rd, &v, API_HASH_LEN) != 0)
         goto out;
@@ -451,6 +457,7 @@ init_sign(struct op_job *j, hsm_session *s)
 {
     struct op_session_state *ss = &j->u.session;
     struct api_writer w;
+    hsm_key *key = NULL;
     uint64_t t0 = metrics_now_ns();
     int e = hsm_random(s, ss->nonce, OPS_NONCE_LEN);
 
@@ -460,10 +467,11 @@ init_sign(struct op_job *j, hsm_session *s)
     api_writer_init(&w, MAC_INPUT_MAX);
     if (ops_session_mac_input(&w, ss->nonce, &ss->sess) != 0) {
         e = -API_STATUS_INTERNAL;
+    } else if ((key = keys_stk(&j->svc->keys, ss->sess.key_version)) == NULL) {
+        e = -API_STATUS_INTERNAL;
     } else {
         t0 = metrics_now_ns();
-        e = hsm_hmac_sign(s, j->svc->keys.smk, api_writer_data(&w), api_writer_len(&w),
-                          ss->signature);
+        e = hsm_hmac_sign(s, key, api_writer_data(&w), api_writer_len(&w), ss->signature);
         ops_time_hsm(j, METRICS_HSM_HMAC, t0);
         e = e == 0 ? 0 : vault_hsm_status(e);
     }
@@ -487,6 +495,7 @@ ops_session_init(struct op_job *j)
         return;
     }
     sess->state = OPS_SESSION_OPEN;
+    sess->key_version = keys_stk_current(&j->svc->keys);
     memcpy(sess->merchant, q->merchant, sizeof(sess->merchant));
     memcpy(sess->access_token_hash, q->access_token_hash.data, API_HASH_LEN);
     sess->amount = q->amount;
@@ -518,7 +527,7 @@ ops_session_init(struct op_job *j)
 static bool
 same_signed_fields(const struct sale_session *a, const struct sale_session *b)
 {
-    return strcmp(a->merchant, b->merchant) == 0 &&
+    return a->key_version == b->key_version && strcmp(a->merchant, b->merchant) == 0 &&
            memcmp(a->access_token_hash, b->access_token_hash, API_HASH_LEN) == 0 &&
            a->amount == b->amount && strcmp(a->currency, b->currency) == 0 &&
            memcmp(a->device_hash, b->device_hash, API_HASH_LEN) == 0 &&
@@ -629,6 +638,7 @@ check_prepare(struct op_job *j, hsm_session *s)
     struct op_session_state *ss = &j->u.session;
     struct store_txn t;
     struct api_writer w;
+    hsm_key *key = NULL;
     uint64_t t0;
     int r;
 
@@ -650,9 +660,17 @@ check_prepare(struct op_job *j, hsm_session *s)
         api_writer_cleanup(&w);
         return -API_STATUS_INTERNAL;
     }
+    /* The key the session names: an STK version, or vault-session-mac for
+     * one stored before STKs. One the service does not hold (its KEK was
+     * destroyed) can check nothing. */
+    if ((key = keys_stk(&j->svc->keys, ss->sess.key_version)) == NULL) {
+        api_writer_cleanup(&w);
+        vlog_msg(VAULT_LOG_ERROR, "session_key_unavailable", "merchant", q->merchant);
+        return -API_STATUS_INTERNAL;
+    }
     t0 = metrics_now_ns();
-    r = hsm_hmac_verify(s, j->svc->keys.smk, api_writer_data(&w), api_writer_len(&w),
-                        q->signature.data, q->signature.len);
+    r = hsm_hmac_verify(s, key, api_writer_data(&w), api_writer_len(&w), q->signature.data,
+                        q->signature.len);
     ops_time_hsm(j, METRICS_HSM_HMAC, t0);
     api_writer_cleanup(&w);
     if (r == HSM_ERR_VERIFY) {

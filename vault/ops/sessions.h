@@ -23,19 +23,22 @@
  * token carries at most OPS_MAPPINGS_PER_TOKEN_MAX of them, which bounds
  * what one delete does in the writer.
  *
+ * A session's signature is made and checked in the HSM with the session tag
+ * key (STK) version the session names (vault/keys.h): the current one at
+ * SESSION_INIT; vault-session-mac for a session stored before STKs.
+ *
  * The e-mail a mapping is bound to is kept only as
  *   HMAC-SHA256(vault-session-mac, str8 "tokenvault/map-email/v1" |
  *               str8 merchant | str8 clientCardId | str8 e-mail)
- * computed in the HSM. Why the session MAC key and not the fingerprint key
- * (vault-fingerprint): the fingerprint key's rotation rebuilds its index by
- * opening every card record and fingerprinting the PAN again; an e-mail is
- * kept nowhere, so a mapping's fingerprint could never be rebuilt and every
- * binding would be lost at the first FPK rotation. The session MAC key
- * serves the sale flow's own HMACs; the inputs of its two uses start with
- * different labels, so a fingerprint can never stand for a session signature
- * or the reverse. Binding the merchant and clientCardId into the input means
- * two mappings of one consumer do not show, in the store, that they share an
- * e-mail.
+ * computed in the HSM. Why that token key and not the fingerprint key
+ * (vault-fingerprint) or an STK: the fingerprint key's rotation rebuilds its
+ * index by opening every card record and fingerprinting the PAN again, and
+ * an STK version may go with its KEK once what it signed has expired; an
+ * e-mail is kept nowhere, so a mapping's fingerprint could never be made
+ * again. The inputs of the uses of one key start with different labels, so
+ * a fingerprint can never stand for a session signature or the reverse.
+ * Binding the merchant and clientCardId into the input means two mappings
+ * of one consumer do not show, in the store, that they share an e-mail.
  *
  * Threads: the codecs anywhere; the hooks in the writer (inside its
  * transaction) or, for ops_session_configure, on the loop.
@@ -53,8 +56,11 @@
 #include "hsm/hsm.h"
 #include "vault/store.h"
 
-/* Layout versions; a record of another version is refused. */
-#define OPS_SESSION_VERSION 1u
+/* Layout versions; a record of another version is refused. Sessions: 1
+ * was signed with vault-session-mac (key version 0), 2 names the STK
+ * version that signed it (vault/keys.h). */
+#define OPS_SESSION_VERSION_V1 1u
+#define OPS_SESSION_VERSION 2u
 #define OPS_MAPPING_VERSION 1u
 /* The nonce is always the longest the protocol allows: 256 random bits. */
 #define OPS_NONCE_LEN API_NONCE_MAX
@@ -72,10 +78,11 @@ enum ops_session_state {
     OPS_SESSION_CONSUMED = 2, /* checked OK once; every later check is REPLAYED */
 };
 
-/* A stored sale session. Every field but state is covered by the
- * signature. */
+/* A stored sale session. Every field but state and key_version is covered
+ * by the signature; key_version names the key that made it. */
 struct sale_session {
     uint8_t state;                          /* enum ops_session_state */
+    uint32_t key_version;                   /* STK version; 0: vault-session-mac */
     char merchant[API_ID_MAX + 1];
     uint8_t access_token_hash[API_HASH_LEN]; /* as the merchant sent it: SHA-256 of the accessToken */
     uint64_t amount;                        /* minor units, <= API_AMOUNT_MAX */
@@ -99,9 +106,11 @@ int ops_session_save(struct store_txn *t, const uint8_t nonce[OPS_NONCE_LEN],
                      const struct sale_session *s, unsigned flags);
 
 /* ops_session_encode appends |s|'s bytes to |w|:
- *   u8 version | u8 state | str8 merchant | 32 access-token hash |
- *   u64 amount | 3 currency | 32 device-data hash | u64 created (ms) |
- *   u64 expires (s)
+ *   u8 version (2) | u8 state | u32 key version (>= 1) | str8 merchant |
+ *   32 access-token hash | u64 amount | 3 currency | 32 device-data hash |
+ *   u64 created (ms) | u64 expires (s)
+ * Version 1 is the same without the key version; a session of key version 0
+ * is written so (the codec round-trips every record it reads).
  * 0, -API_STATUS_INTERNAL for a session decode would refuse, or the
  * writer's error. */
 int ops_session_encode(struct api_writer *w, const struct sale_session *s);
