@@ -816,7 +816,7 @@ hsm_wrapped_generate(hsm_session *s, hsm_key *kek, hsm_key_kind kind,
                      uint8_t out_wrapped[HSM_WRAPPED_KEY_LEN], uint8_t out_kcv[HSM_KCV_LEN])
 {
     static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
-    struct wrapped_kind wk;
+    struct wrapped_kind wk = { 0 };
     CK_ULONG value_len = 32, wrapped_len = HSM_WRAPPED_KEY_LEN;
     CK_MECHANISM gen = { 0, NULL, 0 };
     CK_MECHANISM wrap = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
@@ -874,7 +874,7 @@ hsm_wrapped_load(hsm_session *s, hsm_key *kek, hsm_key_kind kind, const char *la
                  hsm_key **out)
 {
     static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
-    struct wrapped_kind wk;
+    struct wrapped_kind wk = { 0 };
     struct hsm *h;
     CK_OBJECT_HANDLE k = CK_INVALID_HANDLE, obj = CK_INVALID_HANDLE, old = CK_INVALID_HANDLE;
     CK_MECHANISM mech = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };

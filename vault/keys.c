@@ -203,9 +203,9 @@ load_wrapped(hsm_session *hs, const struct wrapped_family *f, struct vault_store
         snprintf(err, err_len, "store meta %s: %s", name, api_status_name((unsigned)-r));
         return r;
     }
-    if ((e = hsm_key_versioned_label(kek_label, sizeof(kek_label), KEYS_KEK_BASE,
-                                     be32_get(meta))) != 0 ||
-        (e = hsm_key_versioned_label(label, sizeof(label), f->label_base, version)) != 0) {
+    if (hsm_key_versioned_label(kek_label, sizeof(kek_label), KEYS_KEK_BASE,
+                                be32_get(meta)) != 0 ||
+        hsm_key_versioned_label(label, sizeof(label), f->label_base, version) != 0) {
         snprintf(err, err_len, "%s %u: bad KEK version in meta", f->what, version);
         return -API_STATUS_INTERNAL;
     }

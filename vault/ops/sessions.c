@@ -465,9 +465,8 @@ init_sign(struct op_job *j, hsm_session *s)
     if (e != 0)
         return vault_hsm_status(e);
     api_writer_init(&w, MAC_INPUT_MAX);
-    if (ops_session_mac_input(&w, ss->nonce, &ss->sess) != 0) {
-        e = -API_STATUS_INTERNAL;
-    } else if ((key = keys_stk(&j->svc->keys, ss->sess.key_version)) == NULL) {
+    if (ops_session_mac_input(&w, ss->nonce, &ss->sess) != 0 ||
+        (key = keys_stk(&j->svc->keys, ss->sess.key_version)) == NULL) {
         e = -API_STATUS_INTERNAL;
     } else {
         t0 = metrics_now_ns();
