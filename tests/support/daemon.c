@@ -531,3 +531,54 @@ tv_file_has(const char *path, const char *needle)
     (void)tv_run("cat %s >&2", path);
     return 0;
 }
+
+int
+tv_session_check(struct api_client *c, const struct api_session_check_req *q)
+{
+    struct api_session_check_resp resp;
+    struct api_error_resp err;
+    int r = api_call_session_check(c, q, &resp, &err);
+
+    if (r == 0)
+        api_msg_cleanup(api_schema_response(API_OP_SESSION_CHECK), &resp);
+    return r;
+}
+
+int
+tv_qr_issue(struct api_client *c, const char *merchant, const char *order_id,
+            char out[API_QR_TOKEN_MAX + 1])
+{
+    struct api_qr_issue_req q = {0};
+    struct api_qr_issue_resp resp;
+    struct api_error_resp err;
+    int r;
+
+    snprintf(q.merchant, sizeof(q.merchant), "%s", merchant);
+    snprintf(q.order_id, sizeof(q.order_id), "%s", order_id);
+    q.amount = 2500;
+    memcpy(q.currency, "EUR", 4);
+    q.lifetime = 600;
+    r = api_call_qr_issue(c, &q, &resp, &err);
+    if (r == 0) {
+        memcpy(out, resp.qr_token, API_QR_TOKEN_MAX + 1);
+        api_msg_cleanup(api_schema_response(API_OP_QR_ISSUE), &resp);
+    }
+    return r;
+}
+
+int
+tv_qr_redeem(struct api_client *c, const char *merchant, const char *token, const char *payer_ref)
+{
+    struct api_qr_redeem_req q = {0};
+    struct api_qr_redeem_resp resp;
+    struct api_error_resp err;
+    int r;
+
+    snprintf(q.merchant, sizeof(q.merchant), "%s", merchant);
+    snprintf(q.qr_token, sizeof(q.qr_token), "%s", token);
+    snprintf(q.payer_ref, sizeof(q.payer_ref), "%s", payer_ref);
+    r = api_call_qr_redeem(c, &q, &resp, &err);
+    if (r == 0)
+        api_msg_cleanup(api_schema_response(API_OP_QR_REDEEM), &resp);
+    return r;
+}

@@ -112,6 +112,17 @@ struct api_date tv_date_in_days(int days);
  * nonce and signature (no clientCardId, no e-mail). */
 void tv_session_check_req(struct api_session_check_req *out, const struct api_session_init_req *q,
                           const struct api_session_init_resp *resp);
+/* tv_session_check sends |q| on |c|: 0, or the refusal's negated status
+ * (the answer is freed). */
+int tv_session_check(struct api_client *c, const struct api_session_check_req *q);
+/* tv_qr_issue: a QR payment request of |merchant| for |order_id|, 25.00 EUR,
+ * 600 s; its token into |out| on 0, else the negated status. */
+int tv_qr_issue(struct api_client *c, const char *merchant, const char *order_id,
+                char out[API_QR_TOKEN_MAX + 1]);
+/* tv_qr_redeem: QR_REDEEM of |token| for |merchant| by |payer_ref|: 0, or
+ * the negated status. */
+int tv_qr_redeem(struct api_client *c, const char *merchant, const char *token,
+                 const char *payer_ref);
 /* A card's expiry year three years from now. */
 uint16_t tv_future_year(void);
 /* A CARD_STORE request for |pan| with the test holder and e-mail, expiry

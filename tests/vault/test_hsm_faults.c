@@ -148,51 +148,22 @@ session_init_req(struct api_session_init_req *q, unsigned n)
 static int
 session_check(const struct api_session_check_req *q)
 {
-    struct api_session_check_resp resp;
-    struct api_error_resp err;
-    int r = api_call_session_check(gw, q, &resp, &err);
-
-    if (r == 0)
-        api_msg_cleanup(api_schema_response(API_OP_SESSION_CHECK), &resp);
-    return r;
+    return tv_session_check(gw, q);
 }
 
 static int
 qr_issue(char out[API_QR_TOKEN_MAX + 1])
 {
-    struct api_qr_issue_req q = {0};
-    struct api_qr_issue_resp resp;
-    struct api_error_resp err;
-    int r;
+    char order[32];
 
-    snprintf(q.merchant, sizeof(q.merchant), "m-1");
-    snprintf(q.order_id, sizeof(q.order_id), "order-%u", next_pan++);
-    q.amount = 2500;
-    memcpy(q.currency, "EUR", 4);
-    q.lifetime = 600;
-    r = api_call_qr_issue(gw, &q, &resp, &err);
-    if (r == 0) {
-        memcpy(out, resp.qr_token, API_QR_TOKEN_MAX + 1);
-        api_msg_cleanup(api_schema_response(API_OP_QR_ISSUE), &resp);
-    }
-    return r;
+    snprintf(order, sizeof(order), "order-%u", next_pan++);
+    return tv_qr_issue(gw, "m-1", order, out);
 }
 
 static int
 qr_redeem(const char *token)
 {
-    struct api_qr_redeem_req q = {0};
-    struct api_qr_redeem_resp resp;
-    struct api_error_resp err;
-    int r;
-
-    snprintf(q.merchant, sizeof(q.merchant), "m-1");
-    snprintf(q.qr_token, sizeof(q.qr_token), "%s", token);
-    snprintf(q.payer_ref, sizeof(q.payer_ref), "payer-1");
-    r = api_call_qr_redeem(gw, &q, &resp, &err);
-    if (r == 0)
-        api_msg_cleanup(api_schema_response(API_OP_QR_REDEEM), &resp);
-    return r;
+    return tv_qr_redeem(gw, "m-1", token, "payer-1");
 }
 
 /* Returns the status; the charge count of an approval in *count. */

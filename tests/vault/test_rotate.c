@@ -679,52 +679,23 @@ session_start(struct api_client *gw, struct api_session_check_req *chk)
     api_msg_cleanup(api_schema_response(API_OP_SESSION_INIT), &resp);
 }
 
-/* 0, or the refusal's negated status. */
 static int
 session_check(struct api_client *gw, const struct api_session_check_req *chk)
 {
-    struct api_session_check_resp resp;
-    struct api_error_resp err;
-    int r = api_call_session_check(gw, chk, &resp, &err);
-
-    if (r == 0)
-        api_msg_cleanup(api_schema_response(API_OP_SESSION_CHECK), &resp);
-    return r;
+    return tv_session_check(gw, chk);
 }
 
 static void
-qr_issue(struct api_client *gw, const char *order, char token[QR_TOKEN_TEXT_LEN + 1])
+qr_issue(struct api_client *gw, const char *order, char token[API_QR_TOKEN_MAX + 1])
 {
-    struct api_qr_issue_req q = {0};
-    struct api_qr_issue_resp resp;
-    struct api_error_resp err;
-
-    snprintf(q.merchant, sizeof(q.merchant), "m-1");
-    snprintf(q.order_id, sizeof(q.order_id), "%s", order);
-    q.amount = 2500;
-    memcpy(q.currency, "EUR", 4);
-    q.lifetime = 600;
-    assert_int_equal(api_call_qr_issue(gw, &q, &resp, &err), 0);
-    assert_int_equal(strlen(resp.qr_token), QR_TOKEN_TEXT_LEN);
-    memcpy(token, resp.qr_token, QR_TOKEN_TEXT_LEN + 1);
-    api_msg_cleanup(api_schema_response(API_OP_QR_ISSUE), &resp);
+    assert_int_equal(tv_qr_issue(gw, "m-1", order, token), 0);
+    assert_int_equal(strlen(token), QR_TOKEN_TEXT_LEN);
 }
 
 static int
 qr_redeem(struct api_client *gw, const char *token)
 {
-    struct api_qr_redeem_req q = {0};
-    struct api_qr_redeem_resp resp;
-    struct api_error_resp err;
-    int r;
-
-    snprintf(q.merchant, sizeof(q.merchant), "m-1");
-    snprintf(q.qr_token, sizeof(q.qr_token), "%s", token);
-    snprintf(q.payer_ref, sizeof(q.payer_ref), "wallet-1");
-    r = api_call_qr_redeem(gw, &q, &resp, &err);
-    if (r == 0)
-        api_msg_cleanup(api_schema_response(API_OP_QR_REDEEM), &resp);
-    return r;
+    return tv_qr_redeem(gw, "m-1", token, "wallet-1");
 }
 
 /* The current STK version and whether |retired| is listed retired, from
@@ -791,7 +762,7 @@ test_stk_rotation(void **state)
 {
     struct api_client *gw = NULL;
     struct api_session_check_req before, after, pending;
-    char qr_before[QR_TOKEN_TEXT_LEN + 1], qr_after[QR_TOKEN_TEXT_LEN + 1], want[96];
+    char qr_before[API_QR_TOKEN_MAX + 1], qr_after[API_QR_TOKEN_MAX + 1], want[96];
     unsigned on[16];
     uint32_t v0;
     bool listed = false;
@@ -905,7 +876,7 @@ test_store_from_before_stks(void **state)
     struct api_client *gw = NULL;
     struct api_session_check_req chk = {0};
     struct qr_token qt = {.version = QR_TOKEN_VERSION};
-    char qr[QR_TOKEN_TEXT_LEN + 1], err[256];
+    char qr[API_QR_TOKEN_MAX + 1], err[256];
     uint8_t in[QR_MAC_INPUT_MAX];
     struct api_writer w;
     struct vault_store *st = NULL;
