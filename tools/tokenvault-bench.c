@@ -1007,7 +1007,7 @@ raw_wrapped(hsm_session *s, hsm_key_kind kind, const char *label, hsm_key **out)
     if ((e = hsm_key_find(s, "vault-kek-v1", &kek)) != HSM_OK ||
         (e = hsm_wrapped_generate(s, kek, kind, wrapped, kcv)) != HSM_OK ||
         (e = hsm_wrapped_load(s, kek, kind, label, wrapped, sizeof(wrapped), kcv, out)) != HSM_OK) {
-        err_hsm(kind == HSM_KIND_DEK ? "raw: a DEK" : "raw: a session tag key", e);
+        err_hsm(kind == HSM_KIND_DEK ? "raw: a DEK" : "raw: an HMAC key", e);
         return -1;
     }
     return 0;
@@ -2639,7 +2639,7 @@ enum rh_kind { RH_INIT, RH_CHECK, RH_MIT, RH_STORE, RH_REVEAL, RH_GET, RH_LIST, 
 struct rh_ctx {
     hsm *h;
     hsm_key *stk; /* a session tag key of the run, as the service's */
-    hsm_key *fpk; /* RH_STORE: vault-fingerprint */
+    hsm_key *fpk; /* RH_STORE: a fingerprint key of the run, wrapped as the service's */
     hsm_key *dek; /* RH_STORE, RH_REVEAL: a DEK of the run */
     struct card_item *cards; /* RH_STORE fills token and rec, RH_REVEAL opens rec */
     struct vault_store *store; /* RH_GET, RH_LIST: the scratch store read */
@@ -3910,12 +3910,11 @@ cards_raw(const struct vault_config *cfg, const char *state, const struct load_o
         cards[i].rec = &recs[i];
     if (raw_hsm_open(cfg, lo->raw_threads + 2, &pin, &h.h) != 0)
         goto out;
-    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK ||
-        (e = hsm_key_find(s, "vault-fingerprint", &h.fpk)) != HSM_OK) {
-        err_hsm("raw: the fingerprint key", e);
+    if ((e = hsm_session_acquire(h.h, &s)) != HSM_OK) {
+        err_hsm("raw: a session", e);
         goto out;
     }
-    if (raw_dek(s, &h.dek) != 0)
+    if (raw_wrapped(s, HSM_KIND_HMAC, "bench-raw-fpk", &h.fpk) != 0 || raw_dek(s, &h.dek) != 0)
         goto out;
     h.cards = cards;
     h.n = lo->count;

@@ -31,6 +31,12 @@ struct wrapped_family {
 static const struct wrapped_family fam_dek = {
     "dek", KEYS_DEK_BASE, HSM_KIND_DEK, "DEK", "dek_generate", "dek_rotate",
     KEYS_DEK_MAX};
+/* Fingerprint keys since they are kept wrapped: "fpk.v<N>" beside
+ * "fpk.current" and "fpk.rebuild" (below). A version without "fpk.v<N>" is
+ * the token key of a store from before (keys_fpk_label). */
+static const struct wrapped_family fam_fpk = {
+    "fpk", KEYS_FPK_WRAPPED_BASE, HSM_KIND_HMAC, "fingerprint key", "fpk_generate", "fpk_rotate",
+    UINT32_MAX - 1};
 static const struct wrapped_family fam_stk = {
     "stk", KEYS_STK_BASE, HSM_KIND_HMAC, "session tag key", "stk_generate", "stk_rotate",
     KEYS_STK_MAX};
@@ -94,6 +100,7 @@ struct bootstrap_job {
     struct store_write w;
     const struct vault_audit *audit;
     uint8_t dek_meta[KEYS_DEK_META_LEN];
+    uint8_t fpk_meta[KEYS_WRAPPED_META_LEN];
     char appliance_id[KEYS_APPLIANCE_ID_LEN + 1];
 };
 
@@ -103,13 +110,20 @@ bootstrap_apply(struct store_write *w, struct store_txn *t)
     struct bootstrap_job *j = (struct bootstrap_job *)w;
     struct audit_event ev = {.event = "dek_generate", .client = "tokenvaultd",
                              .status = API_STATUS_OK, .detail = "vault-dek-v1"};
+    struct audit_event fev = {.event = "fpk_generate", .client = "tokenvaultd",
+                              .status = API_STATUS_OK, .detail = KEYS_FPK_WRAPPED_BASE "-v1"};
     uint8_t cur[4];
     int r;
 
     be32_put(cur, 1);
     /* STORE_PUT_NEW: a concurrent start on the same store loses, never
-     * replaces a DEK that records may already use. */
-    if ((r = audit_append(j->audit, t, &ev)) != 0 ||
+     * replaces a DEK that records may already use. A new store has no card
+     * yet, so its first fingerprint key is a wrapped one from the start. */
+    if ((r = audit_append(j->audit, t, &ev)) != 0 || (r = audit_append(j->audit, t, &fev)) != 0 ||
+        (r = store_put(t, STORE_DB_META, "fpk.v1", 6, j->fpk_meta, sizeof(j->fpk_meta),
+                       STORE_PUT_NEW)) != 0 ||
+        (r = store_put(t, STORE_DB_META, META_FPK_CURRENT, sizeof(META_FPK_CURRENT) - 1, cur,
+                       sizeof(cur), STORE_PUT_NEW)) != 0 ||
         (r = store_put(t, STORE_DB_META, "dek.v1", 6, j->dek_meta, sizeof(j->dek_meta),
                        STORE_PUT_NEW)) != 0 ||
         (r = store_put(t, STORE_DB_META, META_DEK_CURRENT, sizeof(META_DEK_CURRENT) - 1, cur,
@@ -134,9 +148,13 @@ bootstrap(hsm_session *hs, struct vault_keys *k, struct vault_store *s,
     int e;
 
     be32_put(j.dek_meta, k->kek_version);
+    be32_put(j.fpk_meta, k->kek_version);
     if ((e = hsm_dek_generate(hs, k->kek, j.dek_meta + 4, j.dek_meta + 4 + HSM_WRAPPED_DEK_LEN)) != 0 ||
+        (e = hsm_wrapped_generate(hs, k->kek, HSM_KIND_HMAC, j.fpk_meta + 4,
+                                  j.fpk_meta + 4 + HSM_WRAPPED_KEY_LEN)) != 0 ||
         (e = hsm_random(hs, rnd, sizeof(rnd))) != 0) {
-        snprintf(err, err_len, "DEK generation: %s (%s)", hsm_strerror(e), hsm_last_detail());
+        snprintf(err, err_len, "DEK and FPK generation: %s (%s)", hsm_strerror(e),
+                 hsm_last_detail());
         return vault_hsm_status(e);
     }
     for (size_t i = 0; i < sizeof(rnd); i++)
@@ -146,6 +164,7 @@ bootstrap(hsm_session *hs, struct vault_keys *k, struct vault_store *s,
         return e;
     }
     vlog_msg(VAULT_LOG_INFO, "dek_generate", "label", "vault-dek-v1");
+    vlog_msg(VAULT_LOG_INFO, "fpk_generate", "label", KEYS_FPK_WRAPPED_BASE "-v1");
     return 0;
 }
 
@@ -254,36 +273,71 @@ meta_u32(struct vault_store *s, const char *name, uint32_t dflt, uint32_t *out, 
     return r;
 }
 
-int
-keys_fpk_label(char *out, size_t cap, uint32_t version)
+/* Whether FPK |version| is kept wrapped ("fpk.v<N>" in meta), read in |t|. */
+static bool
+fpk_wrapped_in(struct store_txn *t, uint32_t version)
 {
+    char name[META_NAME_MAX];
+    MDB_val v;
+
+    snprintf(name, sizeof(name), "fpk.v%u", version);
+    return store_get(t, STORE_DB_META, name, strlen(name), &v) == 0;
+}
+
+int
+keys_fpk_label(char *out, size_t cap, uint32_t version, bool wrapped)
+{
+    if (wrapped)
+        return hsm_key_versioned_label(out, cap, KEYS_FPK_WRAPPED_BASE, version) == 0 ? 0 : -1;
     if (version == 1)
         return snprintf(out, cap, "%s", KEYS_FPK_LABEL) < (int)cap ? 0 : -1;
     return hsm_key_versioned_label(out, cap, KEYS_FPK_LABEL, version) == 0 ? 0 : -1;
+}
+
+/* FPK |version|: unwrapped from meta when the store keeps it wrapped, else
+ * the token key of a store from before. */
+static int
+load_fpk_version(hsm_session *hs, struct vault_store *s, uint32_t version, uint32_t current,
+                 hsm_key **out, char *err, size_t err_len)
+{
+    char label[HSM_LABEL_MAX + 1];
+    struct store_txn t;
+    bool wrapped;
+    int r, e = HSM_ERR_INVALID_ARG;
+
+    if ((r = store_read_begin(s, &t)) != 0)
+        return r;
+    wrapped = fpk_wrapped_in(&t, version);
+    store_read_end(&t);
+    if (wrapped)
+        return load_wrapped(hs, &fam_fpk, s, version, current, out, err, err_len);
+    label[0] = '\0';
+    if (keys_fpk_label(label, sizeof(label), version, false) != 0 ||
+        (e = hsm_key_find(hs, label, out)) != 0) {
+        snprintf(err, err_len, "fingerprint key %u %s: %s (%s)", version, label, hsm_strerror(e),
+                 hsm_last_detail());
+        return e == HSM_ERR_KEY_NOT_FOUND ? -API_STATUS_INTERNAL : vault_hsm_status(e);
+    }
+    return 0;
 }
 
 /* The current FPK, and the previous one while the index is rebuilt. */
 static int
 load_fpk(hsm_session *hs, struct vault_keys *k, struct vault_store *s, char *err, size_t err_len)
 {
-    char label[HSM_LABEL_MAX + 1];
     uint32_t cur = 1, prev = 0;
     hsm_key *key = NULL, *old = NULL;
     bool present = false, rebuilding = false;
-    int r, e = 0;
+    int r;
 
     if ((r = meta_u32(s, META_FPK_CURRENT, 1, &cur, &present)) != 0 ||
         (r = meta_u32(s, META_FPK_REBUILD, 0, &prev, &rebuilding)) != 0) {
         snprintf(err, err_len, "store meta fpk: %s", api_status_name((unsigned)-r));
         return r;
     }
-    if (keys_fpk_label(label, sizeof(label), cur) != 0 || (e = hsm_key_find(hs, label, &key)) != 0 ||
-        (rebuilding && (keys_fpk_label(label, sizeof(label), prev) != 0 ||
-                        (e = hsm_key_find(hs, label, &old)) != 0))) {
-        snprintf(err, err_len, "fingerprint key %s: %s (%s)", label, hsm_strerror(e),
-                 hsm_last_detail());
-        return e != 0 ? vault_hsm_status(e) : -API_STATUS_INTERNAL;
-    }
+    if ((r = load_fpk_version(hs, s, cur, cur, &key, err, err_len)) != 0 ||
+        (rebuilding && (r = load_fpk_version(hs, s, prev, cur, &old, err, err_len)) != 0))
+        return r;
     __atomic_store_n(&k->fpk_prev, rebuilding ? old : NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&k->fpk_version, cur, __ATOMIC_RELEASE);
     __atomic_store_n(&k->fpk, key, __ATOMIC_RELEASE);
@@ -316,7 +370,7 @@ keys_fpk_rebuilt(const struct vault_audit *a, struct store_txn *t, uint32_t vers
                              .status = API_STATUS_OK};
     int r;
 
-    if (keys_fpk_label(label, sizeof(label), version) != 0)
+    if (keys_fpk_label(label, sizeof(label), version, fpk_wrapped_in(t, version)) != 0)
         return -API_STATUS_INTERNAL;
     ev.detail = label;
     r = store_del(t, STORE_DB_META, META_FPK_REBUILD, sizeof(META_FPK_REBUILD) - 1, NULL, 0);
@@ -395,8 +449,6 @@ keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_au
     }
     out->kek_version = kek_version;
     a->sign_key = out->aud;
-    if ((r = load_fpk(hs, out, s, err, err_len)) != 0)
-        goto out;
     r = read_meta(s, out);
     if (r == -API_STATUS_NOT_FOUND) {
         if ((r = bootstrap(hs, out, s, a, err, err_len)) != 0 || (r = read_meta(s, out)) != 0)
@@ -405,6 +457,8 @@ keys_load(struct vault_keys *out, hsm *h, struct vault_store *s, struct vault_au
         snprintf(err, err_len, "store meta: %s", api_status_name((unsigned)-r));
         goto out;
     }
+    if ((r = load_fpk(hs, out, s, err, err_len)) != 0)
+        goto out;
     if (out->dek_current < 1 || out->dek_current > KEYS_DEK_MAX) {
         snprintf(err, err_len, "store meta: DEK version %u out of range", out->dek_current);
         r = -API_STATUS_INTERNAL;
@@ -650,13 +704,14 @@ struct fpk_job {
     const struct vault_audit *audit;
     const char *who;
     uint32_t from;
+    uint8_t meta[KEYS_WRAPPED_META_LEN]; /* the new version, wrapped */
 };
 
 static int
 fpk_apply(struct store_write *w, struct store_txn *t)
 {
     struct fpk_job *j = (struct fpk_job *)w;
-    char label[HSM_LABEL_MAX + 1];
+    char label[HSM_LABEL_MAX + 1], name[META_NAME_MAX];
     struct audit_event ev = {.event = "fpk_rotate", .client = j->who, .status = API_STATUS_OK};
     uint8_t cur[4], from[4];
     MDB_val v;
@@ -672,12 +727,15 @@ fpk_apply(struct store_write *w, struct store_txn *t)
         return -API_STATUS_CONFLICT;
     if (r != 0 && (r != -API_STATUS_NOT_FOUND || j->from != 1))
         return r != 0 && r != -API_STATUS_NOT_FOUND ? r : -API_STATUS_CONFLICT;
-    if (keys_fpk_label(label, sizeof(label), j->from + 1) != 0)
+    if (keys_fpk_label(label, sizeof(label), j->from + 1, true) != 0)
         return -API_STATUS_INTERNAL;
     ev.detail = label;
     be32_put(cur, j->from + 1);
     be32_put(from, j->from);
+    snprintf(name, sizeof(name), "fpk.v%u", j->from + 1);
     if ((r = audit_append(j->audit, t, &ev)) != 0 ||
+        (r = store_put(t, STORE_DB_META, name, strlen(name), j->meta, sizeof(j->meta),
+                       STORE_PUT_NEW)) != 0 ||
         (r = store_put(t, STORE_DB_META, META_FPK_CURRENT, sizeof(META_FPK_CURRENT) - 1, cur,
                        sizeof(cur), 0)) != 0 ||
         (r = store_put(t, STORE_DB_META, META_FPK_REBUILD, sizeof(META_FPK_REBUILD) - 1, from,
@@ -696,12 +754,12 @@ keys_fpk_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, cons
                 uint32_t *out_version, char *err, size_t err_len)
 {
     struct fpk_job j = {.w = {.apply = fpk_apply, .done = fpk_done}, .audit = a, .who = who};
-    char label[HSM_LABEL_MAX + 1];
     hsm_session *hs = NULL;
-    hsm_key *key = NULL;
+    hsm_key *kek = NULL;
+    unsigned kek_version = 0;
     uint32_t cur = 1, prev = 0;
     bool present = false, rebuilding = false;
-    int r, e = HSM_ERR_INVALID_ARG;
+    int r, e;
 
     if ((r = meta_u32(s, META_FPK_CURRENT, 1, &cur, &present)) != 0 ||
         (r = meta_u32(s, META_FPK_REBUILD, 0, &prev, &rebuilding)) != 0) {
@@ -713,17 +771,28 @@ keys_fpk_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, cons
                  "event=fpk_rebuilt", cur);
         return -API_STATUS_CONFLICT;
     }
+    if (cur >= fam_fpk.max) {
+        snprintf(err, err_len, "FPK version %u is the last this store can hold", cur);
+        return -API_STATUS_LIMIT_EXCEEDED;
+    }
     j.from = cur;
-    if (keys_fpk_label(label, sizeof(label), cur + 1) != 0 ||
-        (e = hsm_session_acquire(h, &hs)) != 0 ||
-        (e = hsm_key_generate(hs, HSM_KIND_HMAC, label, &key)) != 0) {
+    /* Wrapped under the newest KEK and used as a session object, as the
+     * DEKs are: a token key would be read from its file by SoftHSM before
+     * every fingerprint (BENCHMARKS.md). */
+    if ((e = hsm_session_acquire(h, &hs)) != 0 ||
+        (e = hsm_key_find_latest(hs, KEYS_KEK_BASE, &kek, &kek_version)) != 0 ||
+        (e = hsm_wrapped_generate(hs, kek, HSM_KIND_HMAC, j.meta + 4,
+                                  j.meta + 4 + HSM_WRAPPED_KEY_LEN)) != 0) {
         snprintf(err, err_len, "new fingerprint key: %s (%s)", hsm_strerror(e), hsm_last_detail());
         hsm_session_release(hs);
         return vault_hsm_status(e);
     }
     hsm_session_release(hs);
-    if ((r = store_write_wait(s, &j.w)) != 0) {
-        snprintf(err, err_len, "making %s current: %s", label, api_status_name((unsigned)-r));
+    be32_put(j.meta, kek_version);
+    r = store_write_wait(s, &j.w);
+    OPENSSL_cleanse(j.meta, sizeof(j.meta));
+    if (r != 0) {
+        snprintf(err, err_len, "making FPK %u current: %s", cur + 1, api_status_name((unsigned)-r));
         return r;
     }
     *out_version = cur + 1;

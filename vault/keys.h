@@ -1,33 +1,41 @@
 /*
  * keys.h - the vault's keys as the service uses them: found in the HSM by
- * label at start (the KEK, the fingerprint key, the session MAC key, the
- * audit key), and two kinds that live wrapped under the KEK in the store's
- * meta database and are unwrapped into non-extractable session objects: the
- * DEKs and the session tag keys (STK).
+ * label at start (the KEK, the session MAC key, the audit key), and three
+ * kinds that live wrapped under the KEK in the store's meta database and are
+ * unwrapped into non-extractable session objects: the DEKs, the fingerprint
+ * keys (FPK) and the session tag keys (STK).
+ *
+ * The FPK and STK are kept like the DEKs rather than as token keys because
+ * SoftHSM 2.6 re-reads a token object's file before every operation that
+ * uses it, which cost a fifth of the daemon's CPU on the sale-session path
+ * and more on CARD_STORE's (BENCHMARKS.md); a session object is used from
+ * memory, and the secret stays in the HSM either way.
  *
  * The STK signs sale sessions and tags QR payment requests (HMAC-SHA256).
- * It is kept like a DEK rather than as a token key because SoftHSM 2.6
- * re-reads a token object's file before every operation that uses it, which
- * cost a fifth of the daemon's CPU on the sale-session path (BENCHMARKS.md);
- * a session object is used from memory. Sessions and QR requests live
- * minutes to days, and each record names the STK version that made it, so a
- * rotation needs no rebuild: older versions stay loaded to check what they
- * signed. The token key vault-session-mac keeps the one use whose results
- * live for ever and cannot be remade: the e-mail fingerprints of card
- * mappings (and it checks sessions and QR requests stored before STKs).
+ * Sessions and QR requests live minutes to days, and each record names the
+ * STK version that made it, so a rotation needs no rebuild: older versions
+ * stay loaded to check what they signed. The FPK keys the PAN fingerprints
+ * of the dedup index; a rotation rebuilds the index under the new one (a
+ * store indexed by an earlier build under the token key vault-fingerprint
+ * keeps it until then). The token key vault-session-mac keeps the one use
+ * whose results live for ever and cannot be remade: the e-mail fingerprints
+ * of card mappings (and it checks sessions and QR requests stored before
+ * STKs).
  *
- * The first start on an empty store generates DEK version 1 in the HSM,
- * stores it wrapped (with the KEK version and the KCV the token computed) and
- * audits it, all in one transaction; the first start without an STK (a new
- * store, or one from before STKs) does the same for STK version 1. The KEK
- * and the other long-term keys come from the key ceremony
- * (tokenvault-ceremony init); without them the service refuses to start.
+ * The first start on an empty store generates DEK version 1 and FPK version
+ * 1 in the HSM, stores them wrapped (with the KEK version and the KCV the
+ * token computed) and audits them, all in one transaction; the first start
+ * without an STK (a new store, or one from before STKs) does the same for
+ * STK version 1. The KEK and the other long-term keys come from the key
+ * ceremony (tokenvault-ceremony init); without them the service refuses to
+ * start.
  *
  * Read-only after keys_load; thread-safe to read.
  */
 #ifndef TOKENVAULT_VAULT_KEYS_H
 #define TOKENVAULT_VAULT_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +46,9 @@
 #define KEYS_KEK_BASE "vault-kek"
 #define KEYS_DEK_BASE "vault-dek"
 #define KEYS_FPK_LABEL "vault-fingerprint"
+/* Fingerprint keys kept wrapped under the KEK (every FPK a store makes since
+ * they exist): session objects "vault-fpk-v<N>". */
+#define KEYS_FPK_WRAPPED_BASE "vault-fpk"
 #define KEYS_AUDIT_LABEL "vault-audit-sign"
 /* HMAC-SHA256 token key: mapping e-mail fingerprints; sale sessions and QR
  * requests stored before STKs (their key version 0). */
@@ -84,20 +95,28 @@ uint32_t keys_dek_current(const struct vault_keys *k);
 /* The newest KEK version (moves forward with keys_refresh). Any thread. */
 uint32_t keys_kek_current(const struct vault_keys *k);
 
-/* The fingerprint key (FPK) versions: v1 is labelled "vault-fingerprint"
- * (as init made it), later ones "vault-fingerprint-v<N>". The store's meta
- * names the current version ("fpk.current", absent: 1) and, while the
- * fingerprint index is rebuilt under it, the version before ("fpk.rebuild").
- * keys_fpk returns the current key and its version, and the previous key
- * (or NULL) while a rebuild runs; any thread. */
+/* The fingerprint key (FPK) versions. A store keeps each version it made
+ * wrapped under the KEK in meta ("fpk.v<N>": KEK version | wrapped key |
+ * KCV), unwrapped at start into a session object "vault-fpk-v<N>", as the
+ * DEKs are: a new store makes version 1 so at its first start, and every
+ * rotation makes the next so. A store from before keeps using the token key
+ * the init ceremony made, "vault-fingerprint" (v1; token rotations then
+ * made "vault-fingerprint-v<N>"), until its next rotation moves the index
+ * to a wrapped key. The store's meta names the current version
+ * ("fpk.current", absent: 1) and, while the fingerprint index is rebuilt
+ * under it, the version before ("fpk.rebuild"). keys_fpk returns the
+ * current key and its version, and the previous key (or NULL) while a
+ * rebuild runs; any thread. */
 hsm_key *keys_fpk(const struct vault_keys *k, uint32_t *out_version, hsm_key **out_prev);
 
-/* keys_fpk_label writes the label of FPK |version|. */
-int keys_fpk_label(char *out, size_t cap, uint32_t version);
+/* keys_fpk_label writes the label of FPK |version|: the session object's
+ * when the store keeps it |wrapped|, else the token key's. */
+int keys_fpk_label(char *out, size_t cap, uint32_t version, bool wrapped);
 
-/* keys_fpk_rotate generates FPK version current+1 in the HSM and makes it
- * current in |s|'s meta with the rebuild marker and an audit entry, in one
- * transaction. CONFLICT while a rebuild is still running. */
+/* keys_fpk_rotate generates FPK version current+1 in the HSM, wrapped under
+ * the newest KEK, and makes it current in |s|'s meta with the rebuild
+ * marker and an audit entry, in one transaction. CONFLICT while a rebuild
+ * is still running. */
 int keys_fpk_rotate(hsm *h, struct vault_store *s, const struct vault_audit *a, const char *who,
                     uint32_t *out_version, char *err, size_t err_len);
 

@@ -12,7 +12,10 @@
  * And the session tag keys (STK): sale sessions and QR requests signed
  * before a rotation pass after it, each under its own version; a store
  * from before STKs gets STK 1 at its first start and its old sessions and
- * QR requests, signed with vault-session-mac, still pass.
+ * QR requests, signed with vault-session-mac, still pass. And the
+ * fingerprint keys, kept wrapped: a KEK rotation moves the index to a new
+ * one; a store from before, indexed under the token key vault-fingerprint,
+ * moves to a wrapped key with one rotation.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,11 +165,17 @@ reveal_all_then_stop(void)
 }
 
 static int
-rotate_kind(const char *kind)
+rotate_on(const struct tv_daemon *dd, const char *kind)
 {
     return tv_run("cd %s && %s --module %s --token %s --pin-file %s --kind %s --store %s "
-                  "--officer alice rotate > %s 2>&1", d.token.dir, TV_CEREMONY, TV_SOFTHSM_MODULE,
-                  TV_TEST_LABEL, d.token.pin_file, kind, d.store, out_file);
+                  "--officer alice rotate > %s 2>&1", dd->token.dir, TV_CEREMONY,
+                  TV_SOFTHSM_MODULE, TV_TEST_LABEL, dd->token.pin_file, kind, dd->store, out_file);
+}
+
+static int
+rotate_kind(const char *kind)
+{
+    return rotate_on(&d, kind);
 }
 
 static int
@@ -175,15 +184,15 @@ rotate(void)
     return rotate_kind("dek");
 }
 
-/* How many times the daemon's log (all its runs) holds |event|. */
+/* How many times |dd|'s log (all its runs) holds |event|. */
 static int
-log_count(const char *event)
+log_count_of(const struct tv_daemon *dd, const char *event)
 {
     char cmd[600], line[32] = "", *end = NULL;
     FILE *p;
     long n;
 
-    snprintf(cmd, sizeof(cmd), "grep -c 'event=%s' %s", event, d.log);
+    snprintf(cmd, sizeof(cmd), "grep -c 'event=%s' %s", event, dd->log);
     if ((p = popen(cmd, "r")) == NULL)
         return -1;
     if (fgets(line, sizeof(line), p) == NULL)
@@ -199,16 +208,55 @@ log_count(const char *event)
     return (int)n;
 }
 
-/* Waits (up to 60 s) until the log holds |event| more than |before| times. */
 static int
-wait_log_after(const char *event, int before)
+log_count(const char *event)
+{
+    return log_count_of(&d, event);
+}
+
+/* Waits (up to 60 s) until |dd|'s log holds |event| more than |before| times. */
+static int
+wait_log_after_of(const struct tv_daemon *dd, const char *event, int before)
 {
     for (int i = 0; i < 6000; i++) {
-        if (log_count(event) > before)
+        if (log_count_of(dd, event) > before)
             return 0;
         usleep(10000);
     }
     return -1;
+}
+
+static int
+wait_log_after(const char *event, int before)
+{
+    return wait_log_after_of(&d, event, before);
+}
+
+/* From |dd|'s KEY_STATUS: the version of the current key whose label starts
+ * with |prefix|, and whether a key labelled |other| is listed in |state|. */
+static uint32_t
+key_current_of(const struct tv_daemon *dd, const char *prefix, const char *other, uint8_t state,
+               bool *out_listed)
+{
+    struct api_client_config cfg = {.unix_path = dd->officer, .request_timeout_ms = 10000};
+    struct api_client *c = NULL;
+    struct api_empty e = {0};
+    struct api_key_status_resp ks;
+    uint32_t cur = 0;
+
+    *out_listed = false;
+    assert_int_equal(api_client_new(&c, &cfg), 0);
+    assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
+    for (size_t i = 0; i < ks.num_keys; i++) {
+        if (strncmp(ks.keys[i].label, prefix, strlen(prefix)) == 0 &&
+            ks.keys[i].state == API_KEY_STATE_CURRENT)
+            cur = ks.keys[i].version;
+        if (strcmp(ks.keys[i].label, other) == 0 && ks.keys[i].state == state)
+            *out_listed = true;
+    }
+    api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
+    api_client_free(c);
+    return cur;
 }
 
 static void
@@ -510,7 +558,7 @@ test_kek_rotation(void **state)
     struct api_empty e = {0};
     struct api_key_status_resp ks;
     struct versions v;
-    int kek1 = 0, kek2 = 0, loaded;
+    int kek1 = 0, kek2 = 0, loaded, rebuilt;
 
     (void)state;
     assert_int_equal(tv_daemon_start(&d), 0);
@@ -519,12 +567,17 @@ test_kek_rotation(void **state)
     assert_true(tv_file_has(out_file, "vault-kek-v2 generated in the HSM"));
     assert_true(tv_file_has(out_file, "vault-stk-v2 generated in the HSM"));
     assert_true(tv_file_has(out_file, "vault-dek-v5 generated in the HSM"));
+    /* The fingerprint key moves too (the store made v1 wrapped under the
+     * old KEK): the index is rebuilt in the pass that moves the records. */
+    assert_true(tv_file_has(out_file, "vault-fpk-v2 generated in the HSM"));
+    rebuilt = log_count("fpk_rebuilt");
     assert_int_equal(rotate_kind("pan"), 2); /* no such key: refused, nothing made */
     assert_int_equal(kill(d.pid, SIGHUP), 0);
     assert_int_equal(wait_log_after("dek_loaded", loaded), 0);
     for (int i = 0; i < 6000 && log_count("reencrypt_complete dek_version=5") < 1; i++)
         usleep(10000);
     assert_int_equal(log_count("reencrypt_complete dek_version=5"), 1);
+    assert_int_equal(wait_log_after("fpk_rebuilt", rebuilt), 0);
     assert_int_equal(api_client_new(&c, &cfg), 0);
     assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
     for (size_t i = 0; i < ks.num_keys; i++) {
@@ -581,26 +634,31 @@ count_visit_any(void *ctx, const MDB_val *key, const MDB_val *val)
 static void
 test_fpk_rotation(void **state)
 {
-    struct api_client_config cfg = {.unix_path = d.officer, .request_timeout_ms = 10000};
-    struct api_client *gw = NULL, *c = NULL;
+    struct api_client *gw = NULL;
     struct api_card_ref ref = {0};
-    struct api_empty e = {0}, none;
-    struct api_key_status_resp ks;
+    struct api_empty none;
     struct api_error_resp err;
     struct vault_store *st = NULL;
     struct store_txn t = {0};
     unsigned cards = 0, index = 0;
-    int v1 = 0, v2 = 0, loaded, rebuilt;
-    char msg[256];
+    int loaded, rebuilt;
+    char msg[256], want[64];
+    uint32_t v0;
+    bool listed = false;
 
     (void)state;
     assert_int_equal(tv_daemon_start(&d), 0);
     assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
     assert_dedup(gw, 0);
+    /* The store's FPKs are wrapped ones (v1 made at its first start, v2 by
+     * the KEK rotation). */
+    v0 = key_current_of(&d, "vault-fpk-v", "", 0, &listed);
+    assert_true(v0 >= 1);
     loaded = log_count("fpk_loaded");
     rebuilt = log_count("fpk_rebuilt");
     assert_int_equal(rotate_kind("fpk"), 0);
-    assert_true(tv_file_has(out_file, "vault-fingerprint-v2 generated in the HSM"));
+    snprintf(want, sizeof(want), "vault-fpk-v%u generated in the HSM", v0 + 1);
+    assert_true(tv_file_has(out_file, want));
     /* Before the service loads it: duplicates still found; and a second
      * rotation is refused until the index is rebuilt. */
     assert_dedup(gw, 1);
@@ -629,17 +687,12 @@ test_fpk_rotation(void **state)
         snprintf(tokens[5], sizeof(tokens[5]), "%s", sr.token);
     }
     api_client_free(gw);
-    assert_int_equal(api_client_new(&c, &cfg), 0);
-    assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
-    for (size_t i = 0; i < ks.num_keys; i++) {
-        if (strcmp(ks.keys[i].label, "vault-fingerprint") == 0)
-            v1 = ks.keys[i].state == API_KEY_STATE_RETIRED && ks.keys[i].version == 1;
-        if (strcmp(ks.keys[i].label, "vault-fingerprint-v2") == 0)
-            v2 = ks.keys[i].state == API_KEY_STATE_CURRENT && ks.keys[i].version == 2;
-    }
-    api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
-    api_client_free(c);
-    assert_true(v1 && v2);
+    /* The new one is current; the old wrapped one, no longer needed once
+     * the index is rebuilt, is no longer loaded or listed. */
+    snprintf(want, sizeof(want), "vault-fpk-v%u", v0);
+    assert_int_equal(key_current_of(&d, "vault-fpk-v", want, API_KEY_STATE_RETIRED, &listed),
+                     v0 + 1);
+    assert_false(listed);
     reveal_all_then_stop();
     /* One index entry per record, no more. */
     assert_int_equal(store_open_readonly(&st, d.store, msg, sizeof(msg)), 0);
@@ -698,32 +751,14 @@ qr_redeem(struct api_client *gw, const char *token)
     return tv_qr_redeem(gw, "m-1", token, "wallet-1");
 }
 
-/* The current STK version and whether |retired| is listed retired, from
- * KEY_STATUS. */
+/* The current STK version and whether |retired| is listed retired. */
 static uint32_t
 stk_status(uint32_t retired, bool *out_retired_listed)
 {
-    struct api_client_config cfg = {.unix_path = d.officer, .request_timeout_ms = 10000};
-    struct api_client *c = NULL;
-    struct api_empty e = {0};
-    struct api_key_status_resp ks;
     char label[HSM_LABEL_MAX + 1];
-    uint32_t cur = 0;
 
-    *out_retired_listed = false;
-    assert_int_equal(api_client_new(&c, &cfg), 0);
-    assert_int_equal(api_call_key_status(c, &e, &ks, NULL), 0);
     assert_int_equal(hsm_key_versioned_label(label, sizeof(label), KEYS_STK_BASE, retired), 0);
-    for (size_t i = 0; i < ks.num_keys; i++) {
-        if (strncmp(ks.keys[i].label, "vault-stk-v", 11) == 0 &&
-            ks.keys[i].state == API_KEY_STATE_CURRENT)
-            cur = ks.keys[i].version;
-        if (strcmp(ks.keys[i].label, label) == 0 && ks.keys[i].state == API_KEY_STATE_RETIRED)
-            *out_retired_listed = true;
-    }
-    api_msg_cleanup(api_schema_response(API_OP_KEY_STATUS), &ks);
-    api_client_free(c);
-    return cur;
+    return key_current_of(&d, "vault-stk-v", label, API_KEY_STATE_RETIRED, out_retired_listed);
 }
 
 /* Sessions in the stopped daemon's store signed by STK version |v|. */
@@ -963,6 +998,121 @@ test_store_from_before_stks(void **state)
     assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
 }
 
+/* ---- a store from before wrapped fingerprint keys ------------------------------ */
+
+static struct tv_daemon d2; /* a second appliance: its store starts from scratch */
+
+/* What such a store has: no "fpk.v1" and no "fpk.current", so FPK 1 is the
+ * token key vault-fingerprint the init ceremony made. */
+static int
+forget_fpk_apply(struct store_write *w, struct store_txn *t)
+{
+    int r;
+
+    (void)w;
+    if ((r = store_del(t, STORE_DB_META, "fpk.v1", 6, NULL, 0)) != 0)
+        return r;
+    return store_del(t, STORE_DB_META, "fpk.current", 11, NULL, 0);
+}
+
+static void
+forget_fpk_done(struct store_write *w, int result)
+{
+    (void)w;
+    (void)result;
+}
+
+/* STORE of test card |i| on |gw| (it must pass): its token, and *dedup. */
+static void
+store_nth(struct api_client *gw, unsigned i, char token[API_ID_MAX + 1], uint8_t *dedup)
+{
+    struct api_card_store_req q;
+    struct api_card_store_resp sr;
+    struct api_error_resp err;
+    char pan[17], customer[32];
+
+    tv_test_pan(500000 + i, pan);
+    snprintf(customer, sizeof(customer), "c-old-%u", i);
+    tv_card_store_req(&q, "m-1", customer, pan);
+    assert_int_equal(api_call_card_store(gw, &q, &sr, &err), 0);
+    api_msg_cleanup(api_schema_request(API_OP_CARD_STORE), &q);
+    snprintf(token, API_ID_MAX + 1, "%s", sr.token);
+    *dedup = sr.dedup;
+}
+
+/* An appliance upgraded from a build that kept the fingerprint key in the
+ * token: its cards are indexed under vault-fingerprint, which keeps working;
+ * one rotate --kind fpk moves the index to a wrapped key, with duplicates
+ * found throughout, and the old token key retired. */
+static void
+test_fpk_from_token_key(void **state)
+{
+    struct store_write w = {.apply = forget_fpk_apply, .done = forget_fpk_done};
+    char old_tokens[40][API_ID_MAX + 1], token[API_ID_MAX + 1], err[256];
+    struct vault_store *st = NULL;
+    struct store_txn t = {0};
+    struct api_client *gw = NULL;
+    unsigned cards = 0, index = 0;
+    uint8_t dedup = 0;
+    bool listed = false;
+    int rebuilt;
+
+    (void)state;
+    assert_int_equal(tv_daemon_setup(&d2, NULL), 0);
+    assert_int_equal(tv_daemon_start(&d2), 0);
+    assert_int_equal(tv_daemon_stop(&d2, SIGTERM), 0);
+    assert_int_equal(store_open(&st, d2.store, 64u << 20, err, sizeof(err)), 0);
+    assert_int_equal(store_writer_start(st, NULL, 4), 0);
+    assert_int_equal(store_write_wait(st, &w), 0);
+    store_writer_stop(st);
+    store_close(st);
+
+    assert_int_equal(tv_daemon_start(&d2), 0);
+    assert_int_equal(key_current_of(&d2, "vault-fingerprint", "", 0, &listed), 1);
+    assert_int_equal(tv_daemon_client(&d2, "client", &gw), 0);
+    for (unsigned i = 0; i < 40; i++) {
+        store_nth(gw, i, old_tokens[i], &dedup);
+        assert_int_equal(dedup, API_DEDUP_NEW);
+    }
+    store_nth(gw, 0, token, &dedup);
+    assert_int_equal(dedup, API_DEDUP_EXISTING);
+
+    rebuilt = log_count_of(&d2, "fpk_rebuilt");
+    assert_int_equal(rotate_on(&d2, "fpk"), 0);
+    assert_true(tv_file_has(out_file, "vault-fpk-v2 generated in the HSM"));
+    assert_int_equal(kill(d2.pid, SIGHUP), 0);
+    assert_int_equal(wait_log_after_of(&d2, "fpk_rebuilt", rebuilt), 0);
+    for (unsigned i = 0; i < 40; i++) {
+        store_nth(gw, i, token, &dedup);
+        assert_int_equal(dedup, API_DEDUP_EXISTING);
+        assert_string_equal(token, old_tokens[i]);
+    }
+    assert_int_equal(key_current_of(&d2, "vault-fpk-v", "vault-fingerprint", API_KEY_STATE_RETIRED,
+                                    &listed),
+                     2);
+    assert_true(listed);
+    api_client_free(gw);
+    assert_int_equal(tv_daemon_stop(&d2, SIGTERM), 0);
+    /* One index entry per card, each under the wrapped key. */
+    assert_int_equal(store_open_readonly(&st, d2.store, err, sizeof(err)), 0);
+    assert_int_equal(store_read_begin(st, &t), 0);
+    assert_int_equal(store_each(&t, STORE_DB_CARDS, NULL, 0, count_visit_any, &cards), 0);
+    assert_int_equal(store_each(&t, STORE_DB_FINGERPRINTS, NULL, 0, count_visit_any, &index), 0);
+    store_read_end(&t);
+    store_close(st);
+    assert_int_equal(cards, 40);
+    assert_int_equal(index, cards);
+    /* A restart finds it again. */
+    assert_int_equal(tv_daemon_start(&d2), 0);
+    assert_int_equal(tv_daemon_client(&d2, "client", &gw), 0);
+    store_nth(gw, 7, token, &dedup);
+    assert_int_equal(dedup, API_DEDUP_EXISTING);
+    api_client_free(gw);
+    assert_int_equal(tv_daemon_stop(&d2, SIGTERM), 0);
+    tv_daemon_teardown(&d2);
+    tv_daemon_use_token(&d);
+}
+
 /* Makes DEK |version|'s usage record say it was made at |created_ms|,
  * keeping its count: with the daemon stopped, in a write job of the store's
  * own writer. keys_dek_usage_add keeps a record's creation time and gives a
@@ -1106,6 +1256,7 @@ main(void)
         cmocka_unit_test(test_stk_rotation),
         cmocka_unit_test(test_store_from_before_stks),
         cmocka_unit_test(test_automatic_rotation_by_age),
+        cmocka_unit_test(test_fpk_from_token_key),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

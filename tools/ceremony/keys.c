@@ -21,7 +21,7 @@ static const struct {
     const char *role;
 } vault_keys[] = {
     { "vault-kek-v1", HSM_KIND_KEK, "KEK: wraps the DEKs" },
-    { "vault-fingerprint", HSM_KIND_HMAC, "FPK: keyed PAN fingerprints (dedup)" },
+    { "vault-fingerprint", HSM_KIND_HMAC, "FPK of stores indexed before wrapped FPKs" },
     { "vault-session-mac", HSM_KIND_HMAC, "SIG: mapping e-mail fingerprints" },
     { "vault-audit-sign", HSM_KIND_EC_SIGN, "AUD: signs audit-log checkpoints" },
 };

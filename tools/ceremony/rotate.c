@@ -1,9 +1,9 @@
 /*
  * rotate.c - the rotate ceremony: a new DEK version (--kind dek), a new
- * session tag key version (--kind stk), a new KEK version with a new DEK and
- * STK under it (--kind kek), or a new fingerprint key (--kind fpk), made in
- * the HSM and made current in the appliance's store, beside the running
- * service.
+ * session tag key version (--kind stk), a new KEK version with a new DEK,
+ * STK and fingerprint key under it (--kind kek), or a new fingerprint key
+ * (--kind fpk), made in the HSM and made current in the appliance's store,
+ * beside the running service.
  *
  * The new DEK is generated in the HSM, wrapped under the newest KEK and
  * written to the store's meta database with its audit entry, in one
@@ -59,8 +59,8 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
             rc = r == -API_STATUS_HSM_UNAVAILABLE ? EXIT_HSM : EXIT_FAIL;
             goto out;
         }
-        printf("vault-fingerprint-v%u generated in the HSM and made current in %s\n", version,
-               o->store);
+        printf("vault-fpk-v%u generated in the HSM, wrapped under the newest KEK, and made "
+               "current in %s\n", version, o->store);
         printf("now: systemctl reload tokenvaultd (SIGHUP); the service rebuilds the fingerprint "
                "index in the background (event=fpk_rebuilt when done) and finds duplicates under "
                "either key meanwhile\n");
@@ -109,6 +109,26 @@ cmd_rotate(hsm *h, hsm_session *s, const struct ceremony_opts *o)
     printf("vault-dek-v%u generated in the HSM, wrapped under the newest KEK, and made current in "
            "%s\n", version, o->store);
     printf("older DEK versions are retired: they open records and seal none\n");
+    /* A KEK rotation moves the fingerprint key too: the index is rebuilt
+     * under a new FPK wrapped under the new KEK, in the same background
+     * pass that moves the records to the new DEK. */
+    if (strcmp(o->kind, "kek") == 0) {
+        uint32_t fpk = 0;
+
+        r = keys_fpk_rotate(h, st, &audit, who[0] != '\0' ? who : "officer", &fpk, err,
+                            sizeof(err));
+        if (r == -API_STATUS_CONFLICT) {
+            printf("the fingerprint key stays under the older KEK for now: %s; then run rotate "
+                   "--kind fpk, before the older KEK is retired\n", err);
+        } else if (r != 0) {
+            ceremony_err("%s", err);
+            rc = r == -API_STATUS_HSM_UNAVAILABLE ? EXIT_HSM : EXIT_FAIL;
+            goto out;
+        } else {
+            printf("vault-fpk-v%u generated in the HSM, wrapped under the newest KEK, and made "
+                   "current in %s\n", fpk, o->store);
+        }
+    }
     printf("now: systemctl reload tokenvaultd (SIGHUP) to load it; the service then moves every "
            "record to it in the background (tokenvault_reencrypt_pending goes to 0)\n");
     rc = EXIT_OK;

@@ -119,12 +119,22 @@ ops_key_status(struct op_job *j)
     for (uint32_t v = dek; v >= 1; v--)
         add_key(&l, keys_dek(k, v), API_KEY_CLASS_AES, v, v == dek);
     {
+        /* The current FPK and, during a rebuild, the one before, as loaded
+         * (wrapped or token keys); older versions only if they are token
+         * keys (a wrapped one is unwrapped only while it is needed). */
         uint32_t fpk = 0;
+        hsm_key *prev = NULL, *cur = keys_fpk(k, &fpk, &prev);
 
-        (void)keys_fpk(k, &fpk, NULL);
-        for (uint32_t v = fpk; v >= 1; v--)
-            if (keys_fpk_label(label, sizeof(label), v) == 0 && hsm_key_find(l.s, label, &key) == 0)
-                add_key(&l, key, API_KEY_CLASS_HMAC, v, v == fpk);
+        for (uint32_t v = fpk; v >= 1; v--) {
+            if (v == fpk)
+                key = cur;
+            else if (v + 1 == fpk && prev != NULL)
+                key = prev;
+            else if (keys_fpk_label(label, sizeof(label), v, false) != 0 ||
+                     hsm_key_find(l.s, label, &key) != 0)
+                continue;
+            add_key(&l, key, API_KEY_CLASS_HMAC, v, v == fpk);
+        }
     }
     {
         uint32_t stk = keys_stk_current(k);
