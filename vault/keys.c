@@ -338,6 +338,14 @@ load_fpk(hsm_session *hs, struct vault_keys *k, struct vault_store *s, char *err
     if ((r = load_fpk_version(hs, s, cur, cur, &key, err, err_len)) != 0 ||
         (rebuilding && (r = load_fpk_version(hs, s, prev, cur, &old, err, err_len)) != 0))
         return r;
+    /* A retired version whose KEK is gone loads as NULL; the one before
+     * the current is not retired until the rebuild ends, and the rebuild
+     * runs only while it is loaded. */
+    if (rebuilding && old == NULL) {
+        snprintf(err, err_len, "fingerprint key %u is needed until the index rebuild ends, and "
+                 "its KEK is not in the token", prev);
+        return -API_STATUS_INTERNAL;
+    }
     __atomic_store_n(&k->fpk_prev, rebuilding ? old : NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&k->fpk_version, cur, __ATOMIC_RELEASE);
     __atomic_store_n(&k->fpk, key, __ATOMIC_RELEASE);
