@@ -628,6 +628,24 @@ count_visit_any(void *ctx, const MDB_val *key, const MDB_val *val)
     return 0;
 }
 
+/* The card records and fingerprint index entries in the stopped daemon's
+ * store at |dir|. */
+static void
+count_cards_and_index(const char *dir, unsigned *cards, unsigned *index)
+{
+    struct vault_store *st = NULL;
+    struct store_txn t = {0};
+    char msg[256];
+
+    *cards = *index = 0;
+    assert_int_equal(store_open_readonly(&st, dir, msg, sizeof(msg)), 0);
+    assert_int_equal(store_read_begin(st, &t), 0);
+    assert_int_equal(store_each(&t, STORE_DB_CARDS, NULL, 0, count_visit_any, cards), 0);
+    assert_int_equal(store_each(&t, STORE_DB_FINGERPRINTS, NULL, 0, count_visit_any, index), 0);
+    store_read_end(&t);
+    store_close(st);
+}
+
 /* Fingerprint-key rotation: the index is rebuilt under the new key in the
  * background; duplicates are found before, during and after; a deleted card
  * leaves no index entry; and a second rotation waits for the rebuild. */
@@ -638,11 +656,9 @@ test_fpk_rotation(void **state)
     struct api_card_ref ref = {0};
     struct api_empty none;
     struct api_error_resp err;
-    struct vault_store *st = NULL;
-    struct store_txn t = {0};
     unsigned cards = 0, index = 0;
     int loaded, rebuilt;
-    char msg[256], want[64];
+    char want[64];
     uint32_t v0;
     bool listed = false;
 
@@ -695,12 +711,7 @@ test_fpk_rotation(void **state)
     assert_false(listed);
     reveal_all_then_stop();
     /* One index entry per record, no more. */
-    assert_int_equal(store_open_readonly(&st, d.store, msg, sizeof(msg)), 0);
-    assert_int_equal(store_read_begin(st, &t), 0);
-    assert_int_equal(store_each(&t, STORE_DB_CARDS, NULL, 0, count_visit_any, &cards), 0);
-    assert_int_equal(store_each(&t, STORE_DB_FINGERPRINTS, NULL, 0, count_visit_any, &index), 0);
-    store_read_end(&t);
-    store_close(st);
+    count_cards_and_index(d.store, &cards, &index);
     assert_int_equal(index, cards);
     /* After a restart the new key is current and duplicates are found. */
     assert_int_equal(tv_daemon_start(&d), 0);
@@ -1050,7 +1061,6 @@ test_fpk_from_token_key(void **state)
     struct store_write w = {.apply = forget_fpk_apply, .done = forget_fpk_done};
     char old_tokens[40][API_ID_MAX + 1], token[API_ID_MAX + 1], err[256];
     struct vault_store *st = NULL;
-    struct store_txn t = {0};
     struct api_client *gw = NULL;
     unsigned cards = 0, index = 0;
     uint8_t dedup = 0;
@@ -1094,12 +1104,7 @@ test_fpk_from_token_key(void **state)
     api_client_free(gw);
     assert_int_equal(tv_daemon_stop(&d2, SIGTERM), 0);
     /* One index entry per card, each under the wrapped key. */
-    assert_int_equal(store_open_readonly(&st, d2.store, err, sizeof(err)), 0);
-    assert_int_equal(store_read_begin(st, &t), 0);
-    assert_int_equal(store_each(&t, STORE_DB_CARDS, NULL, 0, count_visit_any, &cards), 0);
-    assert_int_equal(store_each(&t, STORE_DB_FINGERPRINTS, NULL, 0, count_visit_any, &index), 0);
-    store_read_end(&t);
-    store_close(st);
+    count_cards_and_index(d2.store, &cards, &index);
     assert_int_equal(cards, 40);
     assert_int_equal(index, cards);
     /* A restart finds it again. */
