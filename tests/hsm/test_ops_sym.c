@@ -300,7 +300,7 @@ test_dek_wrap_unwrap(void **state)
 static void
 test_wrapped_hmac(void **state)
 {
-    hsm_key *kek = NULL, *a = NULL, *a2 = NULL, *b = NULL, *dek = NULL;
+    hsm_key *kek = NULL, *a = NULL, *a2 = NULL, *b = NULL, *none = NULL;
     uint8_t wa[HSM_WRAPPED_KEY_LEN], ka[HSM_KCV_LEN], wb[HSM_WRAPPED_KEY_LEN], kb[HSM_KCV_LEN];
     static const uint8_t msg[] = "tokenvault/session/v1|nonce|m-1|12345|EUR";
     uint8_t mac[HSM_HMAC_SHA256_LEN], mac2[HSM_HMAC_SHA256_LEN], macb[HSM_HMAC_SHA256_LEN];
@@ -349,12 +349,12 @@ test_wrapped_hmac(void **state)
     assert_hsm(hsm_gcm_encrypt(s, a, msg, 4, msg, 16, iv, ct, sizeof(ct), &ct_len),
                HSM_ERR_KEY_TYPE);
     assert_hsm(hsm_wrapped_generate(s, kek, HSM_KIND_KEK, wa, ka), HSM_ERR_INVALID_ARG);
-    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_EC_SIGN, "stk-x", wa, sizeof(wa), ka, &dek),
+    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_EC_SIGN, "stk-x", wa, sizeof(wa), ka, &none),
                HSM_ERR_INVALID_ARG);
     wa[7] ^= 1;
-    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_HMAC, "stk-x", wa, sizeof(wa), ka, &dek),
+    assert_hsm(hsm_wrapped_load(s, kek, HSM_KIND_HMAC, "stk-x", wa, sizeof(wa), ka, &none),
                HSM_ERR_VERIFY);
-    assert_null(dek);
+    assert_null(none);
 }
 
 int

@@ -15,7 +15,8 @@
  * QR requests, signed with vault-session-mac, still pass. And the
  * fingerprint keys, kept wrapped: a KEK rotation moves the index to a new
  * one; a store from before, indexed under the token key vault-fingerprint,
- * moves to a wrapped key with one rotation.
+ * moves to a wrapped key with one rotation. Retired DEK and STK versions
+ * whose KEK is gone are left unloaded; a current one stops the start.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1118,6 +1119,109 @@ test_fpk_from_token_key(void **state)
     tv_daemon_use_token(&d);
 }
 
+/* ---- a retired key whose KEK is gone ------------------------------------------- */
+
+/* Points the meta entries |names| at KEK version |kek| (the first four bytes
+ * of "dek.v<N>" and "stk.v<N>"), with the daemon stopped: as the store looks
+ * once the officers have destroyed the KEK an old version was wrapped under
+ * (no KEK of that version is in the token). */
+struct kek_job {
+    struct store_write w;
+    const char *names[2];
+    uint32_t kek;
+};
+
+static int
+kek_apply(struct store_write *w, struct store_txn *t)
+{
+    struct kek_job *j = (struct kek_job *)w;
+    uint8_t val[KEYS_WRAPPED_META_LEN];
+    MDB_val v;
+    int r;
+
+    for (size_t i = 0; i < 2 && j->names[i] != NULL; i++) {
+        if ((r = store_get(t, STORE_DB_META, j->names[i], strlen(j->names[i]), &v)) != 0)
+            return r;
+        if (v.mv_size != sizeof(val))
+            return -1;
+        memcpy(val, v.mv_data, sizeof(val));
+        val[0] = (uint8_t)(j->kek >> 24), val[1] = (uint8_t)(j->kek >> 16);
+        val[2] = (uint8_t)(j->kek >> 8), val[3] = (uint8_t)j->kek;
+        if ((r = store_put(t, STORE_DB_META, j->names[i], strlen(j->names[i]), val, sizeof(val),
+                           0)) != 0)
+            return r;
+    }
+    return 0;
+}
+
+static void
+kek_done(struct store_write *w, int result)
+{
+    (void)w;
+    (void)result;
+}
+
+static void
+meta_kek_set(const char *a, const char *b, uint32_t kek)
+{
+    struct kek_job j = {.w = {.apply = kek_apply, .done = kek_done}, .names = {a, b}, .kek = kek};
+    struct vault_store *st = NULL;
+    char err[256];
+
+    assert_int_equal(store_open(&st, d.store, 64u << 20, err, sizeof(err)), 0);
+    assert_int_equal(store_writer_start(st, NULL, 4), 0);
+    assert_int_equal(store_write_wait(st, &j.w), 0);
+    store_writer_stop(st);
+    store_close(st);
+}
+
+/* Retired versions whose KEK is gone: the service starts without them
+ * (event=key_unavailable), every card still reveals (all are on the current
+ * DEK), and a session or QR request signed by such an STK version is
+ * refused with INTERNAL, logged; a current version whose KEK is gone stops
+ * the start. */
+static void
+test_retired_key_without_its_kek(void **state)
+{
+    struct api_client *gw = NULL;
+    struct api_session_check_req old;
+    char stk_old[32], stk_cur[32], qr[API_QR_TOKEN_MAX + 1];
+    bool listed = false;
+    uint32_t stk;
+    int unavailable, refused;
+
+    (void)state;
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    stk = stk_status(1, &listed);
+    session_start(gw, &old);
+    qr_issue(gw, "order-gone-kek", qr);
+    api_client_free(gw);
+    assert_int_equal(tv_daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(rotate_kind("stk"), 0);
+    snprintf(stk_old, sizeof(stk_old), "stk.v%u", stk);
+    snprintf(stk_cur, sizeof(stk_cur), "stk.v%u", stk + 1);
+    meta_kek_set("dek.v1", stk_old, 99);
+
+    unavailable = log_count("key_unavailable");
+    refused = log_count("session_key_unavailable");
+    assert_int_equal(tv_daemon_start(&d), 0);
+    assert_int_equal(log_count("key_unavailable"), unavailable + 2);
+    assert_int_equal(tv_daemon_client(&d, "client", &gw), 0);
+    assert_int_equal(tv_session_check(gw, &old), -API_STATUS_INTERNAL);
+    assert_int_equal(log_count("session_key_unavailable"), refused + 1);
+    refused = log_count("qr_key_unavailable");
+    assert_int_equal(qr_redeem(gw, qr), -API_STATUS_INTERNAL);
+    assert_int_equal(log_count("qr_key_unavailable"), refused + 1);
+    api_client_free(gw);
+    reveal_all_then_stop();
+
+    /* The current version cannot be skipped. */
+    meta_kek_set(stk_cur, NULL, 99);
+    assert_int_not_equal(tv_daemon_start(&d), 0);
+    assert_true(tv_file_has(d.log, "session tag key"));
+}
+
 /* Makes DEK |version|'s usage record say it was made at |created_ms|,
  * keeping its count: with the daemon stopped, in a write job of the store's
  * own writer. keys_dek_usage_add keeps a record's creation time and gives a
@@ -1262,6 +1366,7 @@ main(void)
         cmocka_unit_test(test_store_from_before_stks),
         cmocka_unit_test(test_automatic_rotation_by_age),
         cmocka_unit_test(test_fpk_from_token_key),
+        cmocka_unit_test(test_retired_key_without_its_kek),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
